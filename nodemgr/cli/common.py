@@ -1,0 +1,57 @@
+"""What every command shares: the error boundary, argument-parser defaults, the store.
+
+``main_wrapper`` turns a ``NodemgrError`` into ``Error: <message>`` and exit code 1, so no
+command prints a traceback for bad input; it also keeps a closed pipe (``| head``) quiet.
+"""
+
+from __future__ import annotations
+
+import argparse
+import functools
+import os
+import sys
+from collections.abc import Callable
+
+from nodemgr.errors import NodemgrError, UsageError
+
+
+class Parser(argparse.ArgumentParser):
+    """argparse with xCAT-style usage errors (``Error: ...`` and exit 1, not 2)."""
+
+    def error(self, message: str):  # noqa: D401 - argparse API
+        raise UsageError(f"{message}\n{self.format_usage().rstrip()}")
+
+
+def parser(prog: str, description: str, epilog: str | None = None) -> Parser:
+    """A parser with ``--help`` rendering *description* and *epilog* as written."""
+    return Parser(prog=prog, description=description, epilog=epilog,
+                  formatter_class=argparse.RawDescriptionHelpFormatter)
+
+
+def main_wrapper(func: Callable[[list[str]], int]) -> Callable[[list[str] | None], int]:
+    """Decorate a command ``func(argv) -> exit code`` into a console-script entry point."""
+
+    @functools.wraps(func)
+    def wrapper(argv: list[str] | None = None) -> int:
+        args = sys.argv[1:] if argv is None else argv
+        try:
+            return func(args)
+        except NodemgrError as exc:
+            sys.stderr.write(f"Error: {exc}\n")
+            return 1
+        except KeyboardInterrupt:
+            sys.stderr.write("Error: interrupted\n")
+            return 130
+        except BrokenPipeError:
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(devnull, sys.stdout.fileno())
+            return 1
+
+    return wrapper
+
+
+def open_store():
+    """The configured store (``$NODEMGR_DB`` / ``etc/nodemgr.conf``)."""
+    from nodemgr.tables.store import open_default
+
+    return open_default()

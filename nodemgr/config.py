@@ -1,0 +1,77 @@
+"""Configuration: where the tables live and the few settings needed before they are open.
+
+Lookup order for the file: ``$NODEMGR_CONF``, ``/etc/nodemgr/nodemgr.conf``, then
+``etc/nodemgr.conf`` in the checkout. The database URL can be overridden by ``$NODEMGR_DB``.
+Every other setting also lives in the ``site`` table, which wins over the file.
+This module must stay import-cheap: standard library only.
+"""
+
+from __future__ import annotations
+
+import configparser
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+from nodemgr.errors import ConfigError
+
+CHECKOUT_CONF = Path(__file__).resolve().parent.parent / "etc" / "nodemgr.conf"
+SYSTEM_CONF = Path("/etc/nodemgr/nodemgr.conf")
+DEFAULT_DB_URL = "sqlite:////var/lib/nodemgr/nodemgr.sqlite"
+
+
+@dataclass(frozen=True)
+class Config:
+    """Settings read at start-up.
+
+    Attributes:
+        db_url: database URL, ``sqlite:///relative``, ``sqlite:////absolute`` or
+            ``postgresql://user[:password]@host[:port]/dbname``.
+        tftpdir: TFTP root (xCAT ``site.tftpdir``), default ``/tftpboot``.
+        installdir: install tree root (``site.installdir``), default ``/install``.
+        source: the file the settings came from, or ``None`` for built-in defaults.
+    """
+
+    db_url: str = DEFAULT_DB_URL
+    tftpdir: str = "/tftpboot"
+    installdir: str = "/install"
+    source: str | None = None
+
+
+def conf_path() -> Path | None:
+    """Return the configuration file in effect, or None when none exists."""
+    env = os.environ.get("NODEMGR_CONF")
+    if env:
+        return Path(env)
+    for candidate in (SYSTEM_CONF, CHECKOUT_CONF):
+        if candidate.is_file():
+            return candidate
+    return None
+
+
+def load() -> Config:
+    """Read the configuration file (if any) and apply ``$NODEMGR_DB``.
+
+    Returns:
+        A :class:`Config`.
+    Raises:
+        ConfigError: the file named by ``$NODEMGR_CONF`` is missing or malformed.
+    """
+    path = conf_path()
+    values: dict[str, str] = {}
+    if path is not None:
+        parser = configparser.ConfigParser(interpolation=None)
+        try:
+            with open(path, encoding="utf-8") as fh:
+                parser.read_file(fh)
+        except (OSError, configparser.Error) as exc:
+            raise ConfigError(f"cannot read configuration {path}: {exc}") from None
+        if parser.has_section("nodemgr"):
+            values = dict(parser.items("nodemgr"))
+    db_url = os.environ.get("NODEMGR_DB") or values.get("db") or DEFAULT_DB_URL
+    return Config(
+        db_url=db_url,
+        tftpdir=values.get("tftpdir", "/tftpboot"),
+        installdir=values.get("installdir", "/install"),
+        source=str(path) if path else None,
+    )

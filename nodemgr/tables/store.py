@@ -1,0 +1,265 @@
+"""The table store: the only module that writes SQL, for SQLite and PostgreSQL.
+
+SQLite (the standard library's ``sqlite3``) is the default; PostgreSQL is used through
+psycopg 3, imported only when the URL asks for it, so a command that uses SQLite never pays
+for it. A new database gets its schema and default rows on first use. Rows come back in
+insertion order (what ``tabdump`` shows). Every value is text or None.
+This module must never interpret values (groups, regexes): that is ``resolve``'s job.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import sqlite3
+from collections.abc import Iterable, Iterator, Mapping
+from typing import Any
+
+from nodemgr.errors import ConfigError, TableError
+from nodemgr.tables.schema import DEFAULT_ROWS, TABLES, TableSchema, is_disabled, table
+
+Row = dict[str, str | None]
+
+
+def _q(ident: str) -> str:
+    return '"' + ident.replace('"', '""') + '"'
+
+
+class Store:
+    """A connection to the tables.
+
+    Args:
+        url: ``sqlite:///relative/path``, ``sqlite:////absolute/path``, ``sqlite://`` (in
+            memory) or ``postgresql://user[:password]@host[:port]/db``.
+    Raises:
+        ConfigError: unsupported URL or the database cannot be opened (message names the
+            URL with any password masked).
+    """
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+        self._depth = 0
+        if url.startswith("sqlite:"):
+            self.dialect = "sqlite"
+            self._ph = "?"
+            self._conn = self._open_sqlite(url)
+        elif url.startswith(("postgresql:", "postgres:")):
+            self.dialect = "postgresql"
+            self._ph = "%s"
+            self._conn = self._open_pg(url)
+        else:
+            raise ConfigError(f"unsupported database URL {mask_url(url)!r} "
+                              "(use sqlite:///path or postgresql://...)")
+        self._ensure_schema()
+
+    # -- connection ---------------------------------------------------------------
+    @staticmethod
+    def _open_sqlite(url: str) -> sqlite3.Connection:
+        path = url[len("sqlite:"):]
+        path = path[3:] if path.startswith("///") else path.lstrip("/")
+        if path in ("", ":memory:"):
+            path = ":memory:"
+        else:
+            parent = os.path.dirname(os.path.abspath(path))
+            try:
+                os.makedirs(parent, exist_ok=True)
+            except OSError as exc:
+                raise ConfigError(f"cannot create database directory {parent}: {exc}") from None
+        try:
+            conn = sqlite3.connect(path, timeout=30.0, isolation_level=None,
+                                   check_same_thread=False)
+            conn.execute("PRAGMA busy_timeout=30000")
+            if path != ":memory:":
+                mode = conn.execute("PRAGMA journal_mode").fetchone()[0]
+                if mode.lower() != "wal":
+                    conn.execute("PRAGMA journal_mode=WAL")
+            conn.execute("PRAGMA synchronous=NORMAL")
+        except sqlite3.Error as exc:
+            raise ConfigError(f"cannot open database {url}: {exc}") from None
+        return conn
+
+    @staticmethod
+    def _open_pg(url: str):
+        try:
+            import psycopg
+        except ImportError:
+            raise ConfigError("PostgreSQL URL given but psycopg is not installed "
+                              "(pip install 'psycopg[binary]')") from None
+        try:
+            return psycopg.connect(url, autocommit=True, connect_timeout=10)
+        except psycopg.Error as exc:
+            first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            raise ConfigError(f"cannot open database {mask_url(url)}: {first}") from None
+
+    def close(self) -> None:
+        """Close the connection."""
+        self._conn.close()
+
+    # -- schema -------------------------------------------------------------------
+    def _existing_tables(self) -> set[str]:
+        if self.dialect == "sqlite":
+            cur = self._conn.execute("SELECT name FROM sqlite_master WHERE type='table'")
+        else:
+            cur = self._conn.execute(
+                "SELECT tablename FROM pg_tables WHERE schemaname = current_schema()")
+        return {r[0] for r in cur.fetchall()}
+
+    def _ensure_schema(self) -> None:
+        missing = [t for t in TABLES.values() if t.name not in self._existing_tables()]
+        if not missing:
+            return
+        with self.transaction():
+            have = self._existing_tables()  # re-check under the write lock
+            for t in missing:
+                if t.name in have:
+                    continue
+                cols = [f"{_q(c)} TEXT{' NOT NULL' if c in t.keys else ''}" for c in t.columns]
+                if self.dialect == "postgresql":
+                    cols.append("_seq BIGSERIAL")
+                cols.append(f"PRIMARY KEY ({', '.join(_q(k) for k in t.keys)})")
+                self._exec(f"CREATE TABLE {_q(t.name)} ({', '.join(cols)})")
+                for row in DEFAULT_ROWS.get(t.name, []):
+                    self.insert(t.name, row)
+
+    # -- transactions ---------------------------------------------------------------
+    @contextlib.contextmanager
+    def transaction(self) -> Iterator[Store]:
+        """All-or-nothing block; nested blocks join the outermost one.
+
+        SQLite takes the write lock at the start (``BEGIN IMMEDIATE``) so concurrent
+        commands serialise instead of failing at commit.
+        """
+        if self._depth:
+            self._depth += 1
+            try:
+                yield self
+            finally:
+                self._depth -= 1
+            return
+        self._exec("BEGIN IMMEDIATE" if self.dialect == "sqlite" else "BEGIN")
+        self._depth = 1
+        try:
+            yield self
+        except BaseException:
+            self._depth = 0
+            self._exec("ROLLBACK")
+            raise
+        self._depth = 0
+        self._exec("COMMIT")
+
+    def _exec(self, sql: str, params: Iterable[Any] = ()):
+        try:
+            return self._conn.execute(sql.replace("?", self._ph), tuple(params))
+        except Exception as exc:  # sqlite3.Error or psycopg.Error
+            if self.dialect == "postgresql" and self._depth == 0:
+                pass
+            raise TableError(f"database error: {str(exc).strip().splitlines()[0]}") from None
+
+    # -- reads --------------------------------------------------------------------------
+    def select(self, name: str, where: Mapping[str, str | None] | None = None, *,
+               include_disabled: bool = False) -> list[Row]:
+        """Rows of table *name* in insertion order.
+
+        Args:
+            name: table name.
+            where: column -> value equality filter (None matches NULL).
+            include_disabled: also return rows whose ``disable`` is set (tabdump only).
+        Returns:
+            A list of dicts column -> str or None, every column of the schema present.
+        Raises:
+            TableError: unknown table or column.
+        """
+        t = table(name)
+        sql = f"SELECT {', '.join(_q(c) for c in t.columns)} FROM {_q(t.name)}"
+        clause, params = self._where(t, where)
+        order = "rowid" if self.dialect == "sqlite" else "_seq"
+        cur = self._exec(f"{sql}{clause} ORDER BY {order}", params)
+        rows = [dict(zip(t.columns, r, strict=True)) for r in cur.fetchall()]
+        if not include_disabled:
+            rows = [r for r in rows if not is_disabled(r["disable"])]
+        return rows
+
+    def get(self, name: str, key: Mapping[str, str]) -> Row | None:
+        """The enabled row of *name* whose key columns equal *key*, or None."""
+        rows = self.select(name, key)
+        return rows[0] if rows else None
+
+    def site(self, key: str, default: str | None = None) -> str | None:
+        """Value of ``site.<key>`` (enabled rows only), else *default*."""
+        row = self.get("site", {"key": key})
+        value = row["value"] if row else None
+        return default if value in (None, "") else value
+
+    # -- writes -------------------------------------------------------------------------
+    def insert(self, name: str, row: Mapping[str, str | None]) -> None:
+        """Insert one row; unknown columns raise TableError, a duplicate key too."""
+        t = table(name)
+        cols = list(row)
+        for c in cols:
+            t.check_column(c)
+        self._exec(f"INSERT INTO {_q(t.name)} ({', '.join(_q(c) for c in cols)}) "
+                   f"VALUES ({', '.join('?' for _ in cols)})", [row[c] for c in cols])
+
+    def upsert(self, name: str, key: Mapping[str, str], values: Mapping[str, str | None]) -> None:
+        """Set *values* on the row identified by *key*, creating the row if needed.
+
+        Columns not named in *values* keep their value (or stay NULL on a new row).
+        """
+        t = table(name)
+        for c in list(key) + list(values):
+            t.check_column(c)
+        if sorted(key) != sorted(t.keys):
+            raise TableError(f"table {name} is keyed by {','.join(t.keys)}")
+        cols = list(key) + [c for c in values if c not in key]
+        params = [key[c] if c in key else values[c] for c in cols]
+        sets = [c for c in values if c not in key]
+        conflict = ", ".join(_q(k) for k in t.keys)
+        action = ("DO UPDATE SET " + ", ".join(f"{_q(c)} = excluded.{_q(c)}" for c in sets)
+                  if sets else "DO NOTHING")
+        self._exec(f"INSERT INTO {_q(t.name)} ({', '.join(_q(c) for c in cols)}) "
+                   f"VALUES ({', '.join('?' for _ in cols)}) ON CONFLICT ({conflict}) {action}",
+                   params)
+
+    def delete(self, name: str, where: Mapping[str, str | None] | None = None) -> int:
+        """Delete rows matching *where* (all rows when None); returns how many."""
+        t = table(name)
+        clause, params = self._where(t, where)
+        cur = self._exec(f"DELETE FROM {_q(t.name)}{clause}", params)
+        return cur.rowcount
+
+    def _where(self, t: TableSchema, where: Mapping[str, str | None] | None):
+        if not where:
+            return "", []
+        parts, params = [], []
+        for c, v in where.items():
+            t.check_column(c)
+            if v is None:
+                parts.append(f"{_q(c)} IS NULL")
+            else:
+                parts.append(f"{_q(c)} = ?")
+                params.append(v)
+        return " WHERE " + " AND ".join(parts), params
+
+
+def mask_url(url: str) -> str:
+    """Return *url* with any password replaced by ``***`` (for error messages)."""
+    if "://" not in url or "@" not in url:
+        return url
+    scheme, rest = url.split("://", 1)
+    cred, host = rest.rsplit("@", 1)
+    if ":" in cred:
+        cred = cred.split(":", 1)[0] + ":***"
+    return f"{scheme}://{cred}@{host}"
+
+
+_default: Store | None = None
+
+
+def open_default() -> Store:
+    """Open (once per process) the store named by the configuration / ``$NODEMGR_DB``."""
+    global _default
+    if _default is None:
+        from nodemgr import config
+
+        _default = Store(config.load().db_url)
+    return _default

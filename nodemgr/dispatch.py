@@ -1,0 +1,294 @@
+"""Run driver calls over many nodes: grouped by endpoint, bounded, timed out, in node order.
+
+This is the only place in nodemgr that runs things in parallel. Nodes that share a driver
+and an endpoint form a group; each group gets one driver instance (``connect``, one
+``call`` with all its nodes, ``close``) on its own daemon thread, and at most ``maxp`` groups
+run at once (``site.vmmaxp``). Each group has a deadline of ``timeout`` seconds from its
+start, connect included: a group that has not reported every node by then is abandoned —
+its missing nodes fail with ``timed out after N s talking to <host>``, its thread is left
+to die with the process (daemon threads never delay exit; ``concurrent.futures`` would,
+because its atexit hook joins every worker), and its slot goes to the next group. So one
+endpoint that never answers costs its own nodes one timeout, nothing more.
+
+Results come back in the order of the targets, each as soon as it and every earlier one
+is known, so output streams in noderange order.
+
+What this module must never do: read or write tables, print, or let a traceback reach the
+user — an exception from a driver becomes its one-line message on every node it left
+unreported.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import threading
+import time
+from collections import deque
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from dataclasses import dataclass
+
+from nodemgr.errors import NodemgrError
+from nodemgr.plugins.base import DriverError, Endpoint, HypervisorDriver, NodeResult, VmSpec
+
+NO_PLUGIN = ("Unable to identify plugin for this command, check relevant tables: "
+             "nodehm.power;nodehm.mgt")
+
+Call = Callable[[HypervisorDriver, list["Target"]], Iterable[NodeResult]]
+
+
+@dataclass
+class Target:
+    """One node to act on, resolved from the tables.
+
+    Attributes:
+        node: node name (what the result line starts with).
+        driver: entry-point name of the driver, or "" when unknown.
+        endpoint: where to connect, or None when it cannot be resolved.
+        spec: the VM spec handed to the driver (None for host-level calls).
+        error: a pre-resolved error for this node; it is reported as is and the node is
+            never sent to a driver.
+    """
+
+    node: str
+    driver: str
+    endpoint: Endpoint | None
+    spec: VmSpec | None = None
+    error: str | None = None
+
+
+def error_message(exc: BaseException) -> str:
+    """The one-line text a user sees for *exc*: its message for our own error types,
+    ``internal error: <Type>: <msg>`` for anything else. Never a traceback."""
+    if isinstance(exc, (DriverError, NodemgrError)):
+        text = str(exc).strip()
+        return text.splitlines()[0] if text else type(exc).__name__
+    text = str(exc).strip()
+    first = text.splitlines()[0] if text else ""
+    return f"internal error: {type(exc).__name__}: {first}".rstrip(": ")
+
+
+def _fmt_seconds(s: float) -> str:
+    return f"{s:g}"
+
+
+def specs(targets: Sequence[Target]) -> list[VmSpec]:
+    """The specs of *targets* (for ``lambda d, ts: d.power(specs(ts), "stat")``)."""
+    return [t.spec for t in targets]
+
+
+def each(fn: Callable[[HypervisorDriver, Target], NodeResult]) -> Call:
+    """Turn a per-node function into a group call.
+
+    Use it for driver methods that take one node (``make_master``) or none
+    (``list_vms``, ``host_free_memory_mib``). A :class:`DriverError` or
+    :class:`NodemgrError` raised for one node fails only that node; anything else still
+    fails the rest of the group.
+    """
+
+    def call(driver: HypervisorDriver, targets: list[Target]) -> Iterator[NodeResult]:
+        for t in targets:
+            try:
+                yield fn(driver, t)
+            except (DriverError, NodemgrError) as exc:
+                yield NodeResult(t.node, ok=False, message=error_message(exc))
+
+    return call
+
+
+# -- the run ------------------------------------------------------------------------------
+
+
+class _Group:
+    __slots__ = ("driver", "endpoint", "indexes", "pending", "started", "connected",
+                 "finished", "abandoned", "thread")
+
+    def __init__(self, driver: str, endpoint: Endpoint) -> None:
+        self.driver = driver
+        self.endpoint = endpoint
+        self.indexes: list[int] = []          # positions in targets, in order
+        self.pending: dict[str, deque[int]] = {}  # node -> unreported positions
+        self.started = 0.0
+        self.connected = False
+        self.finished = False
+        self.abandoned = False
+        self.thread: threading.Thread | None = None
+
+
+class _Inbox:
+    """Events from group threads to the generator: a list and a condition."""
+
+    def __init__(self) -> None:
+        self.cond = threading.Condition(threading.Lock())
+        self.events: deque[tuple] = deque()
+
+    def put(self, event: tuple) -> None:
+        with self.cond:
+            self.events.append(event)
+            self.cond.notify()
+
+    def take(self, timeout: float | None) -> list[tuple]:
+        with self.cond:
+            if not self.events:
+                self.cond.wait(timeout)
+            out = list(self.events)
+            self.events.clear()
+            return out
+
+
+def _work(g: _Group, gid: int, targets: list[Target], call: Call, timeout: float,
+          inbox: _Inbox) -> None:
+    """Body of a group thread: never raises; reports through *inbox*."""
+    driver = None
+    try:
+        from nodemgr.plugins.registry import load_driver
+
+        cls = load_driver(g.driver)
+        driver = cls(g.endpoint, timeout)
+        driver.connect()
+        inbox.put(("connected", gid))
+        for r in call(driver, targets):
+            inbox.put(("result", gid, r))
+        inbox.put(("done", gid, None))
+    except BaseException as exc:  # noqa: BLE001 - every failure becomes a node message
+        inbox.put(("done", gid, error_message(exc)))
+    finally:
+        if driver is not None:
+            try:
+                driver.close()
+            except BaseException:  # noqa: BLE001 - close never raises, by contract
+                pass
+
+
+def run(targets: Sequence[Target], call: Call, *, maxp: int = 64, timeout: float = 60.0,
+        connect_timeout: float | None = None) -> Iterator[NodeResult]:
+    """Run *call* for every endpoint's group of *targets*; yield one result per target.
+
+    Args:
+        targets: the nodes, in the order results should come back.
+        call: ``call(driver, group_targets)`` -> results for those targets, in their order
+            (a result is matched to a target by node name, else by position). Runs on the
+            group's thread after ``connect()``.
+        maxp: at most this many groups in flight (``site.vmmaxp``); abandoned (timed-out)
+            groups do not count.
+        timeout: seconds a group may take from its start, connect included
+            (``site.vmtimeout``); also given to the driver as its per-call timeout.
+        connect_timeout: seconds ``connect()`` may take, if shorter than *timeout*.
+    Yields:
+        :class:`NodeResult` per target, in target order, each as soon as it and all
+        earlier ones are known. Targets with ``error`` set, with no driver or no endpoint
+        fail without any driver being loaded.
+    """
+    n = len(targets)
+    results: list[NodeResult | None] = [None] * n
+    groups: list[_Group] = []
+    by_key: dict[tuple[str, str], int] = {}
+    for i, t in enumerate(targets):
+        if t.error is not None:
+            results[i] = NodeResult(t.node, ok=False, message=t.error)
+        elif not t.driver:
+            results[i] = NodeResult(t.node, ok=False, message=NO_PLUGIN)
+        elif t.endpoint is None:
+            results[i] = NodeResult(t.node, ok=False,
+                                    message="cannot determine the hypervisor or manager "
+                                            "of this node (vm.host, vm.mgr)")
+        else:
+            key = (t.driver, t.endpoint.uri)
+            gid = by_key.get(key)
+            if gid is None:
+                gid = by_key[key] = len(groups)
+                groups.append(_Group(t.driver, t.endpoint))
+            g = groups[gid]
+            g.indexes.append(i)
+            g.pending.setdefault(t.node, deque()).append(i)
+    return _stream(targets, call, results, groups, max(1, int(maxp)), float(timeout),
+                   connect_timeout)
+
+
+def _stream(targets: Sequence[Target], call: Call, results: list[NodeResult | None],
+            groups: list[_Group], maxp: int, timeout: float,
+            connect_timeout: float | None) -> Iterator[NodeResult]:
+    inbox = _Inbox()
+    waiting = deque(range(len(groups)))  # not started, in order of first node
+    running: set[int] = set()
+    nxt = 0
+    n = len(results)
+
+    def settle(gid: int, message: str) -> None:
+        g = groups[gid]
+        for queue in g.pending.values():
+            for i in queue:
+                results[i] = NodeResult(targets[i].node, ok=False, message=message)
+        g.pending.clear()
+        g.finished = True
+        running.discard(gid)
+
+    def deliver(gid: int, r: NodeResult) -> None:
+        g = groups[gid]
+        queue = g.pending.get(r.node)
+        if not queue:  # unknown name: take the first unreported position
+            queue = next((q for q in g.pending.values() if q), None)
+            if queue is None:
+                return  # more results than nodes: ignore the surplus
+            r = dataclasses.replace(r, node=targets[queue[0]].node)
+        i = queue.popleft()
+        if not queue:
+            del g.pending[r.node]
+        results[i] = r
+
+    try:
+        while True:
+            while waiting and len(running) < maxp:
+                gid = waiting.popleft()
+                g = groups[gid]
+                g.started = time.monotonic()
+                running.add(gid)
+                g.thread = threading.Thread(
+                    target=_work, name=f"nodemgr-{g.driver}-{g.endpoint.host or gid}",
+                    args=(g, gid, [targets[i] for i in g.indexes], call, timeout, inbox),
+                    daemon=True)
+                g.thread.start()
+            while nxt < n and results[nxt] is not None:
+                yield results[nxt]
+                nxt += 1
+            if nxt >= n:
+                return
+            # wait for news or for the earliest deadline
+            now = time.monotonic()
+            deadline = None
+            for gid in running:
+                d = _deadline(groups[gid], timeout, connect_timeout)
+                deadline = d if deadline is None else min(deadline, d)
+            wait = None if deadline is None else max(0.0, deadline - now)
+            for ev in inbox.take(wait):
+                gid = ev[1]
+                g = groups[gid]
+                if g.abandoned or g.finished:
+                    continue
+                if ev[0] == "connected":
+                    g.connected = True
+                elif ev[0] == "result":
+                    deliver(gid, ev[2])
+                else:  # done
+                    settle(gid, ev[2] or "no result from the driver for this node")
+            now = time.monotonic()
+            for gid in list(running):
+                g = groups[gid]
+                if now >= _deadline(g, timeout, connect_timeout):
+                    limit = timeout
+                    if connect_timeout is not None and not g.connected:
+                        limit = min(timeout, connect_timeout)
+                    g.abandoned = True
+                    settle(gid, f"timed out after {_fmt_seconds(limit)} s talking to "
+                                f"{g.endpoint.host or g.endpoint.uri}")
+    finally:
+        # the caller stopped early (or we are done): start nothing more; running group
+        # threads are daemons and finish or die on their own
+        waiting.clear()
+        for gid in running:
+            groups[gid].abandoned = True
+
+
+def _deadline(g: _Group, timeout: float, connect_timeout: float | None) -> float:
+    if connect_timeout is not None and not g.connected:
+        return g.started + min(timeout, connect_timeout)
+    return g.started + timeout

@@ -1,0 +1,567 @@
+"""VM commands: mkvm, rmvm, chvm, lsvm, clonevm, rpower, rmigrate.
+
+Each command: parse arguments, expand the noderange, check policy, build targets from the
+tables (``nodemgr.vmspec``), run them through ``nodemgr.dispatch`` and print results in
+noderange order, writing each node's table updates as its result arrives.
+Nothing here talks to a hypervisor or parses a table column itself.
+"""
+
+from __future__ import annotations
+
+import argparse
+import getpass
+import time
+from collections.abc import Callable, Iterable, Iterator
+
+from nodemgr.cli.common import main_wrapper, open_store, parser
+from nodemgr.cli.output import Reporter
+from nodemgr.errors import UsageError
+
+POWER_WORDS = ("on", "off", "softoff", "reset", "boot", "stat", "state", "status", "suspend",
+               "resume")
+
+
+class Ctx:
+    """What every VM command needs after argument parsing."""
+
+    def __init__(self, command: str, noderange_text: str, args: list[str], json_mode: bool):
+        from nodemgr import noderange, policy
+        from nodemgr.tables.resolve import Resolver
+
+        self.command = command
+        self.store = open_store()
+        self.resolver = Resolver(self.store)
+        self.nodes = noderange.expand(noderange_text, self.resolver)
+        policy.authorize(self.store, self.resolver, command, self.nodes, args)
+        self.out = Reporter(json_mode=json_mode)
+        self.maxp = _int(self.store.site("vmmaxp"), 64)
+        self.timeout = float(_int(self.store.site("vmtimeout"), 60))
+
+    def resolved(self):
+        from nodemgr.vmspec import Resolved
+
+        return Resolved(self.resolver, self.nodes)
+
+    def write(self, node: str, updates: dict) -> None:
+        """Write one node's table updates in one transaction."""
+        from nodemgr.vmspec import apply_updates
+
+        if updates:
+            with self.store.transaction():
+                apply_updates(self.store, node, updates)
+
+    def stream(self, targets, call: Callable, local: dict | None = None, *,
+               maxp: int | None = None) -> Iterator:
+        """Results in node order: dispatched targets merged with locally decided ones."""
+        from nodemgr import dispatch
+
+        local = local or {}
+        remote = [t for t in targets if t.node not in local]
+        it = iter(dispatch.run(remote, call, maxp=maxp or self.maxp, timeout=self.timeout))
+        for t in targets:
+            yield local[t.node] if t.node in local else next(it)
+
+    def report(self, results: Iterable, extra: Callable | None = None) -> int:
+        """Print each result; on success write its updates (plus ``extra(result)``)."""
+        for r in results:
+            if r.ok:
+                updates = dict(r.updates)
+                if extra:
+                    updates.update(extra(r) or {})
+                self.write(r.node, updates)
+            self.out.result(r)
+        return self.out.exit_code
+
+
+def _int(value, default: int) -> int:
+    try:
+        return int(value)
+    except (TypeError, ValueError):
+        return default
+
+
+def _common(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--json", action="store_true", help="print one JSON object per node")
+
+
+def _result(node: str, message: str = "", ok: bool = True, **updates):
+    from nodemgr.plugins.base import NodeResult
+
+    return NodeResult(node=node, ok=ok, message=message, updates=updates)
+
+
+EXIT = """
+exit status:
+  0  every node succeeded
+  1  a node failed (its line on stderr reads "node: Error: ..."), or the command
+     was refused (bad noderange, bad option, policy)
+"""
+
+# -- rpower ------------------------------------------------------------------------------------
+
+RPOWER_HELP = """\
+Control the power of virtual machines.
+
+  on        start the VM (already on: prints "on")
+  off       hard power off (libvirt destroy)
+  softoff   ask the guest to shut down (ACPI); prints the state at that moment
+  reset     hard reset; prints "reset"
+  boot      off -> "off on"; on -> "on reset"
+  suspend   pause the VM -> "suspended";  resume -> "on"
+  stat      print the power state: on, off, suspended (also: state, status)
+
+Output is one line per node, "node: <state>", in noderange order. on/off/boot/reset set
+nodelist.status to powering-on / powering-off for nodes whose state changed.
+The driver comes from nodehm.power, else nodehm.mgt (kvm, libvirt, ...); the hypervisor
+from vm.host. A VM with no vm.host is reported "off" by stat.
+
+examples:
+  rpower vm1,vm2 stat
+  rpower 'vm[01-20]' boot
+  rpower compute,-vm5 off --json
+""" + EXIT
+
+
+@main_wrapper
+def rpower(argv: list[str]) -> int:
+    p = parser("rpower", RPOWER_HELP)
+    p.add_argument("noderange")
+    p.add_argument("action", metavar="on|off|softoff|reset|boot|suspend|resume|stat")
+    _common(p)
+    a = p.parse_args(argv)
+    if a.action not in POWER_WORDS:
+        raise UsageError(f"Unsupported power directive '{a.action}'")
+    action = "stat" if a.action in ("state", "status") else a.action
+    ctx = Ctx("rpower", a.noderange, [a.action], a.json)
+    from nodemgr.vmspec import vm_targets
+
+    targets = vm_targets(ctx.resolved(), need_host=False)
+    local = {}
+    for t in targets:
+        if t.endpoint is None and t.error is None:
+            local[t.node] = (_result(t.node, "off") if action == "stat"
+                             else _result(t.node, "vm.host is not set", ok=False))
+    results = ctx.stream(targets, lambda drv, group: drv.power([t.spec for t in group], action),
+                         local)
+    return ctx.report(results)
+
+
+# -- mkvm -------------------------------------------------------------------------------------
+
+MKVM_HELP = """\
+Create virtual machines from their table definitions.
+
+Reads vm.host, vm.memory (MiB), vm.cpus, vm.nics, vm.nicmodel, vm.storage,
+vm.storagemodel, vm.storageformat, vm.bootorder, mac.mac and vpd.uuid. Missing MACs and
+UUIDs are generated and written to the mac and vpd tables; the domain definition is kept
+in kvm_nodedata. Domains are persistent (defined on the hypervisor).
+
+options:
+  -s, --size SIZE[,SIZE...]  create one disk per size in the first vm.storage location,
+                             named <node>.<dev>.<format>; bare numbers are GiB, suffixes
+                             K, M, G, T accepted (20, 20G, 20480M)
+  --mem SIZE                 memory (bare number = MiB; 4G accepted); written to vm.memory
+  --cpus N                   virtual CPUs; written to vm.cpus
+  -f, --force                replace an existing definition and existing disk files
+
+Silent on success (like xCAT).
+
+examples:
+  mkvm vm1 -s 20G
+  mkvm 'vm[1-4]' -s 10G,2G --mem 2048 --cpus 2
+""" + EXIT
+
+
+@main_wrapper
+def mkvm(argv: list[str]) -> int:
+    from nodemgr.units import parse_size_mib, parse_sizes_mib
+
+    p = parser("mkvm", MKVM_HELP)
+    p.add_argument("noderange")
+    p.add_argument("-s", "--size", dest="size")
+    p.add_argument("--mem")
+    p.add_argument("--cpus")
+    p.add_argument("-f", "--force", action="store_true")
+    _common(p)
+    a = p.parse_args(argv)
+    sizes = parse_sizes_mib(a.size, "G") if a.size else []
+    mem = parse_size_mib(a.mem, "M") if a.mem else None
+    if a.cpus is not None and (not a.cpus.isdigit() or int(a.cpus) < 1):
+        raise UsageError(f"invalid --cpus '{a.cpus}' (a whole number of at least 1)")
+    cpus = int(a.cpus) if a.cpus else None
+    ctx = Ctx("mkvm", a.noderange, argv, a.json)
+    from nodemgr.vmspec import fill_identity, vm_targets
+
+    res = ctx.resolved()
+    targets = vm_targets(res, disk_sizes_mib=sizes, memory_mib=mem, cpus=cpus)
+    identity = {}
+    for t in targets:
+        if t.spec is not None and t.error is None:
+            identity[t.node] = fill_identity(res, t.spec)
+            if mem:
+                identity[t.node]["vm.memory"] = str(mem)
+            if cpus:
+                identity[t.node]["vm.cpus"] = str(cpus)
+            if t.endpoint is not None and "://" not in t.endpoint.host:
+                identity[t.node].setdefault("vm.host", t.endpoint.host)
+    results = ctx.stream(targets, lambda drv, group: drv.create([t.spec for t in group],
+                                                                force=a.force))
+    return ctx.report(results, lambda r: identity.get(r.node))
+
+
+# -- rmvm -------------------------------------------------------------------------------------
+
+RMVM_HELP = """\
+Remove virtual machines from their hypervisors.
+
+A running VM is refused unless -f is given. The node's definition in the tables is kept;
+its stored domain definition (kvm_nodedata) is dropped.
+
+options:
+  -f, --force   power the VM off first
+  -p, --purge   also delete its disk volumes (not cdroms, raw-format or block devices)
+
+Silent on success.
+
+examples:
+  rmvm vm1
+  rmvm vm1,vm2 -f -p
+""" + EXIT
+
+
+@main_wrapper
+def rmvm(argv: list[str]) -> int:
+    p = parser("rmvm", RMVM_HELP)
+    p.add_argument("noderange")
+    p.add_argument("-f", "--force", action="store_true")
+    p.add_argument("-p", "--purge", action="store_true")
+    _common(p)
+    a = p.parse_args(argv)
+    ctx = Ctx("rmvm", a.noderange, argv, a.json)
+    from nodemgr.vmspec import vm_targets
+
+    targets = vm_targets(ctx.resolved())
+    results = ctx.stream(targets, lambda drv, group: drv.remove(
+        [t.spec for t in group], force=a.force, purge=a.purge))
+
+    def drop(r):
+        ctx.store.delete("kvm_nodedata", {"node": r.node})
+        return {}
+
+    for r in results:
+        if r.ok:
+            r.updates.pop("kvm_nodedata.xml", None)
+            with ctx.store.transaction():
+                drop(r)
+                ctx.write(r.node, r.updates)
+        ctx.out.result(r)
+    return ctx.out.exit_code
+
+
+# -- chvm -------------------------------------------------------------------------------------
+
+CHVM_HELP = """\
+Change virtual machines.
+
+options:
+  -a SIZE[,SIZE...]        add disks (in the rightmost vm.storage location; bare number = GiB)
+  -p DEV[,DEV...]          detach and purge disks (vdb, sdc, ...)
+  --resize DEV=SIZE[,...]  grow disks (bare number = GiB); qcow2 cannot shrink
+  --cpus N                 virtual CPUs (VM must be off); written to vm.cpus
+  --mem SIZE               memory (bare number = MiB; live when running, up to the
+                           maximum); written to vm.memory
+  --cdrom PATH             insert an ISO image in the cdrom drive
+  --eject                  eject the cdrom
+
+With no option, the table settings (vm.memory, vm.cpus, ...) are pushed to the VM, as
+xCAT's chvm does for RHEV.
+
+examples:
+  chvm vm1 -a 10G
+  chvm vm1 --resize vda=30G
+  chvm vm1 --cpus 4 --mem 8G
+  chvm vm1 --cdrom /install/iso/rhel9.iso
+""" + EXIT
+
+
+@main_wrapper
+def chvm(argv: list[str]) -> int:
+    from nodemgr.plugins.base import VmChange
+    from nodemgr.units import parse_size_mib, parse_sizes_mib
+
+    p = parser("chvm", CHVM_HELP)
+    p.add_argument("noderange")
+    p.add_argument("-a", dest="add")
+    p.add_argument("-p", dest="purge")
+    p.add_argument("-d", dest="detach")
+    p.add_argument("--resize")
+    p.add_argument("--cpus")
+    p.add_argument("--mem")
+    p.add_argument("--cdrom", "--optical", "--dvd", dest="cdrom")
+    p.add_argument("--eject", action="store_true")
+    _common(p)
+    a = p.parse_args(argv)
+    if a.detach:
+        raise UsageError("-d (detach without purge) is not supported; use -p to detach and "
+                         "delete a disk")
+    if a.add and a.purge:
+        raise UsageError("-a and -p cannot be used together")
+    if a.cdrom and a.eject:
+        raise UsageError("--cdrom and --eject cannot be used together")
+    change = VmChange()
+    updates = {}
+    if a.add:
+        change.add_disks_mib = parse_sizes_mib(a.add, "G")
+    if a.purge:
+        change.remove_disks = [d.strip() for d in a.purge.split(",") if d.strip()]
+    if a.resize:
+        for item in a.resize.split(","):
+            dev, sep, size = item.partition("=")
+            if not sep or not dev.strip():
+                raise UsageError(f"invalid --resize '{item}' (use DEV=SIZE, e.g. vda=30G)")
+            change.resize[dev.strip()] = parse_size_mib(size, "G")
+    if a.cpus is not None:
+        if not a.cpus.isdigit() or int(a.cpus) < 1:
+            raise UsageError(f"invalid --cpus '{a.cpus}' (a whole number of at least 1)")
+        change.cpus = int(a.cpus)
+        updates["vm.cpus"] = a.cpus
+    if a.mem is not None:
+        change.memory_mib = parse_size_mib(a.mem, "M")
+        updates["vm.memory"] = str(change.memory_mib)
+    change.cdrom = a.cdrom
+    change.eject = a.eject
+    change.push = not any((a.add, a.purge, a.resize, a.cpus, a.mem, a.cdrom, a.eject))
+    ctx = Ctx("chvm", a.noderange, argv, a.json)
+    from nodemgr.vmspec import vm_targets
+
+    targets = vm_targets(ctx.resolved())
+    results = ctx.stream(targets, lambda drv, group: drv.change([t.spec for t in group],
+                                                                change))
+    return ctx.report(results, lambda r: dict(updates))
+
+
+# -- lsvm -------------------------------------------------------------------------------------
+
+LSVM_HELP = """\
+List virtual machines.
+
+For a hypervisor node: every VM defined on it, running or not, one line each,
+"host: vmname: state". For a VM node: its details (Id, Host, OS, Memory, CPU, State,
+disks), one "node: key: value" line each.
+
+A node is taken as a hypervisor when it has no vm.host (or vm.mgr) and has a hypervisor
+row or nodehm.mgt naming a hypervisor driver.
+
+examples:
+  lsvm kvmhost1
+  lsvm vm1,vm2
+""" + EXIT
+
+
+@main_wrapper
+def lsvm(argv: list[str]) -> int:
+    p = parser("lsvm", LSVM_HELP)
+    p.add_argument("noderange")
+    _common(p)
+    a = p.parse_args(argv)
+    ctx = Ctx("lsvm", a.noderange, argv, a.json)
+    from nodemgr.plugins.base import NodeResult
+    from nodemgr.vmspec import host_target, vm_targets
+
+    res = ctx.resolved()
+    targets = []
+    for t in vm_targets(res, need_host=False):
+        if t.endpoint is None and (t.error is None or t.spec is None) and \
+                (res.host_attrs(t.node).get("hypervisor.type") or t.error):
+            targets.append(host_target(res, t.node))
+        elif t.endpoint is None and t.error is None:
+            t.error = "vm.host is not set"
+            targets.append(t)
+        else:
+            targets.append(t)
+
+    def call(drv, group):
+        for t in group:
+            if t.spec is None:
+                vms = drv.list_vms()
+                yield NodeResult(t.node, message="\n".join(f"{v.name}: {v.state}" for v in vms),
+                                 data={"vms": [{"name": v.name, "state": v.state} for v in vms]})
+            else:
+                yield from drv.describe([t.spec])
+
+    return ctx.report(ctx.stream(targets, call))
+
+
+# -- rmigrate ----------------------------------------------------------------------------------
+
+RMIGRATE_HELP = """\
+Live-migrate virtual machines to another hypervisor.
+
+The target is the given hypervisor node, else the host in vm.migrationdest (a noderange)
+with the most free memory, skipping the current host and unreachable ones. vm.host is
+changed only after the VM is verified running on the target. Migrations run one at a
+time, as xCAT does. Shared storage (or diskless guests) is a prerequisite.
+
+options:
+  -f, --force   when the source hypervisor is unreachable, just record the VM on the
+                target (vm.host) so it can be started there
+
+examples:
+  rmigrate vm1 kvmhost2
+  rmigrate 'vm[1-4]'            # choose from vm.migrationdest
+""" + EXIT
+
+
+@main_wrapper
+def rmigrate(argv: list[str]) -> int:
+    p = parser("rmigrate", RMIGRATE_HELP)
+    p.add_argument("noderange")
+    p.add_argument("target", nargs="?")
+    p.add_argument("-f", "--force", action="store_true")
+    _common(p)
+    a = p.parse_args(argv)
+    ctx = Ctx("rmigrate", a.noderange, argv, a.json)
+    from nodemgr.vmspec import host_endpoint, vm_targets
+
+    res = ctx.resolved()
+    if a.target:
+        from nodemgr import noderange
+
+        noderange.expand(a.target, ctx.resolver)  # the target must be a known node
+    targets = vm_targets(res)
+    dest, local = {}, {}
+    for t in targets:
+        if t.error or t.endpoint is None:
+            continue
+        target = a.target or _pick_host(ctx, res, t.node, exclude=t.endpoint.host)
+        if not target:
+            local[t.node] = _result(t.node, "Unable to identify a suitable target host for "
+                                    f"guest {t.node}", ok=False)
+        elif target == t.endpoint.host:
+            local[t.node] = _result(t.node, f"Guest is already on host {target}")
+        else:
+            dest[t.node] = host_endpoint(res, target, t.driver)
+
+    def call(drv, group):
+        for t in group:
+            yield from drv.migrate([t.spec], dest[t.node])
+
+    results = []
+    for r in ctx.stream(targets, call, local, maxp=1):
+        if (not r.ok and a.force and r.node in dest
+                and r.message.startswith("Cannot communicate")):
+            r = _result(r.node, f"migrated to {dest[r.node].host}",
+                        **{"vm.host": dest[r.node].host})
+        results.append(r)
+    return ctx.report(results)
+
+
+def _pick_host(ctx: Ctx, res, node: str, exclude: str | None) -> str | None:
+    """The host of ``vm.migrationdest`` with the most free memory (reachable ones only)."""
+    from nodemgr import dispatch, noderange
+    from nodemgr.plugins.base import NodeResult
+    from nodemgr.vmspec import host_target
+
+    dests = res.attrs[node].get("vm.migrationdest")
+    if not dests:
+        return None
+    hosts = [h for h in noderange.expand(dests, ctx.resolver) if h != exclude]
+    targets = [host_target(res, h) for h in hosts]
+
+    def call(drv, group):
+        for t in group:
+            yield NodeResult(t.node, data={"free": drv.host_free_memory_mib()})
+
+    best, best_free = None, -1
+    for r in dispatch.run(targets, call, maxp=ctx.maxp, timeout=min(ctx.timeout, 15.0)):
+        if r.ok and r.data.get("free", -1) > best_free:
+            best, best_free = r.node, r.data["free"]
+    return best
+
+
+# -- clonevm ------------------------------------------------------------------------------------
+
+CLONEVM_HELP = """\
+Make a master from a VM, or VMs from a master.
+
+  -t MASTER   make master MASTER from the (single, normally powered-off) VM: its disks are
+              copied to <MASTER>.<dev>.<fmt>; unless -d, the VM is rebased onto the copies
+              and vm.master is set. Writes the vmmaster and kvm_masterdata rows.
+  -b MASTER   create each VM from master MASTER: qcow2 disks backed by the master's
+              (thin), or full copies with -d; new MACs and UUIDs; sets vm.master (thin only).
+  -d, --detached   full copies, no dependency on the master
+  -f, --force      -t: allow a running VM (implies -d)
+
+examples:
+  clonevm vm1 -t rhel9-gold
+  clonevm 'vm[10-19]' -b rhel9-gold
+""" + EXIT
+
+
+@main_wrapper
+def clonevm(argv: list[str]) -> int:
+    p = parser("clonevm", CLONEVM_HELP)
+    p.add_argument("noderange")
+    g = p.add_mutually_exclusive_group(required=True)
+    g.add_argument("-t", dest="make")
+    g.add_argument("-b", dest="base")
+    p.add_argument("-d", "--detached", action="store_true")
+    p.add_argument("-f", "--force", action="store_true")
+    _common(p)
+    a = p.parse_args(argv)
+    ctx = Ctx("clonevm", a.noderange, argv, a.json)
+    from nodemgr.vmspec import fill_identity, vm_targets
+
+    res = ctx.resolved()
+    if a.make:
+        if len(ctx.nodes) != 1:
+            raise UsageError("-t makes one master from exactly one VM")
+        detached = a.detached or a.force
+        targets = vm_targets(res)
+
+        def call(drv, group):
+            for t in group:
+                yield drv.make_master(t.spec, a.make, detached=detached, force=a.force)
+
+        for r in ctx.stream(targets, call):
+            if r.ok:
+                node = r.node
+                at = res.attrs[node]
+                with ctx.store.transaction():
+                    ctx.store.upsert("vmmaster", {"name": a.make}, {
+                        "os": at.get("nodetype.os"), "arch": at.get("nodetype.arch"),
+                        "profile": at.get("nodetype.profile"),
+                        "storage": (at.get("vm.storage") or "").split("|")[0] or None,
+                        "storagemodel": at.get("vm.storagemodel"), "nics": at.get("vm.nics"),
+                        "vintage": time.strftime("%Y-%m-%d %H:%M:%S"),
+                        "originator": getpass.getuser(),
+                        "virttype": at.get("hypervisor.type")})
+                    ctx.store.upsert("kvm_masterdata", {"name": a.make},
+                                     {"xml": r.data.pop("master_definition", None)})
+                    if not detached:
+                        r.updates["vm.master"] = a.make
+                    ctx.write(node, r.updates)
+            r.data.pop("master_definition", None)
+            ctx.out.result(r)
+        return ctx.out.exit_code
+
+    master = ctx.store.get("vmmaster", {"name": a.base})
+    if master is None:
+        raise UsageError(f"no master named '{a.base}' in the vmmaster table")
+    mdata = ctx.store.get("kvm_masterdata", {"name": a.base})
+    mxml = mdata["xml"] if mdata else None
+    for node in ctx.nodes:  # a VM without its own nics/storage takes the master's
+        at = res.attrs[node]
+        for col in ("nics", "storage", "storagemodel"):
+            if not at.get(f"vm.{col}") and master.get(col):
+                at[f"vm.{col}"] = master[col]
+    targets = vm_targets(res)
+    identity = {}
+    for t in targets:
+        if t.spec is not None and t.error is None:
+            identity[t.node] = fill_identity(res, t.spec)
+            if not a.detached:
+                identity[t.node]["vm.master"] = a.base
+    results = ctx.stream(targets, lambda drv, group: drv.clone_from_master(
+        [t.spec for t in group], a.base, mxml, detached=a.detached))
+    return ctx.report(results, lambda r: identity.get(r.node))

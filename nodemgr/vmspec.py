@@ -1,0 +1,360 @@
+"""From the tables to what a driver receives: driver name, endpoint and ``VmSpec`` per node.
+
+This is the only module that knows how xCAT's columns (``nodehm.mgt``, ``vm.host``,
+``vm.storage``, ``vm.nics``, ``mac.mac``, ``vpd.uuid``, ``kvm_nodedata.xml``,
+``hypervisor.type``, ``hostconn``/``virttype`` connection strings, ``passwd``) become a
+:class:`~nodemgr.plugins.base.VmSpec` and an :class:`~nodemgr.plugins.base.Endpoint`.
+It reads tables and never talks to a hypervisor; writing results back is
+:func:`apply_updates`'s job, called by the commands.
+"""
+
+from __future__ import annotations
+
+import random
+import re
+import time
+import uuid as uuidlib
+from collections.abc import Iterable, Mapping
+
+from nodemgr.dispatch import Target
+from nodemgr.errors import UsageError
+from nodemgr.plugins.base import DiskSpec, Endpoint, NicSpec, VmSpec
+from nodemgr.tables.schema import table as table_schema
+from nodemgr.units import parse_size_mib
+
+NO_PLUGIN = ("Unable to identify plugin for this command, check relevant tables: "
+             "nodehm.power;nodehm.mgt")
+
+#: Families whose endpoint is a manager (``vm.mgr``) rather than the host (``vm.host``).
+MANAGER_DRIVERS = {"rhevm", "ovm"}
+#: hypervisor.type -> driver for hypervisor nodes (``lsvm <host>``).
+HOST_DRIVERS = {"kvm": "kvm", "qemu": "kvm", "libvirt": "libvirt", "xen": "xen",
+                "rhevh": "rhevm", "ovm": "ovm", "fake": "fake"}
+LOCALHOSTS = {"localhost", "127.0.0.1", "::1"}
+
+VM_ATTRS = [f"vm.{c}" for c in table_schema("vm").columns if c not in ("node", "comments", "disable")]
+NODE_ATTRS = VM_ATTRS + ["nodehm.mgt", "nodehm.power", "mac.mac", "vpd.uuid",
+                         "kvm_nodedata.xml", "nodetype.os", "nodetype.arch",
+                         "nodetype.profile", "hypervisor.type"]
+HOST_ATTRS = ["hypervisor.type", "hypervisor.mgr", "hostconn.uri", "hostconn.authmethod",
+              "hostconn.username", "nodehm.mgt", "nodehm.power"]
+
+DEV_PREFIX = {"virtio": "vd", "scsi": "sd", "sata": "sd", "ide": "hd"}
+DEV_LETTERS = "abdefghijklmnopqrstuvwxyz"  # "c" is kept for the cdrom, as xCAT does
+
+
+class Resolved:
+    """Table data for one command run: node attributes plus lookups shared by all nodes.
+
+    Args:
+        resolver: a :class:`nodemgr.tables.resolve.Resolver`.
+        nodes: the expanded noderange.
+    """
+
+    def __init__(self, resolver, nodes: Iterable[str]) -> None:
+        self.resolver = resolver
+        self.store = resolver.store
+        self.nodes = list(nodes)
+        self.attrs = resolver.attrs(self.nodes, NODE_ATTRS)
+        self._hosts: dict[str, dict[str, str | None]] = {}
+        self._virttypes: dict[str, dict] | None = None
+
+    def host_attrs(self, host: str) -> dict[str, str | None]:
+        """Resolved attributes of hypervisor node *host* (empty values when undefined)."""
+        if host not in self._hosts:
+            known = host in set(self.resolver.nodes())
+            if known:
+                self._hosts[host] = self.resolver.attrs([host], HOST_ATTRS)[host]
+            else:
+                self._hosts[host] = dict.fromkeys(HOST_ATTRS)
+        return self._hosts[host]
+
+    def virttype(self, vtype: str) -> dict:
+        """The ``virttype`` row for *vtype* (``kvm``, ``qemu``, ``xen``), or {}."""
+        if self._virttypes is None:
+            self._virttypes = {r["type"]: r for r in self.store.select("virttype")}
+        return self._virttypes.get(vtype, {})
+
+    def credentials(self, key: str, username: str | None = None) -> tuple[str | None, str | None]:
+        """(username, password) from the ``passwd`` row for *key* (first row when no user)."""
+        rows = self.store.select("passwd", {"key": key})
+        if username:
+            rows = [r for r in rows if r["username"] == username] or rows[:0]
+        if not rows:
+            return username, None
+        return rows[0]["username"], rows[0]["password"]
+
+
+# -- driver and endpoint ------------------------------------------------------------------
+
+
+def driver_of(attrs: Mapping[str, str | None]) -> str | None:
+    """Driver name from ``nodehm.power`` else ``nodehm.mgt``; None when neither is set."""
+    return attrs.get("nodehm.power") or attrs.get("nodehm.mgt") or None
+
+
+def expand_connstring(template: str, *, host: str, user: str | None,
+                      authmethod: str | None) -> str:
+    """Expand the seed design's connection-string macros.
+
+    Macros: ``#{auth.sep}`` (``+`` when an auth method is set, else empty),
+    ``#{auth.method}``, ``#{user.name}``, ``#{target.host}``. For a local target
+    (``localhost``) the auth part and ``user@host`` are dropped, so the KVM default
+    ``qemu#{auth.sep}#{auth.method}://#{user.name}@#{target.host}/system`` becomes
+    ``qemu:///system``.
+    """
+    local = host in LOCALHOSTS
+    method = "" if local else (authmethod or "")
+    out = (template.replace("#{auth.sep}", "+" if method else "")
+           .replace("#{auth.method}", method)
+           .replace("#{user.name}", "" if local else (user or "root"))
+           .replace("#{target.host}", "" if local else host))
+    return out.replace("://@/", ":///").replace("://@", "://")
+
+
+def host_endpoint(res: Resolved, host: str, driver: str) -> Endpoint:
+    """The endpoint for hypervisor (or manager) node *host* used by *driver*.
+
+    ``host`` may itself be a URI (contains ``://``), used verbatim. Otherwise
+    ``hostconn.uri`` of the host (a template or a URI), else the ``virttype`` template of
+    ``hypervisor.type`` (default ``kvm``), else ``<driver>://<host>``.
+    """
+    if "://" in host:
+        return Endpoint(driver=driver, uri=host, host=host)
+    ha = res.host_attrs(host)
+    vtype = ha.get("hypervisor.type") or ("kvm" if driver in ("kvm", "libvirt") else driver)
+    vt = res.virttype(vtype)
+    template = ha.get("hostconn.uri") or vt.get("connstring") or f"{driver}://#{{target.host}}"
+    authmethod = ha.get("hostconn.authmethod") or vt.get("authmethod")
+    user, password = res.credentials(vtype, ha.get("hostconn.username"))
+    user = ha.get("hostconn.username") or user
+    uri = expand_connstring(template, host=host, user=user, authmethod=authmethod)
+    return Endpoint(driver=driver, uri=uri, host=host, username=user, password=password)
+
+
+# -- spec -----------------------------------------------------------------------------------
+
+
+def parse_nics(value: str | None, macs: list[str], default_model: str) -> list[NicSpec]:
+    """``vm.nics`` (``br0,network:default,direct:eth1,br1=e1000``) -> NicSpecs with MACs."""
+    nics = []
+    entries = [e.strip() for e in re.split(r"[,|]", value or "") if e.strip()]
+    for i, entry in enumerate(entries):
+        kind = "bridge"
+        if entry.endswith("|direct"):
+            kind, entry = "direct", entry[: -len("|direct")]
+        name, _, model = entry.partition("=")
+        if ":" in name:
+            prefix, rest = name.split(":", 1)
+            if prefix in ("bridge", "network", "direct"):
+                kind, name = prefix, rest
+        nics.append(NicSpec(network=name, mac=macs[i] if i < len(macs) else "",
+                            model=model or default_model, kind=kind))
+    return nics
+
+
+def parse_macs(value: str | None) -> list[str]:
+    """``mac.mac`` (``aa:..|bb:..!host-eth1|cc:..!*NOIP*``) -> list of MACs in order."""
+    return [e.split("!", 1)[0].strip().lower() for e in (value or "").split("|") if e.strip()]
+
+
+def format_macs(macs: list[str]) -> str:
+    """MAC list -> ``mac.mac`` value: the first plain, extra ones marked ``!*NOIP*``."""
+    return "|".join([macs[0]] + [f"{m}!*NOIP*" for m in macs[1:]]) if macs else ""
+
+
+def storage_locations(value: str | None) -> list[tuple[str, str | None]]:
+    """``vm.storage`` -> [(location, model or None)] (``dir:///vms=virtio|nfs://s/p``)."""
+    out = []
+    for entry in (value or "").split("|"):
+        entry = entry.strip()
+        if not entry:
+            continue
+        loc = entry.split(",", 1)[0]
+        model = None
+        if "=" in loc:
+            loc, model = loc.rsplit("=", 1)
+        out.append((loc, model))
+    return out
+
+
+def dev_names(model: str, count: int, used: Iterable[str] = ()) -> list[str]:
+    """Next *count* free device names for bus *model* (``vda``, ``vdb``, ``vdd``...)."""
+    prefix = DEV_PREFIX.get(model, "vd")
+    used = set(used)
+    names = [prefix + letter for letter in DEV_LETTERS if prefix + letter not in used]
+    if len(names) < count:
+        raise UsageError(f"no free device names left for {count} more {model} disks")
+    return names[:count]
+
+
+def build_spec(node: str, attrs: Mapping[str, str | None], *, disk_sizes_mib: list[int] = (),
+               memory_mib: int | None = None, cpus: int | None = None) -> VmSpec:
+    """The VmSpec of *node* from its resolved attributes.
+
+    Args:
+        node: node name.
+        attrs: resolved ``table.col`` values (see :data:`NODE_ATTRS`).
+        disk_sizes_mib: sizes of disks to create (``mkvm -s``), placed in the first
+            ``vm.storage`` location.
+        memory_mib, cpus: overrides (``mkvm --mem/--cpus``).
+    Raises:
+        UsageError: malformed ``vm.memory``/``vm.cpus``, or disks requested without
+            ``vm.storage``.
+    """
+    a = attrs
+    model = a.get("vm.storagemodel") or "virtio"
+    fmt = a.get("vm.storageformat") or _virtflag(a.get("vm.virtflags"), "imageformat") or "qcow2"
+    locations = storage_locations(a.get("vm.storage"))
+    disks = []
+    if disk_sizes_mib:
+        if not locations:
+            raise UsageError("Requested initialization of storage, but vm.storage has no value "
+                             "for node")
+        loc, loc_model = locations[0]
+        if loc.startswith("phy:"):
+            raise UsageError("mkvm management of block device storage not implemented")
+        bus = loc_model or model
+        for dev, size in zip(dev_names(bus, len(disk_sizes_mib)), disk_sizes_mib, strict=True):
+            disks.append(DiskSpec(dev=dev, location=loc, size_mib=size, format=fmt, bus=bus,
+                                  cache=a.get("vm.storagecache")))
+    try:
+        mem = memory_mib or (parse_size_mib(a["vm.memory"], "M") if a.get("vm.memory") else 512)
+        ncpu = cpus or (int(a["vm.cpus"]) if a.get("vm.cpus") else 1)
+    except ValueError:
+        raise UsageError(f"vm.cpus must be a whole number, not '{a.get('vm.cpus')}'") from None
+    boot = []
+    for item in re.split(r"[,:]", a.get("vm.bootorder") or "network,hd"):
+        item = item.strip().lower()
+        word = {"n": "network", "net": "network", "network": "network", "h": "hd", "hd": "hd",
+                "disk": "hd", "c": "cdrom", "cd": "cdrom", "cdrom": "cdrom"}.get(item)
+        if word and word not in boot:
+            boot.append(word)
+    os_name = a.get("nodetype.os") or ""
+    extra = {k.split(".", 1)[1]: v for k, v in a.items()
+             if k.startswith("vm.") and v and k.split(".", 1)[1] in (
+                 "othersettings", "cluster", "datacenter", "vidmodel", "vidproto",
+                 "guestostype", "virtflags", "mgr")}
+    extra.update({k.replace(".", "_"): v for k, v in a.items()
+                  if k.startswith("nodetype.") and v})
+    return VmSpec(
+        node=node,
+        uuid=a.get("vpd.uuid") or None,
+        memory_mib=mem,
+        cpus=ncpu,
+        disks=disks,
+        nics=parse_nics(a.get("vm.nics"), parse_macs(a.get("mac.mac")),
+                        a.get("vm.nicmodel") or "virtio"),
+        bootorder=boot or ["network", "hd"],
+        virt_type=a.get("hypervisor.type") or "kvm",
+        clockoffset=a.get("vm.clockoffset") or ("localtime" if os_name.startswith("win")
+                                                else "utc"),
+        master=a.get("vm.master") or None,
+        definition=a.get("kvm_nodedata.xml") or None,
+        storage=[loc for loc, _ in locations],
+        storageformat=fmt,
+        storagemodel=model,
+        extra=extra,
+    )
+
+
+def _virtflag(virtflags: str | None, name: str) -> str | None:
+    for item in (virtflags or "").split(","):
+        key, _, value = item.partition("=")
+        if key.strip() == name:
+            return value.strip()
+    return None
+
+
+def fill_identity(res: Resolved, spec: VmSpec) -> dict[str, str]:
+    """Give *spec* MACs for NICs that lack one and a UUID if it has none.
+
+    MACs: ``site.genmacprefix`` + random bytes, else the QEMU/KVM prefix ``52:54:00``,
+    unique against every ``mac.mac`` in the table. Returns the table updates to make when
+    the operation succeeds (``mac.mac``, ``vpd.uuid``).
+    """
+    updates: dict[str, str] = {}
+    if any(not n.mac for n in spec.nics):
+        taken = {m for r in res.store.select("mac") for m in parse_macs(r["mac"])}
+        prefix = (res.store.site("genmacprefix") or "52:54:00").lower().strip(":")
+        nbytes = 6 - len(prefix.split(":"))
+        for nic in spec.nics:
+            while not nic.mac:
+                cand = prefix + "".join(f":{random.randrange(256):02x}" for _ in range(nbytes))
+                if cand not in taken:
+                    nic.mac = cand
+                    taken.add(cand)
+        updates["mac.mac"] = format_macs([n.mac for n in spec.nics])
+    if not spec.uuid:
+        spec.uuid = str(uuidlib.uuid4())
+        updates["vpd.uuid"] = spec.uuid
+    return updates
+
+
+def vm_targets(res: Resolved, *, disk_sizes_mib: list[int] = (), memory_mib: int | None = None,
+               cpus: int | None = None, need_host: bool = True) -> list[Target]:
+    """One :class:`Target` per node of *res*, in node order.
+
+    Nodes without a driver get xCAT's ``Unable to identify plugin`` error; nodes without
+    ``vm.host`` (or ``vm.mgr`` for manager families) get ``vm.host is not set`` when
+    *need_host*, else a target with no endpoint (the caller decides, e.g. ``stat`` → off).
+    """
+    targets = []
+    for node in res.nodes:
+        a = res.attrs[node]
+        driver = driver_of(a)
+        if not driver:
+            targets.append(Target(node=node, driver="", endpoint=None, error=NO_PLUGIN))
+            continue
+        try:
+            host = a.get("vm.mgr") if driver in MANAGER_DRIVERS else a.get("vm.host")
+            if host:
+                a = dict(a)
+                a["hypervisor.type"] = res.host_attrs(host).get("hypervisor.type") if "://" not in host else None
+            spec = build_spec(node, a, disk_sizes_mib=disk_sizes_mib, memory_mib=memory_mib,
+                              cpus=cpus)
+        except UsageError as exc:
+            targets.append(Target(node=node, driver=driver, endpoint=None, error=str(exc)))
+            continue
+        if not host:
+            what = "vm.mgr" if driver in MANAGER_DRIVERS else "vm.host"
+            targets.append(Target(node=node, driver=driver, endpoint=None, spec=spec,
+                                  error=f"{what} is not set" if need_host else None))
+            continue
+        targets.append(Target(node=node, driver=driver, endpoint=host_endpoint(res, host, driver),
+                              spec=spec))
+    return targets
+
+
+def host_target(res: Resolved, host: str) -> Target:
+    """A target for hypervisor node *host* itself (``lsvm <host>``, migration targets)."""
+    ha = res.host_attrs(host)
+    vtype = ha.get("hypervisor.type")
+    driver = ha.get("nodehm.power") or ha.get("nodehm.mgt")
+    if driver in (None, "ipmi", "bmc", "ipmitool", "openbmc", "redfish"):
+        driver = HOST_DRIVERS.get(vtype or "kvm")
+    return Target(node=host, driver=driver or "", endpoint=host_endpoint(res, host, driver),
+                  error=None if driver else NO_PLUGIN)
+
+
+# -- writing results back --------------------------------------------------------------------
+
+
+def status_time() -> str:
+    """xCAT's ``nodelist.statustime`` format: ``MM-DD-YYYY HH:MM:SS`` (local time)."""
+    return time.strftime("%m-%d-%Y %H:%M:%S")
+
+
+def apply_updates(store, node: str, updates: Mapping[str, str | None]) -> None:
+    """Write ``{"table.col": value}`` for *node* (its own row, keyed by the table's node
+    column). ``nodelist.status`` also stamps ``statustime``. Call inside a transaction."""
+    by_table: dict[str, dict[str, str | None]] = {}
+    for attr, value in updates.items():
+        tname, col = attr.split(".", 1)
+        by_table.setdefault(tname, {})[col] = value
+        if attr == "nodelist.status":
+            by_table[tname]["statustime"] = status_time()
+    for tname, values in by_table.items():
+        t = table_schema(tname)
+        keycol = t.nodecol or t.keys[0]
+        store.upsert(tname, {keycol: node}, values)

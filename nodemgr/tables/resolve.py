@@ -1,0 +1,352 @@
+"""Attribute resolution: a node's own row, its groups, ``+=NEXTRECORD`` and regex values.
+
+This is xCAT's ``getNodeAttribs`` (``perl-xCAT/xCAT/Table.pm``:
+``getNodeAttribs_nosub_returnany`` + ``transRegexAttrs``), read-only and cached per
+:class:`Resolver` instance (tables are small: one instance per command, call
+:meth:`Resolver.invalidate` after writing).
+
+Rules, per attribute ``table.col`` of a node-keyed table (schema ``nodecol``):
+
+1. The node's own row. An empty string counts as undefined (xCAT's ``getAttribs`` turns
+   ``''`` into undef), so it does *not* stop inheritance; ``nodech`` writes the regex
+   ``|^.*$||`` for "explicitly unset", which is defined, stops inheritance and renders to
+   nothing.
+2. Still undefined: the node's groups in ``nodelist.groups`` order; the first group row that
+   defines it wins. A value ending in ``+=NEXTRECORD`` keeps going and appends the next
+   defining group's value; every ``+=NEXTRECORD`` is removed at the end.
+3. Columns named in ``site.hierarchicalattrs`` (``col`` or ``col:delim``, comma-separated)
+   are instead the concatenation of the node's and all its groups' values, duplicates
+   dropped, joined by the delimiter (default ``,``).
+4. The value is then rendered against the node name (:func:`render`):
+   ``/pattern/replacement/`` (exactly three slashes) is one Perl ``s///``;
+   ``|pattern|replacement|`` is the same with every ``( ... )`` of the replacement computed
+   by :mod:`nodemgr.tables.safeeval`; ``|replacement|`` ("easy regex") builds the pattern
+   from the node name, one ``[\\D0]*(\\d+)`` per number in it, then ``.*$``.
+   A rendered empty string means undefined (None).
+
+Disabled rows are invisible (``Store.select`` hides them).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable
+
+from nodemgr.errors import TableError
+from nodemgr.tables import safeeval
+from nodemgr.tables.schema import table as schema_table
+
+__all__ = ["Resolver", "render", "RegexValueError", "NEXTRECORD"]
+
+NEXTRECORD = "+=NEXTRECORD"
+_SLASH_RE = re.compile(r"^/[^/]*/[^/]*/$", re.S)
+_PIPE_RE = re.compile(r"^\|.*\|$", re.S)
+_GROUPREF_RE = re.compile(r"\$(?:\{(\d+)\}|(\d+))|\\(\d)")
+_EASY_NUM_RE = re.compile(r"[\D0]*(\d+)")
+
+
+class RegexValueError(ValueError):
+    """A table value is a malformed regex / expression (message says why)."""
+
+
+# -- regex rendering ------------------------------------------------------------------------
+def _perl_pattern(pattern: str) -> re.Pattern:
+    """Compile a Perl regex with Python's ``re`` (``\\z`` -> ``\\Z``, ``\\Z`` -> ``(?=\\n?\\Z)``)."""
+    out = []
+    i = 0
+    while i < len(pattern):
+        ch = pattern[i]
+        if ch == "\\" and i + 1 < len(pattern):
+            nxt = pattern[i + 1]
+            if nxt == "z":
+                out.append(r"\Z")
+            elif nxt == "Z":
+                out.append(r"(?=\n?\Z)")
+            else:
+                out.append(pattern[i:i + 2])
+            i += 2
+            continue
+        out.append(ch)
+        i += 1
+    try:
+        return re.compile("".join(out))
+    except re.error as exc:
+        raise RegexValueError(f"bad regular expression {pattern!r}: {exc}") from None
+
+
+def _groups(m: re.Match) -> list[str | None]:
+    return list(m.groups())
+
+
+def _expand(text: str, groups: list[str | None]) -> str:
+    """Substitute ``$n``, ``${n}`` and ``\\n`` by group *n* (undefined -> '')."""
+
+    def sub(mm: re.Match) -> str:
+        k = int(mm.group(1) or mm.group(2) or mm.group(3))
+        if k == 0 or k > len(groups):
+            return ""
+        return groups[k - 1] or ""
+
+    return _GROUPREF_RE.sub(sub, text)
+
+
+def _split_brackets(text: str) -> list[tuple[bool, str]]:
+    """Split *text* into (is_expression, piece): top-level balanced ``( ... )`` groups are
+    expressions (quotes inside them respected), the rest literal. Like Text::Balanced's
+    ``extract_bracketed`` loop in xCAT, an unbalanced ``(`` ends the search: the rest is
+    literal."""
+    pieces: list[tuple[bool, str]] = []
+    i, n, lit_start = 0, len(text), 0
+    while i < n:
+        if text[i] != "(":
+            i += 1
+            continue
+        depth, j, quote = 0, i, None
+        end = -1
+        while j < n:
+            c = text[j]
+            if quote:
+                if c == "\\":
+                    j += 2
+                    continue
+                if c == quote:
+                    quote = None
+            elif c in "'\"":
+                quote = c
+            elif c == "(":
+                depth += 1
+            elif c == ")":
+                depth -= 1
+                if depth == 0:
+                    end = j
+                    break
+            j += 1
+        if end < 0:
+            break
+        if i > lit_start:
+            pieces.append((False, text[lit_start:i]))
+        pieces.append((True, text[i:end + 1]))
+        i = lit_start = end + 1
+    if lit_start < n:
+        pieces.append((False, text[lit_start:]))
+    return pieces
+
+
+def render(value: str | None, node: str) -> str | None:
+    """Render one raw table value for *node* (regex forms); '' and None give None.
+
+    Raises:
+        RegexValueError: malformed pattern or arithmetic.
+    """
+    if value is None or value == "":
+        return None
+    if _SLASH_RE.match(value):
+        pattern, repl = value[1:-1].split("/", 1)
+        rx = _perl_pattern(pattern)
+        result = rx.sub(lambda m: _expand(repl, _groups(m)), node, count=1)
+    elif _PIPE_RE.match(value) and len(value) >= 2:
+        body = value[1:-1]
+        if "|" in body:
+            pattern, repl = body.split("|", 1)
+        else:  # easy regex: |replacement|
+            count = len(_EASY_NUM_RE.findall(node))
+            pattern = r"[\D0]*(\d+)" * count + ".*$"
+            repl = body
+        rx = _perl_pattern(pattern)
+        m = rx.search(node)
+        if m is None:  # Perl s/// without a match leaves the node name
+            result = node
+        else:
+            groups = _groups(m)
+            out = []
+            for is_expr, piece in _split_brackets(repl):
+                if not is_expr:
+                    out.append(_expand(piece, groups))
+                    continue
+                try:
+                    v = safeeval.evaluate(piece, groups)
+                except safeeval.EvalError as exc:
+                    raise RegexValueError(f"bad expression {piece!r}: {exc}") from None
+                out.append(safeeval.format_number(v))
+            result = node[:m.start()] + "".join(out) + node[m.end():]
+    else:
+        return value
+    return result if result != "" else None
+
+
+# -- the resolver ---------------------------------------------------------------------------
+class Resolver:
+    """Rendered, group-inherited attribute values, with whole tables cached lazily.
+
+    Args:
+        store: a :class:`nodemgr.tables.store.Store`.
+    """
+
+    def __init__(self, store) -> None:
+        self.store = store
+        self.invalidate()
+
+    def invalidate(self) -> None:
+        """Drop every cache (call after writing tables)."""
+        self._rows: dict[str, dict[str, dict]] = {}
+        self._nodes: list[str] | None = None
+        self._groups: dict[str, list[str]] | None = None
+        self._hier: dict[str, str] | None = None
+        self._nodegroups: dict[str, dict] | None = None
+
+    # -- tables ------------------------------------------------------------------------
+    def _table(self, name: str) -> dict[str, dict]:
+        """Enabled rows of a node-keyed table by their node/group key (first row wins)."""
+        rows = self._rows.get(name)
+        if rows is None:
+            t = schema_table(name)
+            key = t.nodecol
+            rows = {}
+            for r in self.store.select(name):
+                k = r.get(key)
+                if k is not None and k not in rows:
+                    rows[k] = r
+            self._rows[name] = rows
+        return rows
+
+    def _load_nodelist(self) -> None:
+        nodes: list[str] = []
+        groups: dict[str, list[str]] = {}
+        for r in self.store.select("nodelist"):
+            node = r["node"]
+            if node is None or node in groups:
+                continue
+            nodes.append(node)
+            groups[node] = [g.strip() for g in (r["groups"] or "").split(",") if g.strip()]
+        self._nodes, self._groups = nodes, groups
+
+    def nodes(self) -> list[str]:
+        """Every enabled ``nodelist.node``, in table order."""
+        if self._nodes is None:
+            self._load_nodelist()
+        return list(self._nodes)
+
+    def groups_of(self, node: str) -> list[str]:
+        """The node's ``nodelist.groups`` in order ([] for an unknown node)."""
+        if self._groups is None:
+            self._load_nodelist()
+        return list(self._groups.get(node, []))
+
+    def static_groups(self) -> set[str]:
+        """Every group name that appears in any ``nodelist.groups``."""
+        if self._groups is None:
+            self._load_nodelist()
+        return {g for gs in self._groups.values() for g in gs}
+
+    def nodegroups(self) -> dict[str, dict]:
+        """Enabled ``nodegroup`` rows by groupname."""
+        if self._nodegroups is None:
+            out: dict[str, dict] = {}
+            for r in self.store.select("nodegroup"):
+                if r["groupname"] is not None and r["groupname"] not in out:
+                    out[r["groupname"]] = r
+            self._nodegroups = out
+        return dict(self._nodegroups)
+
+    def _hierarchical(self) -> dict[str, str]:
+        """Column -> delimiter from ``site.hierarchicalattrs``."""
+        if self._hier is None:
+            hier: dict[str, str] = {}
+            row = self.store.get("site", {"key": "hierarchicalattrs"})
+            for item in ((row or {}).get("value") or "").split(","):
+                item = item.strip()
+                if not item:
+                    continue
+                col, sep, delim = item.partition(":")
+                hier[col.strip()] = delim if sep and delim else ","
+            self._hier = hier
+        return self._hier
+
+    # -- resolution --------------------------------------------------------------------
+    @staticmethod
+    def _split_attr(attr: str) -> tuple[str, str]:
+        tab, dot, col = attr.partition(".")
+        if not dot or not tab or not col:
+            raise TableError(f'Bad attribute "{attr}": use table.column')
+        t = schema_table(tab)
+        t.check_column(col)
+        if t.nodecol is None:
+            raise TableError(f'Table "{tab}" is not keyed by node')
+        return tab, col
+
+    def _raw(self, tab: str, col: str, node: str) -> tuple[str | None, str | None]:
+        """Inherited raw value and its source (None = own row, else first group used)."""
+        rows = self._table(tab)
+        groups = self.groups_of(node)
+
+        def val(key: str) -> str | None:
+            r = rows.get(key)
+            v = r.get(col) if r else None
+            return None if v == "" else v
+
+        delim = self._hierarchical().get(col)
+        if delim is not None:
+            parts: list[str] = []
+            source: str | None = None
+            first = True
+            for key, src in [(node, None)] + [(g, g) for g in groups]:
+                v = val(key)
+                if v is None:
+                    continue
+                if first:
+                    source, first = src, False
+                for p in v.replace(NEXTRECORD, "").split(delim):
+                    if p != "" and p not in parts:
+                        parts.append(p)
+            return (delim.join(parts) if parts else None), source
+
+        value = val(node)
+        source = None
+        if value is None or value.endswith(NEXTRECORD):
+            for g in groups:
+                gv = val(g)
+                if gv is None:
+                    continue
+                if value is None:
+                    value, source = gv, g
+                else:
+                    value = value[: -len(NEXTRECORD)] + gv
+                if not value.endswith(NEXTRECORD):
+                    break
+        if value is not None:
+            value = value.replace(NEXTRECORD, "")
+        return value, source
+
+    def _render(self, tab: str, col: str, node: str, value: str | None) -> str | None:
+        try:
+            return render(value, node)
+        except RegexValueError as exc:
+            raise TableError(f"{tab}.{col} for node {node}: {exc}") from None
+
+    def attrs(self, nodes: Iterable[str], attrs: Iterable[str], *, blame: bool = False
+              ) -> dict[str, dict]:
+        """Resolve *attrs* (``table.col``) for *nodes*.
+
+        Returns:
+            node -> {attr: rendered value or None}; with ``blame=True`` each value is a
+            tuple ``(value, source)`` where source is None (own row or nothing found) or
+            the group the value came from (the first group, for ``+=NEXTRECORD`` chains
+            and hierarchical attributes).
+        Raises:
+            TableError: unknown table/column, table not node-keyed, bad regex value.
+        """
+        attrs = list(attrs)
+        split = [self._split_attr(a) for a in attrs]
+        out: dict[str, dict] = {}
+        for node in nodes:
+            res: dict = {}
+            for attr, (tab, col) in zip(attrs, split, strict=True):
+                raw, source = self._raw(tab, col, node)
+                value = self._render(tab, col, node, raw)
+                res[attr] = (value, source if value is not None else None) if blame else value
+            out[node] = res
+        return out
+
+    def attr(self, node: str, attr: str) -> str | None:
+        """One rendered attribute of one node."""
+        return self.attrs([node], [attr])[node][attr]

@@ -1,0 +1,30 @@
+"""Command name -> ``module:function``: the same table as pyproject.toml's console scripts
+(a test checks the two agree), so ``bin/nodemgr`` starts a command with one import and no
+entry-point scan."""
+
+from __future__ import annotations
+
+import importlib
+
+COMMANDS = {
+    "tabdump": "nodemgr.cli.tablecmds:tabdump",
+    "tabrestore": "nodemgr.cli.tablecmds:tabrestore",
+    "chtab": "nodemgr.cli.tablecmds:chtab",
+    "nodels": "nodemgr.cli.nodecmds:nodels",
+    "nodech": "nodemgr.cli.nodecmds:nodech",
+    "nodeadd": "nodemgr.cli.nodecmds:nodeadd",
+    "noderm": "nodemgr.cli.nodecmds:noderm",
+    "mkvm": "nodemgr.cli.vmcmds:mkvm",
+    "rmvm": "nodemgr.cli.vmcmds:rmvm",
+    "chvm": "nodemgr.cli.vmcmds:chvm",
+    "lsvm": "nodemgr.cli.vmcmds:lsvm",
+    "clonevm": "nodemgr.cli.vmcmds:clonevm",
+    "rpower": "nodemgr.cli.vmcmds:rpower",
+    "rmigrate": "nodemgr.cli.vmcmds:rmigrate",
+}
+
+
+def run(name: str, argv: list[str]) -> int:
+    """Run command *name* with *argv*; returns its exit code."""
+    module, func = COMMANDS[name].split(":")
+    return getattr(importlib.import_module(module), func)(argv)

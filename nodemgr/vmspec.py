@@ -138,7 +138,13 @@ def host_endpoint(res: Resolved, host: str, driver: str) -> Endpoint:
 def parse_nics(value: str | None, macs: list[str], default_model: str) -> list[NicSpec]:
     """``vm.nics`` (``br0,network:default,direct:eth1,br1=e1000``) -> NicSpecs with MACs."""
     nics = []
-    entries = [e.strip() for e in re.split(r"[,|]", value or "") if e.strip()]
+    entries: list[str] = []
+    for part in re.split(r"[,|]", value or ""):
+        part = part.strip()
+        if part == "direct" and entries:
+            entries[-1] += "|direct"
+        elif part:
+            entries.append(part)
     for i, entry in enumerate(entries):
         kind = "bridge"
         if entry.endswith("|direct"):

@@ -41,107 +41,365 @@ class TableSchema:
             raise TableError(f'No column "{column}" in table "{self.name}"')
 
 
-def _t(name, cols, keys=None, nodecol="node", description="", **desc):
+_TAIL_DESC = {
+    "comments": "Any user-written notes.",
+    "disable": "Set to 'yes' or '1' to comment out this row.",
+}
+
+
+def _t(name, cols, /, keys=None, nodecol="node", description="", coldesc=None, **desc):
+    """One table; *coldesc* holds column descriptions whose names clash with the
+    parameters (osimage.description)."""
     columns = tuple(cols.split()) + TAIL
     keys = tuple((keys or cols.split()[0]).split())
+    desc = {**_TAIL_DESC, **(coldesc or {}), **desc}
     return TableSchema(name, columns, keys, nodecol, description, desc)
 
+
+_NODE = "The node name or group name."
 
 TABLES: dict[str, TableSchema] = {
     t.name: t
     for t in (
         _t("site", "key value", nodecol=None,
-           description="Global settings for the whole cluster.",
-           key="Name of the attribute.", value="Value of the attribute."),
+           description="Global settings for the whole cluster: each setting is one row, named "
+           "in the key column (master, domain, installdir, tftpdir, dhcpsetup, nodestatus, "
+           "excludenodes, vmmaxp, hierarchicalattrs, ...).",
+           key="Name of the setting.",
+           value='The value of the setting named in the "key" column.'),
         _t("nodelist", "node groups status statustime appstatus appstatustime primarysn hidden "
            "updatestatus updatestatustime zonename",
            description="The list of all the nodes in the cluster, including each node's "
            "current status and what groups it is in.",
            node="The hostname of a node in the cluster.",
-           groups="A comma-delimited list of groups this node is a member of.",
-           status="Current status of the node (defined, powering-on, installing, booted, ...).",
-           statustime="Last time the status was updated (MM-DD-YYYY HH:MM:SS)."),
+           groups="A comma-delimited list of groups this node is a member of (all nodes "
+           "should be in 'all'; names starting with __ are internal).",
+           status="The current status of this node, set by the software: defined, booting, "
+           "netbooting, booted, discovering, configuring, installing, alive, standingby, "
+           "powering-off, unreachable, ... Blank means defined.",
+           statustime="The date and time when the status was updated.",
+           appstatus="A comma-delimited list of application status, e.g. "
+           "'sshd=up,ftp=down'.",
+           appstatustime="The date and time when appstatus was updated.",
+           primarysn="Not used. The primary service node of this node.",
+           hidden="Used to hide fsp and bpa definitions: 1 means do not show them in lsdef "
+           "and nodels.",
+           updatestatus="The current node update status: synced, out-of-sync, syncing, "
+           "failed.",
+           updatestatustime="The date and time when updatestatus was updated.",
+           zonename="The zone the node is assigned to (undefined: no zone)."),
         _t("nodegroup", "groupname grouptype members membergroups wherevals", nodecol=None,
            description="Contains group definitions, whose membership is dynamic depending "
            "on characteristics of the node.",
-           groupname="Name of the group.", grouptype="static or dynamic.",
-           wherevals="Criteria for dynamic groups: attr==val::attr=~val ..."),
+           groupname="Name of the group.",
+           grouptype="static or dynamic. A dynamic group's members are the nodes matching "
+           "wherevals.",
+           members="Not used: a place holder for the object commands (static membership "
+           "lives in nodelist.groups).",
+           membergroups="A comma-separated list of nodegroups this nodegroup refers to.",
+           wherevals='A list of "attr*val" pairs, separated by "::", selecting the members '
+           "of a dynamic group; the operator * is ==, =~, != or !~."),
         _t("nodetype", "node os arch profile provmethod supportedarchs nodetype",
-           description="A few hardware and software characteristics of the nodes."),
+           description="A few hardware and software characteristics of the nodes.",
+           node=_NODE,
+           os="The operating system deployed on this node (rhels7.9, rhevh6.2, sles15, ...). "
+           "The special value boottarget uses the boottarget table row named by profile.",
+           arch="The hardware architecture of this node: x86_64, ppc64, ppc64le, aarch64, ...",
+           profile="The string used to locate the kickstart/autoyast template (ignored when "
+           "provmethod names an osimage).",
+           provmethod="The provisioning method: install, netboot, statelite or the name of "
+           "an osimage.",
+           supportedarchs="Comma-delimited list of architectures this node can execute.",
+           nodetype="A comma-delimited list of characteristics of this node: ppc, blade, vm, "
+           "osi, mm, mn, rsa, switch."),
         _t("nodehm", "node power mgt cons termserver termport conserver serialport serialspeed "
            "serialflow getmac cmdmapping consoleondemand consoleenabled",
            description="Settings that control how each node's hardware is managed.",
-           power="Method to power the node on/off (overrides mgt).",
-           mgt="The method to use to do general hardware management of the node "
-           "(kvm, libvirt, rhevm, ovm, xen, ...)."),
+           node=_NODE,
+           power="The method to control the power of the node; if not set, mgt is used "
+           "(ipmi, kvm, esx, rhevm, ...).",
+           mgt="The method to use for general hardware management of the node, the default "
+           "for power and getmac (ipmi, openbmc, kvm, libvirt, rhevm, xen, ...).",
+           cons="The console method; defaults to mgt when serialport is set.",
+           termserver="The hostname of the terminal server.",
+           termport="The port number on the terminal server this node is connected to.",
+           conserver="The host running the console server daemon (default: the management "
+           "node).",
+           serialport="The serial port of the node, linux numbering (0=ttyS0, 1=ttyS1).",
+           serialspeed="The speed of the serial port, e.g. 115200.",
+           serialflow="The flow control of the serial port, e.g. hard.",
+           getmac="The method to get the node's MAC address; if not set, mgt is used.",
+           cmdmapping="File mapping hardware management commands for a device type (PCM).",
+           consoleondemand="Overrides site.consoleondemand: yes/1 or no/0.",
+           consoleenabled="1 when the node is registered in the console server."),
         _t("noderes", "node servicenode netboot tftpserver tftpdir nfsserver monserver nfsdir "
            "installnic primarynic discoverynics cmdinterface xcatmaster current_osimage "
            "next_osimage nimserver routenames nameservers proxydhcp syslog",
-           description="Resources and settings to use when installing nodes."),
+           description="Resources and settings to use when installing nodes.",
+           node=_NODE,
+           servicenode="A comma-separated list of service nodes for this node (first "
+           "reachable one is used).",
+           netboot="The network boot loader: pxe, xnba, grub2, grub2-http, grub2-tftp, "
+           "petitboot, yaboot.",
+           tftpserver="The TFTP server for this node (as known by the node); defaults to "
+           "networks.tftpserver.",
+           tftpdir="The directory that roots this node's TFTP content (default site.tftpdir).",
+           nfsserver="The NFS or HTTP server for this node (as known by the node).",
+           monserver='The monitoring aggregation point: "x,y" (address as known by the '
+           "management node, and by the node).",
+           nfsdir="The path that should be mounted from the NFS server.",
+           installnic="The node's adapter used for OS deployment: an interface name, a MAC "
+           'or the keyword "mac" (the mac table entry).',
+           primarynic="Deprecated; see installnic.",
+           discoverynics="Restrict discovery to these adapters, e.g. eth2,eth3 or bnx2:0.",
+           cmdinterface="Not used.",
+           xcatmaster="The hostname of the management/service node as known by this node; "
+           "default for nfsserver and tftpserver.",
+           current_osimage="Not used. The osimage currently deployed on this node.",
+           next_osimage="Not used. The osimage to deploy next.",
+           nimserver="Not used. The NIM server for this node.",
+           routenames="A comma-separated list of routes (routes table) to set up on the node.",
+           nameservers="A node/group specific override of the name server list.",
+           proxydhcp="Whether the node supports the proxydhcp protocol: yes/1 or no/0 "
+           "(default yes).",
+           syslog="How to configure syslog on the node: blank runs the syslog postscript, "
+           "ignore does not."),
         _t("hosts", "node ip hostnames otherinterfaces",
-           description="IP addresses and hostnames of nodes."),
+           description="IP addresses and hostnames of nodes, used to populate /etc/hosts and "
+           "DNS. Regular expressions here are a quick way to describe many nodes.",
+           node=_NODE,
+           ip="The IP address of the node.",
+           hostnames="Hostname aliases for this node, comma or blank separated.",
+           otherinterfaces="Other IP addresses of this node: -<ext>:<ip>,<name>:<ip>,..."),
         _t("mac", "node interface mac",
-           description="The MAC address of the node's install adapter."),
+           description="The MAC address of the node's install adapter, normally filled in "
+           "by getmacs, discovery or mkvm.",
+           node=_NODE,
+           interface="The adapter interface name used to install and manage the node, "
+           "e.g. eth0.",
+           mac='The MAC address(es) for static bindings: one MAC, or a "|"-separated list of '
+           '"mac!hostname" entries; "!*NOIP*" marks a MAC without an address.'),
         _t("chain", "node currstate currchain chain ondiscover",
            description="Controls what operations are done (and in what order) when a node "
-           "is discovered and deployed."),
+           "is discovered and deployed.",
+           node=_NODE,
+           currstate="The current or next chain step for this node, set by discovery or "
+           "nodeset.",
+           currchain="The chain steps still left to do for this node.",
+           chain="A comma-delimited chain of actions run when the node is discovered: boot, "
+           "runcmd=<cmd>, runimage=<URL>, shell, standby, osimage=<name>.",
+           ondiscover="Not used."),
         _t("bootparams", "node kernel initrd kcmdline addkcmdline dhcpstatements "
            "adddhcpstatements",
-           description="Current boot settings to be sent to systems attempting network boot."),
+           description="Current boot settings to be sent to systems attempting network "
+           "boot; mostly written by nodeset.",
+           node="The node or group name.",
+           kernel="The kernel network boot should load (or a chained loader such as memdisk).",
+           initrd="The initial ramdisk network boot should load.",
+           kcmdline="Arguments to be passed to the kernel.",
+           addkcmdline='User kernel options for the installer, or with prefix "R::" for the '
+           "installed OS.",
+           dhcpstatements="Custom DHCP statements managed by the software.",
+           adddhcpstatements="Custom DHCP statements for the administrator (not implemented)."),
         _t("hypervisor", "node type mgr interface netmap defaultnet cluster datacenter "
            "preferdirect",
-           description="Hypervisor parameters."),
+           description="Hypervisor parameters.",
+           node="The node or static group name.",
+           type="The plugin for hypervisor-specific commands such as revacuate (kvm, rhevh, "
+           "esx, ...).",
+           mgr="The virtualization manager of this hypervisor when applicable (e.g. the "
+           "RHEV-M or vCenter host).",
+           interface="Interfaces of the hypervisor: "
+           "networkname:interfacename:bootprotocol:IP:netmask:gateway, |-separated.",
+           netmap="Optional mapping of names to physical ports, e.g. "
+           "10ge=vmnic_16.0&vmnic_16.1,ge=vmnic1.",
+           defaultnet="The network guests join when they do not name one.",
+           cluster="The cluster the hypervisor belongs to in the virtualization "
+           "infrastructure.",
+           datacenter="The datacenter the hypervisor belongs to.",
+           preferdirect="yes/1: talk to the hypervisor directly even when mgr is set."),
         _t("vm", "node mgr host migrationdest storage storagemodel storagecache storageformat "
            "cfgstore memory cpus nics nicmodel bootorder clockoffset virtflags master vncport "
            "textconsole powerstate beacon datacenter cluster guestostype othersettings "
            "physlots vidmodel vidproto vidpassword",
            description="Virtualization parameters.",
+           node="The node or static group name.",
+           mgr="The function manager for the virtual machine.",
            host="The system that currently hosts the VM.",
-           migrationdest="A noderange of hypervisors the VM may be migrated to.",
-           storage="Disk locations: dir:///path, nfs://host/path, lvm://vg, phy:/dev/x; "
-           "several separated by |.",
-           memory="Megabytes of memory the VM currently should be set to.",
-           cpus="Number of CPUs the VM should have.",
-           nics="Network devices: bridge or network names, comma-separated.",
-           bootorder="Boot sequence (net,hd,cdrom).",
-           master="The name of a master (vmmaster.name) the VM is based on."),
+           migrationdest="A noderange of candidate destinations for migration.",
+           storage="Storage files or devices for the VM, e.g. dir:///var/lib/vm/<node>, "
+           "nfs://<server>/path, lvm://vg, phy:/dev/x; several separated by |.",
+           storagemodel="Model of storage devices provided to the guest (virtio, ide, scsi).",
+           storagecache="Caching scheme for disks, e.g. none, writethrough, writeback.",
+           storageformat="Default disk format, e.g. raw or qcow2.",
+           cfgstore="Optional persistent location for configuration data.",
+           memory="Megabytes of memory the VM should currently have.",
+           cpus="Number of CPUs the VM should see.",
+           nics="Network configuration: [physnet:]interface,... (bridge or network names).",
+           nicmodel="Model of NICs provided to the VM (e1000, rtl8139, virtio, ...).",
+           bootorder="Boot sequence, e.g. net,hd.",
+           clockoffset='Guest RTC synced to "localtime" or "utc" (guessed from nodetype.os '
+           "when unset).",
+           virtflags="Flags for the virtualization method, e.g. "
+           "imageformat=qcow2,clonemethod=qemu-img,placement_affinity=migratable.",
+           master="The master image (vmmaster.name) this VM is linked to.",
+           vncport="Tracks the current VNC display port (not meant to be set).",
+           textconsole="Tracks the pseudo-TTY of the VM's serial console.",
+           powerstate="The last known power state of the VM.",
+           beacon="The last known state of the identify LED.",
+           datacenter="The datacenter the VM lives in (VMware, RHEV).",
+           cluster="The cluster the VM belongs to in the virtualization infrastructure.",
+           guestostype="An OS identifier passed to the virtualization stack (normally "
+           "derived from nodetype.os).",
+           othersettings="Semicolon-delimited key:value settings, e.g. "
+           "cpumode:host-passthrough;vcpupin:0-15,^8;membind:0;devpassthrough:...;machine:q35.",
+           physlots="Physical slot drc indexes assigned to the partition (POWER).",
+           vidmodel="Model of video adapter, e.g. qxl, vga, virtio.",
+           vidproto="Remote video protocol, e.g. vnc or spice.",
+           vidpassword="Password for VNC/SPICE access instead of random tokens."),
         _t("vmmaster", "name os arch profile storage storagemodel nics vintage originator "
-           "virttype specializeparameters", nodecol=None,
-           description="Inventory of virtualization images for use with clonevm."),
+           "virttype specializeparameters", nodecol="name",
+           description="Inventory of virtualization images for use with clonevm; not meant "
+           "to be edited by hand.",
+           name="The name of a master.",
+           os="nodetype.os at the time the master was captured.",
+           arch="nodetype.arch at the time of capture.",
+           profile="nodetype.profile at the time of capture.",
+           storage="The storage location of the master's disks.",
+           storagemodel="The default storage model for VMs cloned from this master.",
+           nics="The NIC configuration of the master.",
+           vintage="When this image was created.",
+           originator="The user who created the image.",
+           virttype="The virtualization type this image is for (kvm, vmware, ...).",
+           specializeparameters="Implementation-specific arguments for specialization."),
         _t("policy", "priority name host commands noderange parameters time rule", nodecol=None,
            description="The policy table controls who has authority to run specific "
-           "commands."),
+           "commands: the access control list, evaluated in priority order.",
+           priority="The priority of this rule; lower numbers are evaluated first "
+           "(1.0 before 4.1).",
+           name='The user (or "%group") this rule applies to; default "*" (all users).',
+           host='The host users may issue the commands from; default "*" (all hosts).',
+           commands='The commands this rule applies to; default "*" (all commands).',
+           noderange='The noderange this rule applies to; default "*" (all nodes).',
+           parameters="A regular expression matching the command parameters this rule "
+           "applies to.",
+           time="Time ranges the command may run in (not supported).",
+           rule="allow (or accept), trusted, or anything else to deny."),
         _t("passwd", "key username password cryptmethod authdomain", keys="key username",
            nodecol=None,
-           description="Contains default userids and passwords for xCAT to access cluster "
-           "components."),
+           description="Contains default userids and passwords to access cluster "
+           "components (BMCs, hypervisor managers, nodes, ...).",
+           key="The type of component this user/password is for: ipmi, system, rhevm, "
+           "rhevh, hmc, switch, ...",
+           username="The default userid for this type of component.",
+           password="The default password for this type of component.",
+           cryptmethod="How the password is encrypted (md5, sha256, sha512; blank = plain).",
+           authdomain="The domain in which this entry has meaning."),
         _t("osimage", "imagename groups profile imagetype description provmethod rootfstype "
-           "osdistroname osupdatename cfmdir osname osvers osarch synclists postscripts "
-           "postbootscripts serverrole isdeletable kitcomponents environvar", nodecol=None,
-           description="Basic information about an operating system image."),
+           "nfsrootopts osdistroname osupdatename cfmdir osname osvers osarch synclists "
+           "postscripts postbootscripts serverrole isdeletable kitcomponents environvar",
+           nodecol=None,
+           description="Basic information about an operating system image that can be used "
+           "to deploy cluster nodes.",
+           imagename="The name of this OS image definition.",
+           groups="A comma-delimited list of image groups this image belongs to.",
+           profile="The node usage category, e.g. compute, service.",
+           imagetype="The type of image: linux or AIX.",
+           coldesc={"description": "OS image description."},
+           provmethod="install, netboot, statelite, boottarget, dualboot or sysclone.",
+           rootfstype="The rootfs type for statelite images: nfs or ramdisk.",
+           nfsrootopts="Additional NFS mount options for the root filesystem of a "
+           "statelite image.",
+           osdistroname="The name of the OS distro definition (osdistro table).",
+           osupdatename="A comma-separated list of OS distro updates to apply.",
+           cfmdir="CFM directory name (PCM).",
+           osname="Operating system name: Linux or AIX.",
+           osvers="The OS version deployed, e.g. rhels7.9.",
+           osarch="The hardware architecture of the image.",
+           synclists="Comma-separated files listing files to synchronize to the nodes.",
+           postscripts="Comma-separated scripts to run after installation or diskless boot.",
+           postbootscripts="Comma-separated scripts to run at boot after installation.",
+           serverrole="The role of servers built from this image (compute, servicenode, ...).",
+           isdeletable="Whether this image may be deleted (PCM).",
+           kitcomponents="Kit component IDs assigned to this image.",
+           environvar="Comma-delimited environment variables for the image."),
         _t("linuximage", "imagename template boottarget addkcmdline pkglist pkgdir "
            "otherpkglist otherpkgdir exlist postinstall rootimgdir kerneldir nodebootif "
            "otherifce netdrivers kernelver krpmver permission dump crashkernelsize "
            "partitionfile driverupdatesrc", nodecol=None,
-           description="Information about a Linux operating system image."),
+           description="Information about a Linux operating system image that can be used "
+           "to deploy cluster nodes.",
+           imagename="The name of this OS image definition.",
+           template="The installer template (kickstart, autoyast, ...) for stateful installs.",
+           boottarget="The boottarget definition whose kernel, initrd and parameters to use.",
+           addkcmdline='Kernel options for the installer, or with prefix "R::" for the '
+           "installed OS.",
+           pkglist="The file listing the distro packages of the image.",
+           pkgdir="Comma-separated directories holding the distro packages (base OS first).",
+           otherpkglist="Comma-separated files listing non-distro packages.",
+           otherpkgdir="Where the non-distro packages are.",
+           exlist="The file listing files excluded from a diskless image.",
+           postinstall="Comma-separated scripts run at the end of genimage (diskless).",
+           rootimgdir="The directory where the (diskless) image is stored.",
+           kerneldir="The directory of a third-party kernel (diskless).",
+           nodebootif="The interface a diskless node boots over, e.g. eth0.",
+           otherifce="Other interfaces configured by DHCP in the image.",
+           netdrivers="Ethernet drivers to include in the image.",
+           kernelver="The kernel version of the image.",
+           krpmver="The rpm version of the kernel packages (SLES).",
+           permission="Mount permission of /.statelite (default 755).",
+           dump='NFS directory for kernel dumps: "nfs://<server>/<path>".',
+           crashkernelsize="Memory reserved for the kdump kernel (default 256M).",
+           partitionfile="Partition definition file or script (s:, d:, c: prefixes).",
+           driverupdatesrc="Comma-separated driver update sources: dud:<file> or rpm:<file>."),
         _t("vpd", "node serial mtm side asset uuid",
-           description="The Machine type, Model, and Serial numbers of each node."),
+           description="The Machine type, Model, and Serial numbers of each node.",
+           node=_NODE,
+           serial="The serial number of the node.",
+           mtm="The machine type and model number of the node, e.g. 7984-6BU.",
+           side="<BPA>-<port> or <FSP>-<port>: the BPA/FSP side information.",
+           asset="An inventory number for the administrator's use.",
+           uuid="The UUID of the node (written by mkvm for VMs)."),
         _t("auditlog", "recid audittime userid clientname clienttype command noderange args "
            "status", nodecol=None,
-           description="Audit Data log."),
+           description="Audit Data log.",
+           recid="The record id.",
+           audittime="The timestamp for the audit entry.",
+           userid="The user running the command.",
+           clientname="The client machine where the command originated.",
+           clienttype="Type of command: cli, java, webui, other.",
+           command="Command executed.",
+           noderange="The noderange on which the command was run.",
+           args="The command argument list.",
+           status="Allowed or Denied.",
+           disable="Do not use: tabprune will not work if set to yes or 1."),
         _t("kvm_nodedata", "node xml",
-           description="Persistent store for KVM plugin: the domain definition of each VM."),
-        _t("kvm_masterdata", "name xml", nodecol=None,
-           description="Persistent store for KVM plugin for masters."),
+           description="Persistent store for the KVM plugin, not intended for manual "
+           "modification.",
+           node="The node corresponding to the virtual machine.",
+           xml="The domain XML generated by the software, fleshed out by libvirt, and stored "
+           "for reuse."),
+        _t("kvm_masterdata", "name xml", nodecol="name",
+           description="Persistent store for the KVM plugin for masters.",
+           name="The name of the relevant master.",
+           xml="The domain XML to be customized for clones of this master."),
         _t("hostconn", "node uri authmethod username",
            description="nodemgr: how to reach a hypervisor node (connection-string template "
            "with #{...} macros, auth method, user); overrides virttype.",
-           uri="Connection string or template, e.g. qemu+ssh://#{user.name}@#{target.host}/system"),
+           node=_NODE,
+           uri="Connection string or template, e.g. "
+           "qemu+ssh://#{user.name}@#{target.host}/system",
+           authmethod="Authentication method, e.g. ssh or tls.",
+           username="The user to connect as."),
         _t("virttype", "type connstring authmethod emulator domaintype", nodecol=None,
            description="nodemgr: per virtualization type (kvm, qemu, xen) the default "
            "connection-string template, auth method and emulator path.",
+           type="The virtualization type, e.g. kvm, qemu, xen.",
            connstring="Template with macros #{auth.sep} #{auth.method} #{user.name} "
-           "#{target.host}."),
+           "#{target.host}.",
+           authmethod="Default authentication method, e.g. ssh.",
+           emulator="Path of the emulator binary.",
+           domaintype="The libvirt domain type."),
     )
 }
 

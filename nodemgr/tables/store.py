@@ -220,6 +220,21 @@ class Store:
                    f"VALUES ({', '.join('?' for _ in cols)}) ON CONFLICT ({conflict}) {action}",
                    params)
 
+    def update(self, name: str, where: Mapping[str, str | None] | None,
+               values: Mapping[str, str | None]) -> int:
+        """Set *values* on every row matching *where* (disabled rows too; all rows when
+        *where* is empty); returns how many rows changed. Unknown columns raise TableError."""
+        t = table(name)
+        for c in values:
+            t.check_column(c)
+        if not values:
+            return 0
+        sets = ", ".join(f"{_q(c)} = ?" for c in values)
+        clause, params = self._where(t, where)
+        cur = self._exec(f"UPDATE {_q(t.name)} SET {sets}{clause}",
+                         [values[c] for c in values] + params)
+        return cur.rowcount
+
     def delete(self, name: str, where: Mapping[str, str | None] | None = None) -> int:
         """Delete rows matching *where* (all rows when None); returns how many."""
         t = table(name)

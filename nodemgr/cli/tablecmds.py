@@ -141,11 +141,7 @@ def tabdump(argv: list[str]) -> int:
             raise UsageError("-n is only valid for the auditlog and eventlog tables")
         if a.number < 0:
             raise UsageError("-n needs a number >= 0")
-    rows = open_store().select(t.name, include_disabled=True)
-    rows = [r for r in rows if all(pr(r) for pr in preds)]
-    if a.number is not None:
-        rows = rows[len(rows) - a.number:] if a.number else []
-    text = csvfmt.dump(t.columns, rows)
+    text = dump_table(open_store(), t.name, preds, last=a.number)
     if a.file:
         try:
             with open(a.file, "w", encoding="utf-8", newline="") as fh:
@@ -205,25 +201,49 @@ def tabrestore(argv: list[str]) -> int:
         raise TableError(f"cannot read {a.file}: {exc.strerror}") from None
     except UnicodeDecodeError:
         raise TableError(f"{a.file} is not UTF-8 text") from None
+    restore_text(open_store(), t.name, text, add=a.addrows, source=a.file)
+    return 0
+
+
+def dump_table(store, name: str, preds=(), *, last: int | None = None) -> str:
+    """tabdump CSV of table *name*: every row (disabled too) passing all *preds*, or only
+    the *last* N of them."""
+    t = schema_table(name)
+    rows = [r for r in store.select(t.name, include_disabled=True)
+            if all(pr(r) for pr in preds)]
+    if last is not None:
+        rows = rows[len(rows) - last:] if last > 0 else []
+    return csvfmt.dump(t.columns, rows)
+
+
+def restore_text(store, name: str, text: str, *, add: bool = False, source: str = "") -> int:
+    """Load tabdump CSV *text* into table *name* in one transaction (all rows replaced unless
+    *add*); returns the number of rows. On any error nothing changes.
+
+    Raises:
+        TableError: bad CSV, unknown column, empty key, database error (duplicate key, ...);
+            messages name *source* and the line.
+    """
+    t = schema_table(name)
+    where = f"{source} " if source else ""
     columns, rows = csvfmt.parse_lines(text)
     for c in columns:
         t.check_column(c)
     if len(set(columns)) != len(columns):
-        raise TableError(f"{a.file}: a column is named twice in the header")
+        raise TableError(f"{where}header: a column is named twice")
     for line, row in rows:
         for k in t.keys:
             if row.get(k) in (None, ""):
-                raise TableError(f'{a.file} line {line}: key column "{k}" is empty')
-    store = open_store()
+                raise TableError(f'{where}line {line}: key column "{k}" is empty')
     with store.transaction():
-        if not a.addrows:
+        if not add:
             store.delete(t.name)
         for line, row in rows:
             try:
                 store.insert(t.name, row)
             except TableError as exc:
-                raise TableError(f"{a.file} line {line}: {exc}") from None
-    return 0
+                raise TableError(f"{where}line {line}: {exc}") from None
+    return len(rows)
 
 
 # -- chtab --------------------------------------------------------------------------------

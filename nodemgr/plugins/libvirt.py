@@ -1,0 +1,1362 @@
+"""The libvirt driver (entry points ``libvirt`` and ``kvm``): VMs on KVM/QEMU hosts, and on
+anything else a libvirt URI reaches (``qemu:///system``, ``qemu+ssh://root@host/system``,
+``qemu+tcp://...``, ``qemu+unix:///system?socket=...``, ``test:///default``).
+
+It speaks only libvirt: XML comes from :mod:`nodemgr.plugins.libvirt_xml`, tables are never
+read or written (what they should learn comes back in ``NodeResult.updates``). ``libvirt``
+is imported on first connect only, so commands that never reach a hypervisor start fast;
+libvirt's own stderr printing is silenced and every error becomes one typed, one-line
+message. It must never shell out (no ssh, no qemu-img): everything goes through the
+libvirt connection, so a remote host works the same as a local one.
+
+Behaviour follows xCAT's kvm.pm (output strings, storage naming ``<node>.<dev>.<fmt>``,
+pools ``dir_<path>``), with these deliberate changes: domains are persistent (defineXML),
+``lsvm`` lists shut-off domains too, a paused domain reports ``suspended`` (xCAT: ``off``),
+and ``Memory:`` in ``lsvm`` is in MiB with the unit printed.
+"""
+
+from __future__ import annotations
+
+import time
+import xml.etree.ElementTree as ET
+from collections.abc import Callable, Iterator, Sequence
+from typing import Any
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+
+from nodemgr.plugins.base import (
+    POWER_ACTIONS,
+    DriverError,
+    Endpoint,
+    HypervisorDriver,
+    InvalidState,
+    NodeResult,
+    NotFound,
+    PermanentError,
+    Unreachable,
+    VmChange,
+    VmInfo,
+    VmSpec,
+)
+from nodemgr.plugins.libvirt_xml import (
+    BUS_PREFIX,
+    DiskDevice,
+    DomainXml,
+    Location,
+    MiB,
+    boot_devs,
+    build_domain_xml,
+    clone_definition,
+    disk_from_element,
+    disk_xml,
+    host_domain_types,
+    host_uuid,
+    master_definition,
+    next_devs,
+    nic_element,
+    parse_location,
+    pool_target_path,
+    volume_copy_xml,
+    volume_name,
+    volume_xml,
+)
+
+_LIBVIRT: Any = None
+
+# libvirt domain states (virDomainState), kept here so this module imports without libvirt.
+_NOSTATE, _RUNNING, _BLOCKED, _PAUSED, _SHUTDOWN, _SHUTOFF, _CRASHED, _PMSUSPENDED = range(8)
+STATE_NAMES = {0: "no state", 1: "running", 2: "blocked", 3: "paused", 4: "shutting down",
+               5: "shut off", 6: "crashed", 7: "pmsuspended"}
+
+#: xCAT's messages, verbatim where xCAT had one.
+MSG_CONFLICT = ("Storage creation request conflicts with existing file(s) {path}. To force remove "
+                "the existing storage file, rerun {cmd} with the -f option.")
+MSG_RM_ACTIVE = "Cannot rmvm active guest (use -f argument to force)"
+MSG_RM_MISSING = "Cannot remove guest vm, no such vm found"
+MSG_NOT_PURGING = "Not purging raw or block storage device: {path}"
+MSG_HOT_CPUS = "Hot add of cpus not supported (VM must be powered down to successfully change)"
+MSG_MEM_MAX = ("Unable to increase memory beyond current capacity (requires VM to be powered "
+               "down to change)")
+MSG_QCOW2_SHRINK = "Resizing disk {dev} failed, qcow2 doesn't support shrinking images yet"
+MSG_NO_INFO = "Could not get any information about specified object"
+
+PURGE_RETRIES = 10
+PURGE_DELAY_S = 0.2
+
+
+def state_word(state: int | None) -> str:
+    """xCAT's power word for a libvirt state: ``on`` for running/blocked/no state (as
+    kvm.pm), ``suspended`` for paused or PM-suspended (kvm.pm said ``off``; we can suspend,
+    so we say so), ``off`` for everything else and for an undefined domain (None)."""
+    if state in (_NOSTATE, _RUNNING, _BLOCKED):
+        return "on"
+    if state in (_PAUSED, _PMSUSPENDED):
+        return "suspended"
+    return "off"
+
+
+def _silence(_ctx: Any, _err: Any) -> None:
+    """libvirt error handler: errors arrive as exceptions, never on stderr."""
+
+
+def _libvirt() -> Any:
+    """The ``libvirt`` module, imported on first use, with its stderr printing silenced."""
+    global _LIBVIRT
+    if _LIBVIRT is None:
+        try:
+            import libvirt
+        except ImportError as exc:
+            raise PermanentError("libvirt-python is not installed (pip install "
+                                 "'nodemgr[libvirt]')") from exc
+        libvirt.registerErrorHandler(_silence, None)
+        _LIBVIRT = libvirt
+    return _LIBVIRT
+
+
+def _one_line(text: Any) -> str:
+    return " ".join(str(text).split())
+
+
+def _reason(exc: BaseException) -> str:
+    get = getattr(exc, "get_error_message", None)
+    msg = get() if get else None
+    return _one_line(msg or exc)
+
+
+def _fail(node: str, exc: DriverError, **data: Any) -> NodeResult:
+    return NodeResult(node=node, ok=False, message=str(exc),
+                      data={"error": type(exc).__name__, **data})
+
+
+def _effective_uri(uri: str) -> str:
+    """``qemu+ssh`` URIs get ``no_tty=1`` (as xCAT): never hang on a password prompt."""
+    parts = urlsplit(uri)
+    if "+ssh" not in parts.scheme:
+        return uri
+    query = dict(parse_qsl(parts.query, keep_blank_values=True))
+    if "no_tty" in query:
+        return uri
+    query["no_tty"] = "1"
+    return urlunsplit(parts._replace(query=urlencode(query)))
+
+
+def _truthy(value: str | None) -> bool:
+    return (value or "").strip().lower() in ("1", "yes", "true", "on", "y")
+
+
+class LibvirtDriver(HypervisorDriver):
+    """Driver for one libvirt connection (endpoint URI).
+
+    Endpoint options: ``virt_type`` (force a domain type for every VM of the endpoint),
+    ``pools_dir`` (where netfs pools are mounted). Migration target options: ``unsafe``
+    (allow live migration without shared storage), ``migrate_uri`` (data stream URI, e.g.
+    ``tcp://10.0.0.2:49152``), ``listen_address``, ``p2p`` (``yes``/``no``; default: try
+    peer-to-peer, fall back to client-managed).
+
+    Failed nodes carry ``data["error"]`` = the typed error's class name (``NotFound``,
+    ``InvalidState``, ``PermanentError``); a lost connection raises :class:`Unreachable`.
+    """
+
+    name = "libvirt"
+
+    def __init__(self, endpoint: Endpoint, timeout: float = 60.0) -> None:
+        super().__init__(endpoint, timeout)
+        self._conn: Any = None
+        self._domain_types: list[str] | None = None
+        self._pools: dict[str, Any] = {}
+
+    # -- connection ------------------------------------------------------------------------
+
+    @property
+    def label(self) -> str:
+        """How messages name the endpoint: its host, else its URI."""
+        return self.endpoint.host or self.endpoint.uri
+
+    @property
+    def lv(self) -> Any:
+        return _libvirt()
+
+    def _open(self, endpoint: Endpoint) -> Any:
+        lv = self.lv
+        label = endpoint.host or endpoint.uri
+        uri = _effective_uri(endpoint.uri)
+        try:
+            if endpoint.username or endpoint.password:
+                def _auth(creds: list, _data: Any) -> int:
+                    for cred in creds:
+                        if cred[0] == lv.VIR_CRED_AUTHNAME:
+                            cred[4] = endpoint.username or ""
+                        elif cred[0] in (lv.VIR_CRED_PASSPHRASE, lv.VIR_CRED_NOECHOPROMPT):
+                            cred[4] = endpoint.password or ""
+                    return 0
+
+                auth = [[lv.VIR_CRED_AUTHNAME, lv.VIR_CRED_PASSPHRASE,
+                         lv.VIR_CRED_NOECHOPROMPT], _auth, None]
+                conn = lv.openAuth(uri, auth, 0)
+            else:
+                conn = lv.open(uri)
+        except lv.libvirtError as exc:
+            reason = _reason(exc)
+            if exc.get_error_code() in (lv.VIR_ERR_AUTH_FAILED, lv.VIR_ERR_AUTH_CANCELLED):
+                raise PermanentError(f"Cannot communicate via libvirt to {label}: {reason}") from exc
+            raise Unreachable(f"Cannot communicate via libvirt to {label}: {reason}") from exc
+        if conn is None:
+            raise Unreachable(f"Cannot communicate via libvirt to {label}: connection failed")
+        return conn
+
+    def connect(self) -> None:
+        if self._conn is None:
+            self._conn = self._open(self.endpoint)
+
+    def close(self) -> None:
+        conn, self._conn = self._conn, None
+        self._pools.clear()
+        if conn is not None:
+            try:
+                conn.close()
+            except Exception:  # noqa: BLE001 - close never raises
+                pass
+
+    @property
+    def conn(self) -> Any:
+        if self._conn is None:
+            self.connect()
+        return self._conn
+
+    # -- errors ----------------------------------------------------------------------------
+
+    def _alive(self) -> bool:
+        try:
+            return bool(self._conn is not None and self._conn.isAlive())
+        except Exception:  # noqa: BLE001
+            return False
+
+    def _translate(self, exc: Any) -> DriverError:
+        """A typed error for a libvirtError from this endpoint."""
+        lv = self.lv
+        code, domain, reason = exc.get_error_code(), exc.get_error_domain(), _reason(exc)
+        if code == lv.VIR_ERR_NO_DOMAIN:
+            return NotFound(reason)
+        if code == lv.VIR_ERR_OPERATION_INVALID:
+            return InvalidState(reason)
+        lost = code in (lv.VIR_ERR_NO_CONNECT, lv.VIR_ERR_INVALID_CONN)
+        if not lost and (domain in (lv.VIR_FROM_RPC, lv.VIR_FROM_REMOTE)
+                         or code in (lv.VIR_ERR_RPC, lv.VIR_ERR_SYSTEM_ERROR)):
+            lost = not self._alive()
+        if lost:
+            return Unreachable(f"Cannot communicate via libvirt to {self.label}: {reason}")
+        return PermanentError(reason)
+
+    def _run(self, specs: Sequence[VmSpec], fn: Callable[..., NodeResult],
+             *args: Any) -> Iterator[NodeResult]:
+        """Call *fn(spec, *args)* per spec; per-node failures become failed results, a lost
+        connection raises Unreachable (failing every node not yet reported)."""
+        lv = self.lv
+        self.connect()
+        for spec in specs:
+            try:
+                yield fn(spec, *args)
+            except Unreachable:
+                raise
+            except DriverError as exc:
+                yield _fail(spec.node, exc)
+            except lv.libvirtError as exc:
+                err = self._translate(exc)
+                if isinstance(err, Unreachable):
+                    raise err from exc
+                yield _fail(spec.node, err)
+
+    def _is(self, exc: Any, *codes: int) -> bool:
+        return isinstance(exc, self.lv.libvirtError) and exc.get_error_code() in codes
+
+    # -- small helpers ---------------------------------------------------------------------
+
+    def _lookup(self, name: str) -> Any:
+        """The domain called *name*, or None."""
+        try:
+            return self.conn.lookupByName(name)
+        except self.lv.libvirtError as exc:
+            if exc.get_error_code() == self.lv.VIR_ERR_NO_DOMAIN:
+                return None
+            raise
+
+    def _require(self, name: str) -> Any:
+        dom = self._lookup(name)
+        if dom is None:
+            raise NotFound(f"Cannot find vm {name} on {self.label}")
+        return dom
+
+    def _state(self, dom: Any) -> int | None:
+        return dom.state()[0] if dom is not None else None
+
+    def _inactive_xml(self, dom: Any) -> str:
+        flags = self.lv.VIR_DOMAIN_XML_INACTIVE if dom.isPersistent() else 0
+        return dom.XMLDesc(flags)
+
+    def _virt_type(self, requested: str) -> str:
+        """Domain type: the endpoint's ``virt_type`` option, else the spec's; ``kvm`` falls
+        back to ``qemu`` (software emulation) when the host does not offer kvm."""
+        forced = self.endpoint.option("virt_type")
+        if forced:
+            return forced
+        if self._domain_types is None:
+            self._domain_types = host_domain_types(self.conn.getCapabilities())
+        types = self._domain_types
+        requested = requested if requested not in ("", "libvirt") else "kvm"
+        if requested in types or not types:
+            return requested
+        if requested in ("kvm", "qemu") and "qemu" in types:
+            return "qemu"
+        if types == ["test"]:
+            return "test"
+        raise PermanentError(f"{self.label} does not offer {requested} guests "
+                             f"(it offers {', '.join(types)})")
+
+    def _undefine(self, dom: Any) -> None:
+        lv = self.lv
+        if not dom.isPersistent():
+            return
+        flags = (lv.VIR_DOMAIN_UNDEFINE_MANAGED_SAVE | lv.VIR_DOMAIN_UNDEFINE_SNAPSHOTS_METADATA
+                 | lv.VIR_DOMAIN_UNDEFINE_NVRAM | lv.VIR_DOMAIN_UNDEFINE_CHECKPOINTS_METADATA)
+        try:
+            dom.undefineFlags(flags)
+        except lv.libvirtError as exc:
+            if exc.get_error_code() not in (lv.VIR_ERR_INVALID_ARG, lv.VIR_ERR_NO_SUPPORT,
+                                            lv.VIR_ERR_ARGUMENT_UNSUPPORTED):
+                raise
+            dom.undefine()
+
+    # -- storage ---------------------------------------------------------------------------
+
+    def _pool_for(self, loc: Location, create: bool = True) -> Any:
+        """The active storage pool serving *loc*: an existing pool with the same target (any
+        name), else ``dir_<path>`` (``nfs_...``, the VG name), defined, built and started
+        when missing. "already exists" answers from racing creators are tolerated."""
+        lv = self.lv
+        if loc.kind == "phy":
+            raise PermanentError("mkvm management of block device storage not implemented")
+        pool = self._pools.get(loc.url)
+        if pool is None:
+            for candidate in self.conn.listAllStoragePools(0):
+                try:
+                    if loc.matches_pool(candidate.XMLDesc(0)):
+                        pool = candidate
+                        break
+                except lv.libvirtError:
+                    continue
+        if pool is None:
+            try:
+                pool = self.conn.storagePoolLookupByName(loc.pool_name)
+            except lv.libvirtError as exc:
+                if exc.get_error_code() != lv.VIR_ERR_NO_STORAGE_POOL:
+                    raise
+                if not create:
+                    return None
+                pool = self._define_pool(loc)
+        if not pool.isActive():
+            try:
+                pool.create(0)
+            except lv.libvirtError as exc:
+                if exc.get_error_code() != lv.VIR_ERR_OPERATION_INVALID:  # already active
+                    raise
+        else:
+            try:
+                pool.refresh(0)  # see volumes made behind libvirt's back (or by another host)
+            except lv.libvirtError:
+                pass
+        self._pools[loc.url] = pool
+        return pool
+
+    def _define_pool(self, loc: Location) -> Any:
+        lv = self.lv
+        try:
+            pool = self.conn.storagePoolDefineXML(
+                loc.pool_xml(self.endpoint.option("pools_dir") or "/var/lib/nodemgr/pools"), 0)
+        except lv.libvirtError as exc:
+            if "already exists" not in _reason(exc):
+                raise
+            pool = self.conn.storagePoolLookupByName(loc.pool_name)
+        if loc.kind != "lvm" or loc.devices:  # a logical pool is only built from given PVs
+            try:
+                pool.build(0)
+            except lv.libvirtError as exc:
+                if "exist" not in _reason(exc).lower():
+                    raise
+        try:
+            pool.setAutostart(1)
+        except lv.libvirtError:
+            pass
+        return pool
+
+    def _vol_in_pool(self, pool: Any, name: str) -> Any:
+        try:
+            return pool.storageVolLookupByName(name)
+        except self.lv.libvirtError as exc:
+            if exc.get_error_code() == self.lv.VIR_ERR_NO_STORAGE_VOL:
+                return None
+            raise
+
+    def _vol_by_path(self, path: str) -> Any:
+        """The storage volume at *path*, or None. Tries the directory's pool too (activated
+        and refreshed) before giving up."""
+        lv = self.lv
+        try:
+            return self.conn.storageVolLookupByPath(path)
+        except lv.libvirtError as exc:
+            if exc.get_error_code() != lv.VIR_ERR_NO_STORAGE_VOL:
+                raise
+        directory, _, base = path.rpartition("/")
+        if not directory:
+            return None
+        try:
+            pool = self._pool_for(parse_location("dir://" + directory), create=False)
+        except (DriverError, lv.libvirtError):
+            return None
+        return self._vol_in_pool(pool, base) if pool is not None else None
+
+    def _delete_volume(self, path: str) -> str | None:
+        """Delete the volume at *path*, retrying (libvirt's delete right after destroy is
+        flaky, xCAT #455). Returns an error line, or None when gone/not found."""
+        lv = self.lv
+        last = ""
+        for attempt in range(PURGE_RETRIES):
+            vol = self._vol_by_path(path)
+            if vol is None:
+                return None
+            try:
+                vol.info()  # xCAT: without a get_info first, delete sometimes fails
+                vol.delete(0)
+            except lv.libvirtError as exc:
+                last = _reason(exc)
+                if attempt + 1 < PURGE_RETRIES:
+                    time.sleep(PURGE_DELAY_S)
+                continue
+            try:
+                self.conn.storageVolLookupByPath(path)
+            except lv.libvirtError:
+                return None
+        return f"Unable to purge {path}: {last or 'volume still present'}"
+
+    # -- validate --------------------------------------------------------------------------
+
+    def validate(self, spec: VmSpec) -> None:
+        """Check boot order, NICs and storage locations before any libvirt call."""
+        super().validate(spec)
+        boot_devs(spec.bootorder)
+        for nic in spec.nics:
+            nic_element(nic)
+        for disk in spec.disks:
+            if disk.location:
+                parse_location(disk.location)
+            if disk.bus and disk.bus not in BUS_PREFIX:
+                raise PermanentError(f"Unsupported disk bus {disk.bus}")
+
+    # -- mkvm ------------------------------------------------------------------------------
+
+    def create(self, specs: Sequence[VmSpec], *, force: bool = False) -> Iterator[NodeResult]:
+        """Define each VM persistently, creating disks that have ``size_mib``.
+
+        Volumes are ``<node>.<dev>.<fmt>`` in the pool of their location (capacity = size,
+        allocation 0). An existing volume is a conflict unless *force* (then it is deleted
+        and recreated); an existing domain is an error unless *force* (then it is undefined
+        first; a running one is never replaced). Conflicts are checked for every disk
+        before anything is created, and volumes made by a failed call are deleted again.
+        Silent on success; updates ``kvm_nodedata.xml`` (and ``vpd.uuid`` when libvirt chose
+        the UUID); ``data["uuid"]``.
+        """
+        yield from self._run(specs, self._create_one, force)
+
+    def _create_one(self, spec: VmSpec, force: bool) -> NodeResult:
+        lv = self.lv
+        node = spec.node
+        existing = self._lookup(node)
+        if existing is not None:
+            if not force:
+                raise InvalidState(f"Cannot create guest vm, {node} already exists on "
+                                   f"{self.label} (use -f to replace it)")
+            if existing.isActive():
+                raise InvalidState(f"Cannot replace active guest {node} (power it off first)")
+        to_create = [d for d in spec.disks if d.size_mib and d.device != "cdrom"]
+        created: list[Any] = []
+        if spec.definition and not to_create:
+            xml = spec.definition
+        else:
+            disks, plan = self._plan_disks(spec, force)
+            try:
+                for disk, pool, name, size_mib, fmt, old in plan:
+                    if old is not None:
+                        err = self._delete_volume(old.path())
+                        if err:
+                            raise PermanentError(err)
+                    vol = pool.createXML(volume_xml(name, size_mib * MiB, fmt), 0)
+                    created.append(vol)
+                    disk.source = vol.path()
+                xml = build_domain_xml(spec, disks, self._virt_type(spec.virt_type))
+            except BaseException:
+                self._cleanup(created)
+                raise
+        try:
+            if existing is not None:
+                self._undefine(existing)
+            dom = self.conn.defineXML(xml)
+        except lv.libvirtError:
+            self._cleanup(created)
+            raise
+        uuid = dom.UUIDString()
+        updates: dict[str, str | None] = {"kvm_nodedata.xml": dom.XMLDesc(lv.VIR_DOMAIN_XML_INACTIVE)}
+        if not spec.uuid:
+            updates["vpd.uuid"] = uuid
+        return NodeResult(node=node, updates=updates, data={"uuid": uuid})
+
+    def _cleanup(self, vols: list[Any]) -> None:
+        for vol in vols:
+            try:
+                vol.delete(0)
+            except Exception:  # noqa: BLE001 - best effort on an error path
+                pass
+
+    def _plan_disks(self, spec: VmSpec, force: bool) -> tuple[list[DiskDevice], list[tuple]]:
+        """Resolve the spec's disks; returns the devices and the volumes to create as
+        ``(device, pool, name, size_mib, format, existing volume)`` (the device's source is
+        filled in once the volume exists)."""
+        node = spec.node
+        used = {d.dev for d in spec.disks if d.dev}
+        disks: list[DiskDevice] = []
+        plan: list[tuple] = []
+        conflicts: list[str] = []
+        for d in spec.disks:
+            bus = d.bus or spec.storagemodel or "virtio"
+            if bus not in BUS_PREFIX:
+                raise PermanentError(f"Unsupported disk bus {bus}")
+            dev = d.dev
+            if not dev and d.device != "cdrom":
+                dev = next_devs(BUS_PREFIX[bus], used, 1)[0]
+                used.add(dev)
+            if d.device == "cdrom":
+                cd_bus = d.bus if d.bus in ("ide", "sata", "scsi") else "ide"
+                disks.append(DiskDevice(dev=d.dev or "hdc", bus=cd_bus, source=d.source,
+                                        format="raw", device="cdrom"))
+                continue
+            cache = d.cache or spec.extra.get("storagecache") or "none"
+            if d.source and not d.size_mib:
+                kind = "block" if d.source.startswith("/dev/") else "file"
+                disks.append(DiskDevice(dev=dev, bus=bus, source=d.source, kind=kind, cache=cache,
+                                        format=d.format or ("raw" if kind == "block" else "qcow2")))
+                continue
+            location = d.location or (spec.storage[0] if spec.storage else "")
+            if not location:
+                raise PermanentError("Requested initialization of storage, but vm.storage has "
+                                     "no value for node")
+            loc = parse_location(location)
+            if loc.kind == "phy":
+                if d.size_mib:
+                    raise PermanentError("mkvm management of block device storage not implemented")
+                disks.append(DiskDevice(dev=dev, bus=bus, source=loc.path, kind="block",
+                                        format="raw", cache=cache))
+                continue
+            fmt = "raw" if loc.kind == "lvm" else (d.format or spec.storageformat or "qcow2")
+            pool = self._pool_for(loc)
+            name = volume_name(node, dev, fmt)
+            old = self._vol_in_pool(pool, name)
+            if d.size_mib:
+                if old is not None and not force:
+                    conflicts.append(old.path())
+                disk = DiskDevice(dev=dev, bus=bus, source=None, format=fmt, cache=cache)
+                plan.append((disk, pool, name, int(d.size_mib), fmt, old))
+                disks.append(disk)
+            else:
+                if old is None:
+                    raise NotFound(f"Storage volume {name} not found in {loc.url}")
+                disks.append(DiskDevice(dev=dev, bus=bus, source=old.path(), format=fmt,
+                                        cache=cache))
+        if conflicts:
+            raise InvalidState(MSG_CONFLICT.format(path=",".join(conflicts), cmd="mkvm"))
+        return disks, plan
+
+    # -- rmvm ------------------------------------------------------------------------------
+
+    def remove(self, specs: Sequence[VmSpec], *, force: bool = False,
+               purge: bool = False) -> Iterator[NodeResult]:
+        """Remove each VM. Running without *force* → ``Cannot rmvm active guest (use -f
+        argument to force)``; unknown (no domain, no stored definition) → ``Cannot remove
+        guest vm, no such vm found``. *force* destroys; *purge* deletes every disk volume
+        except cdroms, raw and block devices (``Not purging raw or block storage device:
+        <path>``), with retries. Then undefines (managed save, snapshots, NVRAM too).
+        Silent on success; updates ``kvm_nodedata.xml`` = None."""
+        yield from self._run(specs, self._remove_one, force, purge)
+
+    def _remove_one(self, spec: VmSpec, force: bool, purge: bool) -> NodeResult:
+        node = spec.node
+        dom = self._lookup(node)
+        xmls: list[str] = []
+        if dom is None:
+            if not spec.definition:
+                raise NotFound(MSG_RM_MISSING)
+            xmls.append(spec.definition)
+        else:
+            if dom.isActive():
+                if not force:
+                    raise InvalidState(MSG_RM_ACTIVE)
+                xmls.append(dom.XMLDesc(0))
+                try:
+                    dom.destroy()
+                except self.lv.libvirtError as exc:
+                    if exc.get_error_code() != self.lv.VIR_ERR_OPERATION_INVALID:
+                        raise  # "domain is not running": it stopped meanwhile
+            if dom.isPersistent():
+                xmls.append(dom.XMLDesc(self.lv.VIR_DOMAIN_XML_INACTIVE))
+        lines: list[str] = []
+        errors: list[str] = []
+        if purge:
+            seen: set[str] = set()
+            for text in xmls:
+                for disk in DomainXml(text).disks():
+                    if disk.device == "cdrom" or not disk.source or disk.source in seen:
+                        continue
+                    seen.add(disk.source)
+                    if disk.kind == "block" or disk.format == "raw":
+                        lines.append(MSG_NOT_PURGING.format(path=disk.source))
+                        continue
+                    err = self._delete_volume(disk.source)
+                    if err:
+                        errors.append(err)
+        if dom is not None:
+            try:
+                self._undefine(dom)
+            except self.lv.libvirtError as exc:
+                if exc.get_error_code() != self.lv.VIR_ERR_NO_DOMAIN:
+                    raise
+        if errors:
+            return NodeResult(node=node, ok=False, message="\n".join(errors + lines),
+                              updates={"kvm_nodedata.xml": None},
+                              data={"error": "PermanentError"})
+        return NodeResult(node=node, message="\n".join(lines), updates={"kvm_nodedata.xml": None})
+
+    # -- chvm ------------------------------------------------------------------------------
+
+    def change(self, specs: Sequence[VmSpec], change: VmChange) -> Iterator[NodeResult]:
+        """Apply *change* to each VM's persistent definition (and live, when running).
+
+        Disks: ``add_disks_mib`` makes ``<node>.<dev>.<fmt>`` volumes in the rightmost
+        ``vm.storage`` location with the next free names (``c`` and used names skipped),
+        attached live when running (IDE needs power-off); ``remove_disks`` detaches and
+        deletes; ``resize`` grows/shrinks (``Resized disk vda``; qcow2 shrink refused with
+        xCAT's message). cdrom insert/eject. ``cpus`` only when off (xCAT's message
+        otherwise); ``memory_mib`` live up to the maximum, else offline. Updates
+        ``kvm_nodedata.xml`` (and ``vm.cpus``/``vm.memory`` when changed); when some part
+        failed the result is not ok, its message holds the errors, ``data["messages"]``
+        what succeeded, and updates still describe the resulting definition.
+        """
+        yield from self._run(specs, self._change_one, change)
+
+    def _change_one(self, spec: VmSpec, change: VmChange) -> NodeResult:
+        lv = self.lv
+        node = spec.node
+        dom = self._require(node)
+        active = bool(dom.isActive())
+        persistent = bool(dom.isPersistent())
+        live_flags = lv.VIR_DOMAIN_AFFECT_LIVE | (lv.VIR_DOMAIN_AFFECT_CONFIG if persistent else 0)
+        msgs: list[str] = []
+        errs: list[str] = []
+        updates: dict[str, str | None] = {}
+        changed = False
+
+        def config() -> DomainXml:
+            return DomainXml(self._inactive_xml(dom))
+
+        def define(doc: DomainXml) -> None:
+            nonlocal dom, changed
+            dom = self.conn.defineXML(str(doc))
+            changed = True
+
+        if change.add_disks_mib and change.remove_disks:
+            raise PermanentError("Currently adding and purging concurrently is not supported")
+
+        if change.add_disks_mib:
+            changed |= self._add_disks(spec, dom, active, live_flags, change.add_disks_mib,
+                                       config, define, errs)
+            dom = self._require(node)
+
+        for dev in change.remove_disks:
+            try:
+                changed |= self._remove_disk(dom, dev, active, config, define, errs)
+            except lv.libvirtError as exc:
+                errs.append(f"Unable to remove device {dev}: {_reason(exc)}")
+
+        if change.cdrom or change.eject:
+            path = self._cdrom_path(change.cdrom) if change.cdrom else None
+            doc = config()
+            cds = doc.cdrom_elements()
+            if cds:
+                cd = disk_from_element(cds[0])
+                new = DiskDevice(dev=cd.dev, bus=cd.bus, source=path, format="raw", device="cdrom")
+            else:
+                new = DiskDevice(dev="hdc", bus="ide", source=path, format="raw", device="cdrom")
+            if active:
+                if not cds:
+                    errs.append("VM has no cdrom drive (power it off to add one)")
+                else:
+                    dom.updateDeviceFlags(disk_xml(new), live_flags)
+                    changed = True
+            else:
+                if cds:
+                    doc.remove_disk(new.dev)
+                doc.add_disk(new)
+                define(doc)
+
+        for dev, size_mib in change.resize.items():
+            line, ok = self._resize(dom, dev, int(size_mib), active)
+            (msgs if ok else errs).append(line)
+            changed |= ok
+
+        if change.cpus:
+            if active:
+                errs.append(MSG_HOT_CPUS)
+            else:
+                doc = config()
+                doc.set_vcpus(change.cpus)
+                define(doc)
+                updates["vm.cpus"] = str(change.cpus)
+
+        if change.memory_mib:
+            kib = int(change.memory_mib) * 1024
+            if active:
+                if kib > dom.maxMemory():
+                    errs.append(MSG_MEM_MAX)
+                else:
+                    dom.setMemoryFlags(kib, live_flags)
+                    changed = True
+                    updates["vm.memory"] = str(change.memory_mib)
+            else:
+                doc = config()
+                doc.set_memory_kib(kib)
+                define(doc)
+                updates["vm.memory"] = str(change.memory_mib)
+
+        if changed or updates:
+            updates["kvm_nodedata.xml"] = self._inactive_xml(dom)
+        if errs:
+            return NodeResult(node=node, ok=False, message="\n".join(errs), updates=updates,
+                              data={"error": "PermanentError", "messages": msgs})
+        return NodeResult(node=node, message="\n".join(msgs), updates=updates)
+
+    def _add_disks(self, spec: VmSpec, dom: Any, active: bool, live_flags: int,
+                   sizes: list[int], config: Callable[[], DomainXml],
+                   define: Callable[[DomainXml], None], errs: list[str]) -> bool:
+        lv = self.lv
+        node = spec.node
+        if not spec.storage:
+            errs.append("Can not add storage, vmstorage attribute not defined.")
+            return False
+        entry = spec.storage[-1]
+        loc = parse_location(entry)
+        model = entry.split(",", 1)[0].partition("=")[2] if "=" in entry and loc.kind != "lvm" else ""
+        model = model or spec.storagemodel or "virtio"
+        if model not in BUS_PREFIX:
+            raise PermanentError(f"Unsupported disk bus {model}")
+        prefix = BUS_PREFIX[model]
+        if prefix == "hd" and active:
+            errs.append("VM must be powered off to add IDE drives")
+            return False
+        pool = self._pool_for(loc)
+        used = config().used_devs() | DomainXml(dom.XMLDesc(0)).used_devs()
+        for vname in pool.listVolumes():
+            parts = vname.split(".")
+            if len(parts) >= 2 and parts[0] == node:
+                used.add(parts[1])
+        fmt = "raw" if loc.kind == "lvm" else (spec.storageformat or "qcow2")
+        cache = spec.extra.get("storagecache") or "none"
+        changed = False
+        for dev, size in zip(next_devs(prefix, used, len(sizes)), sizes, strict=True):
+            name = volume_name(node, dev, fmt)
+            vol = pool.createXML(volume_xml(name, int(size) * MiB, fmt), 0)
+            disk = DiskDevice(dev=dev, bus=model, source=vol.path(), format=fmt, cache=cache)
+            if active:
+                try:
+                    dom.attachDeviceFlags(disk_xml(disk), live_flags)
+                except lv.libvirtError as exc:
+                    reason = _reason(exc)
+                    if "No more available PCI" in reason:
+                        errs.append(f"Exhausted Virtio limits trying to add {vol.path()}")
+                    else:
+                        errs.append(f"Unable to attach {vol.path()} because of {reason}")
+                    self._cleanup([vol])
+                    continue
+                changed = True
+            else:
+                doc = config()
+                doc.add_disk(disk)
+                try:
+                    define(doc)
+                except lv.libvirtError:
+                    self._cleanup([vol])
+                    raise
+                changed = True
+        return changed
+
+    def _remove_disk(self, dom: Any, dev: str, active: bool, config: Callable[[], DomainXml],
+                     define: Callable[[DomainXml], None], errs: list[str]) -> bool:
+        lv = self.lv
+        doc = config()
+        el = doc.disk_element(dev)
+        live_el = DomainXml(dom.XMLDesc(0)).disk_element(dev) if active else None
+        if el is None and live_el is None:
+            errs.append(f"Disk {dev} does not exist")
+            return False
+        disk = disk_from_element(el if el is not None else live_el)
+        if disk.device == "cdrom":
+            errs.append(f"Disk {dev} is a cdrom (use eject)")
+            return False
+        if live_el is not None:
+            dom.detachDeviceFlags(ET.tostring(live_el, encoding="unicode"),
+                                  lv.VIR_DOMAIN_AFFECT_LIVE)
+            if DomainXml(dom.XMLDesc(0)).disk_element(dev) is not None:
+                errs.append(f"Unable to remove device {dev}: the guest did not release it "
+                            "(power the VM off and retry)")
+                return False
+        if el is not None:
+            doc.remove_disk(dev)
+            define(doc)
+        if disk.source and disk.kind == "file":
+            err = self._delete_volume(disk.source)
+            if err:
+                errs.append(err)
+        return True
+
+    def _resize(self, dom: Any, dev: str, size_mib: int, active: bool) -> tuple[str, bool]:
+        lv = self.lv
+        doc = DomainXml(dom.XMLDesc(0))
+        el = doc.disk_element(dev)
+        if el is None or el.get("device") == "cdrom":
+            return f"Disk {dev} does not exist", False
+        disk = disk_from_element(el)
+        try:
+            vol = self._vol_by_path(disk.source) if disk.source else None
+            if vol is None:
+                return f"Resizing disk {dev} failed, {disk.source} is not a storage volume", False
+            capacity = vol.info()[1]
+            new = size_mib * MiB
+            if new < capacity and (disk.format or "qcow2") == "qcow2":
+                return MSG_QCOW2_SHRINK.format(dev=dev), False
+            if active:
+                dom.blockResize(dev, new, lv.VIR_DOMAIN_BLOCK_RESIZE_BYTES)
+            else:
+                vol.resize(new, lv.VIR_STORAGE_VOL_RESIZE_SHRINK if new < capacity else 0)
+        except lv.libvirtError as exc:
+            return f"Resizing disk {dev} failed, {_reason(exc)}", False
+        return f"Resized disk {dev}", True
+
+    def _cdrom_path(self, spec: str) -> str:
+        """``/abs/path.iso`` as is; ``nfs://host/dir/img.iso`` / ``dir:///dir/img.iso`` via the
+        pool of the directory."""
+        if "://" in spec:
+            url, _, image = spec.rpartition("/")
+            pool = self._pool_for(parse_location(url))
+            return pool_target_path(pool.XMLDesc(0)).rstrip("/") + "/" + image
+        if spec.startswith("/dev/"):
+            raise PermanentError("cdrom device pass-through is not supported")
+        if spec.startswith("/"):
+            return spec
+        raise PermanentError(f"Unable to understand cd path specification {spec}")
+
+    # -- rpower ----------------------------------------------------------------------------
+
+    def power(self, specs: Sequence[VmSpec], action: str) -> Iterator[NodeResult]:
+        """Power *action* with xCAT's output: ``on`` (already on: ``on``; a suspended VM is
+        resumed; a VM defined only in ``spec.definition`` is defined first), ``off`` (destroy),
+        ``softoff`` (ACPI shutdown; prints the state right after, usually ``on``), ``reset``
+        (destroy + start, so a pending persistent definition applies; an off VM prints
+        ``off``), ``boot`` (``off on`` / ``on reset``), ``suspend`` → ``suspended``,
+        ``resume`` → ``on``, ``stat`` → ``on``/``off``/``suspended`` (one libvirt round
+        trip for all nodes; undefined → ``off``). ``nodelist.status`` becomes
+        ``powering-on``/``powering-off`` only for VMs that actually started/stopped."""
+        action = {"state": "stat", "status": "stat"}.get(action, action)
+        if action not in POWER_ACTIONS:
+            for spec in specs:
+                yield _fail(spec.node, PermanentError(f"Unsupported power directive '{action}'"))
+            return
+        if action == "stat":
+            yield from self._stat(specs)
+            return
+        yield from self._run(specs, self._power_one, action)
+
+    def _all_states(self) -> dict[str, int]:
+        """Name → libvirt state of every domain, in one round trip when the driver can."""
+        lv = self.lv
+        try:
+            stats = self.conn.getAllDomainStats(lv.VIR_DOMAIN_STATS_STATE, 0)
+            return {dom.name(): int(st.get("state.state", _NOSTATE)) for dom, st in stats}
+        except lv.libvirtError as exc:
+            if exc.get_error_code() not in (lv.VIR_ERR_NO_SUPPORT, lv.VIR_ERR_ARGUMENT_UNSUPPORTED):
+                raise
+        return {dom.name(): dom.state()[0] for dom in self.conn.listAllDomains(0)}
+
+    def _stat(self, specs: Sequence[VmSpec]) -> Iterator[NodeResult]:
+        lv = self.lv
+        self.connect()
+        try:
+            states = self._all_states()
+        except lv.libvirtError as exc:
+            err = self._translate(exc)
+            if isinstance(err, Unreachable):
+                raise err from exc
+            for spec in specs:
+                yield _fail(spec.node, err)
+            return
+        for spec in specs:
+            word = state_word(states.get(spec.node))
+            yield NodeResult(node=spec.node, message=word, data={"state": word})
+
+    def _power_one(self, spec: VmSpec, action: str) -> NodeResult:
+        node = spec.node
+        dom = self._lookup(node)
+        before = state_word(self._state(dom))
+        prefix = ""
+        if action == "boot":
+            prefix = before + " "
+            action = "on" if before == "off" else "reset"
+        status = None
+        updates: dict[str, str | None] = {}
+        if action == "on":
+            if dom is None:
+                if not spec.definition:
+                    raise NotFound(f"Cannot find vm {node} on {self.label}")
+                dom = self.conn.defineXML(spec.definition)
+            st = self._state(dom)
+            if state_word(st) == "off":
+                dom.create()
+                status = "powering-on"
+            elif st == _PMSUSPENDED:
+                dom.pMWakeup(0)
+            elif st == _PAUSED:
+                dom.resume()
+            text = state_word(self._state(dom))
+        elif action == "off":
+            if dom is not None and dom.isActive():
+                dom.destroy()
+                status = "powering-off"
+            if dom is not None and dom.isPersistent():
+                updates["kvm_nodedata.xml"] = self._inactive_xml(dom)
+            text = "off"
+        elif action == "softoff":
+            if dom is not None and dom.isActive():
+                dom.shutdown()
+                status = "powering-off"
+            text = state_word(self._state(dom))
+        elif action == "reset":
+            if dom is not None and dom.isActive():
+                if dom.isPersistent():
+                    dom.destroy()
+                    dom.create()
+                else:
+                    dom.reset(0)
+                status = "powering-on"
+                text = "reset"
+            else:
+                text = state_word(self._state(dom))
+        elif action == "suspend":
+            if dom is None:
+                raise NotFound(f"Cannot find vm {node} on {self.label}")
+            if before == "off":
+                raise InvalidState("Cannot suspend a vm that is off")
+            if before == "on":
+                dom.suspend()
+            text = "suspended"
+        else:  # resume
+            if dom is None:
+                raise NotFound(f"Cannot find vm {node} on {self.label}")
+            if before == "off":
+                raise InvalidState("Cannot resume a vm that is off")
+            st = self._state(dom)
+            if st == _PMSUSPENDED:
+                dom.pMWakeup(0)
+            elif st == _PAUSED:
+                dom.resume()
+            text = "on"
+        if status:
+            updates["nodelist.status"] = status
+        return NodeResult(node=node, message=prefix + text, updates=updates,
+                          data={"state": state_word(self._state(dom))})
+
+    # -- lsvm ------------------------------------------------------------------------------
+
+    def list_vms(self) -> list[VmInfo]:
+        """Every domain, shut-off ones included (xCAT listed running ones only)."""
+        lv = self.lv
+        try:
+            states = self._all_states()
+            doms = self.conn.listAllDomains(0)
+            return [VmInfo(name=d.name(), state=state_word(states.get(d.name())),
+                           uuid=d.UUIDString()) for d in doms]
+        except lv.libvirtError as exc:
+            raise self._translate(exc) from exc
+
+    def describe(self, specs: Sequence[VmSpec]) -> Iterator[NodeResult]:
+        """Lines ``Id:`` (``-`` when off), ``Host:``, ``OS:``, ``Memory: <n> MiB`` (maximum;
+        xCAT printed KiB without a unit), ``CPU:``, ``State: <n> (<text>)``, then ``Disk
+        file: <path>`` (``Disk object:`` for block devices) per disk. Unknown VM → xCAT's
+        ``Could not get any information about specified object``."""
+        yield from self._run(specs, self._describe_one)
+
+    def _describe_one(self, spec: VmSpec) -> NodeResult:
+        dom = self._lookup(spec.node)
+        if dom is None:
+            raise NotFound(MSG_NO_INFO)
+        state, max_kib, _mem, ncpu, _cpu = dom.info()
+        dom_id = dom.ID()
+        try:
+            host = self.endpoint.host or self.conn.getHostname()
+        except self.lv.libvirtError:
+            host = self.label
+        lines = [f"Id: {dom_id if dom_id >= 0 else '-'}", f"Host: {host}", f"OS: {dom.OSType()}",
+                 f"Memory: {max_kib // 1024} MiB", f"CPU: {ncpu}",
+                 f"State: {state} ({STATE_NAMES.get(state, 'unknown')})"]
+        disks = []
+        for disk in DomainXml(dom.XMLDesc(0)).disks():
+            if disk.device == "cdrom" or not disk.source:
+                continue
+            key = "Disk object" if disk.kind == "block" else "Disk file"
+            lines.append(f"{key}: {disk.source}")
+            disks.append({"dev": disk.dev, "source": disk.source, "format": disk.format})
+        return NodeResult(node=spec.node, message="\n".join(lines),
+                          data={"id": dom_id, "state": state_word(state), "memory_mib": max_kib // 1024,
+                                "cpus": ncpu, "disks": disks, "uuid": dom.UUIDString()})
+
+    # -- rmigrate --------------------------------------------------------------------------
+
+    def migrate(self, specs: Sequence[VmSpec], target: Endpoint) -> Iterator[NodeResult]:
+        """Live-migrate each VM to *target* (``LIVE | PERSIST_DEST | UNDEFINE_SOURCE``;
+        ``UNSAFE`` only with the target option ``unsafe`` or for a VM without disks),
+        peer-to-peer when the source daemon can reach the target, else client-managed.
+        A shut-off VM is moved by defining it on the target and undefining it here. Reports
+        ``migrated to <target>`` only once the VM is verified there; updates ``vm.host``.
+        A VM not on this host → ok with ``vm.host`` rewritten (xCAT); same host → ``Guest is
+        already on host <target>``. Failures: ``Failed migration of <n> from <src> to <dst>:
+        <libvirt error>``."""
+        lv = self.lv
+        self.connect()
+        dst = target.host or target.uri
+        dconn = None
+        try:
+            try:
+                dconn = self._open(target)
+            except DriverError as exc:
+                for spec in specs:
+                    yield _fail(spec.node, PermanentError(
+                        f"Failed migration of {spec.node} from {self.label} to {dst}: {exc}"))
+                return
+            same = target.uri == self.endpoint.uri
+            if not same:
+                try:
+                    here = host_uuid(self.conn.getCapabilities())
+                    there = host_uuid(dconn.getCapabilities())
+                    same = bool(here) and here == there
+                except lv.libvirtError:
+                    pass
+            for spec in specs:
+                try:
+                    yield self._migrate_one(spec, target, dconn, same)
+                except lv.libvirtError as exc:
+                    if not self._alive():
+                        raise Unreachable(f"Cannot communicate via libvirt to {self.label}: "
+                                          f"{_reason(exc)}") from exc
+                    yield _fail(spec.node, PermanentError(
+                        f"Failed migration of {spec.node} from {self.label} to {dst}: "
+                        f"{_reason(exc)}"))
+                except Unreachable:
+                    raise
+                except DriverError as exc:
+                    yield _fail(spec.node, exc)
+        finally:
+            if dconn is not None:
+                try:
+                    dconn.close()
+                except Exception:  # noqa: BLE001
+                    pass
+
+    def _migrate_one(self, spec: VmSpec, target: Endpoint, dconn: Any, same: bool) -> NodeResult:
+        lv = self.lv
+        node = spec.node
+        dst = target.host or target.uri
+        host_update = {"vm.host": target.host or dst}
+        if same:
+            return NodeResult(node=node, message=f"Guest is already on host {dst}",
+                              updates=host_update)
+        dom = self._lookup(node)
+        if dom is None:
+            return NodeResult(node=node, message=f"migrated to {dst}", updates=host_update,
+                              data={"note": f"not found on {self.label}"})
+        if not dom.isActive():
+            xml = self._inactive_xml(dom)
+            ddom = dconn.defineXML(xml)
+            self._undefine(dom)
+            return NodeResult(node=node, message=f"migrated to {dst}",
+                              updates={**host_update, "kvm_nodedata.xml": ddom.XMLDesc(
+                                  lv.VIR_DOMAIN_XML_INACTIVE)}, data={"live": False})
+        flags = lv.VIR_MIGRATE_LIVE | lv.VIR_MIGRATE_PERSIST_DEST | lv.VIR_MIGRATE_UNDEFINE_SOURCE
+        has_disks = any(d.device == "disk" and d.source
+                        for d in DomainXml(dom.XMLDesc(0)).disks())
+        if _truthy(target.option("unsafe")) or not has_disks:
+            flags |= lv.VIR_MIGRATE_UNSAFE
+        params: dict[str, Any] = {}
+        if target.option("migrate_uri"):
+            params[lv.VIR_MIGRATE_PARAM_URI] = target.option("migrate_uri")
+        if target.option("listen_address"):
+            params[lv.VIR_MIGRATE_PARAM_LISTEN_ADDRESS] = target.option("listen_address")
+        p2p = (target.option("p2p") or "auto").strip().lower()
+        p2p = "yes" if _truthy(p2p) else ("auto" if p2p == "auto" else "no")
+        if target.password and p2p == "auto":  # the source daemon cannot use our credentials
+            p2p = "no"
+        started = time.monotonic()
+        mode = "client"
+        if p2p != "no":
+            try:
+                dom.migrateToURI3(_effective_uri(target.uri), params, flags | lv.VIR_MIGRATE_PEER2PEER)
+                mode = "p2p"
+            except lv.libvirtError as exc:
+                fallback = exc.get_error_code() in (
+                    lv.VIR_ERR_NO_SUPPORT, lv.VIR_ERR_ARGUMENT_UNSUPPORTED,
+                    lv.VIR_ERR_OPERATION_UNSUPPORTED) or exc.get_error_domain() in (
+                    lv.VIR_FROM_RPC, lv.VIR_FROM_REMOTE)
+                if p2p == "yes" or not fallback or not dom.isActive():
+                    raise
+        if mode == "client":
+            dom.migrate3(dconn, params, flags)
+        elapsed = time.monotonic() - started
+        try:
+            ddom = dconn.lookupByName(node)
+        except lv.libvirtError as exc:
+            raise PermanentError(f"Failed migration of {node} from {self.label} to {dst}: "
+                                 f"not found on the target after migration ({_reason(exc)})") from exc
+        if not ddom.isActive():
+            raise PermanentError(f"Failed migration of {node} from {self.label} to {dst}: "
+                                 "not running on the target after migration")
+        return NodeResult(node=node, message=f"migrated to {dst}",
+                          updates={**host_update, "kvm_nodedata.xml": ddom.XMLDesc(
+                              lv.VIR_DOMAIN_XML_INACTIVE)},
+                          data={"live": True, "mode": mode, "seconds": round(elapsed, 2)})
+
+    # -- clonevm ---------------------------------------------------------------------------
+
+    def make_master(self, spec: VmSpec, master: str, *, detached: bool = False,
+                    force: bool = False) -> NodeResult:
+        """Make master *master* from the VM (``clonevm -t``): the VM must be off unless
+        *force* (a running VM is copied detached). Every disk volume is copied (flattened)
+        to ``<master>.<dev>.<fmt>`` in its pool (``Cloning <vol> (currently is N MB and has
+        a capacity of M MB)`` lines). Unless detached, the VM's disks are then replaced by
+        thin qcow2 overlays on the master copies (identical content, so this is xCAT's
+        rebase without qemu-img) and updates set ``vm.master``. ``data["master_definition"]``
+        is the master's XML: no UUID, no MACs, name = master, disks = the copies."""
+        lv = self.lv
+        try:
+            return self._make_master(spec, master, detached, force)
+        except Unreachable:
+            raise
+        except DriverError as exc:
+            return _fail(spec.node, exc)
+        except lv.libvirtError as exc:
+            err = self._translate(exc)
+            if isinstance(err, Unreachable):
+                raise err from exc
+            return _fail(spec.node, err)
+
+    def _make_master(self, spec: VmSpec, master: str, detached: bool, force: bool) -> NodeResult:
+        lv = self.lv
+        node = spec.node
+        dom = self._require(node)
+        if dom.isActive():
+            if not force:
+                raise InvalidState("Cannot make a master from an active guest (power it off, "
+                                   "or use -f to copy it as it runs, which implies --detached)")
+            detached = True
+        if self._lookup(master) is not None:
+            raise InvalidState(f"{master} is the name of an existing vm on {self.label}")
+        xml = self._inactive_xml(dom)
+        doc = DomainXml(xml)
+        jobs = []
+        conflicts = []
+        for disk in doc.disks():
+            if disk.device != "disk":
+                continue
+            if disk.kind != "file" or not disk.source:
+                raise PermanentError(f"Cannot make a master from {disk.kind} device "
+                                     f"{disk.source or disk.dev}")
+            vol = self._vol_by_path(disk.source)
+            if vol is None:
+                raise PermanentError(f"{disk.source} is not a libvirt storage volume")
+            pool = vol.storagePoolLookupByVolume()
+            fmt = disk.format or "raw"
+            name = volume_name(master, disk.dev, fmt)
+            old = self._vol_in_pool(pool, name)
+            if old is not None:
+                if not force:
+                    conflicts.append(old.path())
+                    continue
+            jobs.append((disk, vol, pool, fmt, name, old))
+        if conflicts:
+            raise InvalidState(MSG_CONFLICT.format(path=",".join(conflicts), cmd="clonevm"))
+        lines: list[str] = []
+        sources: dict[str, str] = {}
+        copies: list[tuple] = []
+        created: list[Any] = []
+        try:
+            for disk, vol, pool, fmt, name, old in jobs:
+                if old is not None:
+                    err = self._delete_volume(old.path())
+                    if err:
+                        raise PermanentError(err)
+                _t, capacity, allocation = vol.info()[:3]
+                lines.append(f"Cloning {vol.name()} (currently is {allocation // MiB} MB and has "
+                             f"a capacity of {capacity // MiB} MB)")
+                copy = pool.createXMLFrom(volume_copy_xml(name, capacity, fmt), vol, 0)
+                created.append(copy)
+                sources[disk.dev] = copy.path()
+                copies.append((disk, vol, pool, fmt, copy, capacity))
+        except BaseException:
+            self._cleanup(created)
+            raise
+        master_xml = master_definition(xml, master, sources)
+        updates: dict[str, str | None] = {}
+        if not detached:
+            for disk, vol, pool, fmt, copy, capacity in copies:
+                old_path = vol.path()
+                err = self._delete_volume(old_path)
+                if err:
+                    raise PermanentError(f"{err} (the master copy {copy.path()} is complete)")
+                name = volume_name(node, disk.dev, "qcow2")
+                overlay = pool.createXML(volume_xml(name, capacity, "qcow2", backing=copy.path(),
+                                                    backing_format=fmt), 0)
+                el = doc.disk_element(disk.dev)
+                for bs in el.findall("backingStore"):
+                    el.remove(bs)
+                src = el.find("source")
+                src.attrib.clear()
+                src.set("file", overlay.path())
+                drv = el.find("driver")
+                if drv is None:
+                    drv = ET.SubElement(el, "driver", name="qemu")
+                drv.set("type", "qcow2")
+            dom = self.conn.defineXML(str(doc))
+            updates["kvm_nodedata.xml"] = dom.XMLDesc(lv.VIR_DOMAIN_XML_INACTIVE)
+            updates["vm.master"] = master
+        return NodeResult(node=node, message="\n".join(lines), updates=updates,
+                          data={"master_definition": master_xml, "master": master,
+                                "master_disks": sorted(sources.values())})
+
+    def clone_from_master(self, specs: Sequence[VmSpec], master: str, master_definition: str | None,
+                          *, detached: bool = False) -> Iterator[NodeResult]:
+        """Define each VM from the master's definition (``clonevm -b``): the spec's name, UUID
+        and MACs/bridges; per master disk a thin qcow2 ``<node>.<dev>.qcow2`` backed by the
+        master's volume (cache writethrough), or with *detached* a full copy
+        ``<node>.<dev>.<fmt>``. Volumes go to the spec's first storage location, else next
+        to the master's. Updates ``kvm_nodedata.xml``, ``vm.master``."""
+        if not master_definition:
+            for spec in specs:
+                yield _fail(spec.node, PermanentError(f"No definition stored for master {master}"))
+            return
+        yield from self._run(specs, self._clone_one, master, master_definition, detached)
+
+    def _clone_one(self, spec: VmSpec, master: str, master_xml: str, detached: bool) -> NodeResult:
+        lv = self.lv
+        node = spec.node
+        if self._lookup(node) is not None:
+            raise InvalidState(f"Cannot create guest vm, {node} already exists on {self.label}")
+        mdoc = DomainXml(master_xml)
+        dest_pool = self._pool_for(parse_location(spec.storage[0])) if spec.storage else None
+        jobs = []
+        conflicts = []
+        for disk in mdoc.disks():
+            if disk.device != "disk" or not disk.source:
+                continue
+            mvol = self._vol_by_path(disk.source)
+            if mvol is None:
+                raise NotFound(f"Master volume {disk.source} not found on {self.label}")
+            pool = dest_pool or mvol.storagePoolLookupByVolume()
+            mfmt = disk.format or "qcow2"
+            fmt = mfmt if detached else "qcow2"
+            name = volume_name(node, disk.dev, fmt)
+            old = self._vol_in_pool(pool, name)
+            if old is not None:
+                conflicts.append(old.path())
+            jobs.append((disk, mvol, pool, mfmt, fmt, name))
+        if conflicts:
+            raise InvalidState(MSG_CONFLICT.format(path=",".join(conflicts), cmd="clonevm"))
+        created: list[Any] = []
+        sources: dict[str, tuple[str, str]] = {}
+        try:
+            for disk, mvol, pool, mfmt, fmt, name in jobs:
+                capacity = mvol.info()[1]
+                if detached:
+                    vol = pool.createXMLFrom(volume_copy_xml(name, capacity, fmt), mvol, 0)
+                else:
+                    vol = pool.createXML(volume_xml(name, capacity, "qcow2", backing=mvol.path(),
+                                                    backing_format=mfmt), 0)
+                created.append(vol)
+                sources[disk.dev] = (vol.path(), fmt)
+            xml = clone_definition(master_xml, spec, master, sources, thin=not detached)
+            dom = self.conn.defineXML(xml)
+        except BaseException:
+            self._cleanup(created)
+            raise
+        updates: dict[str, str | None] = {"kvm_nodedata.xml": dom.XMLDesc(lv.VIR_DOMAIN_XML_INACTIVE),
+                                          "vm.master": master}
+        if not spec.uuid:
+            updates["vpd.uuid"] = dom.UUIDString()
+        return NodeResult(node=node, updates=updates, data={"uuid": dom.UUIDString()})
+
+    # -- stats, addresses, free memory -----------------------------------------------------
+
+    def stats(self, specs: Sequence[VmSpec]) -> Iterator[NodeResult]:
+        """``data``: ``cpu_time_s``, ``memory_mib`` (current), ``max_memory_mib``, ``cpus``,
+        ``state``; message lines ``CPU time: <s> s``, ``Memory: <n> MiB``."""
+        yield from self._run(specs, self._stats_one)
+
+    def _stats_one(self, spec: VmSpec) -> NodeResult:
+        dom = self._require(spec.node)
+        state, max_kib, kib, ncpu, cpu_ns = dom.info()
+        data = {"cpu_time_s": round(cpu_ns / 1e9, 3), "memory_mib": kib // 1024,
+                "max_memory_mib": max_kib // 1024, "cpus": ncpu, "state": state_word(state)}
+        return NodeResult(node=spec.node, message=f"CPU time: {data['cpu_time_s']:.2f} s\n"
+                          f"Memory: {data['memory_mib']} MiB", data=data)
+
+    def addresses(self, specs: Sequence[VmSpec]) -> Iterator[NodeResult]:
+        """IP addresses of running VMs from DHCP leases, the guest agent and the host's ARP
+        table (best effort, each source tried; none known → empty list, ok)."""
+        yield from self._run(specs, self._addresses_one)
+
+    def _addresses_one(self, spec: VmSpec) -> NodeResult:
+        lv = self.lv
+        dom = self._require(spec.node)
+        found: list[str] = []
+        if dom.isActive():
+            for source in (lv.VIR_DOMAIN_INTERFACE_ADDRESSES_SRC_LEASE,
+                           lv.VIR_DOMAIN_INTERFACE_ADDRESSES_SRC_AGENT,
+                           lv.VIR_DOMAIN_INTERFACE_ADDRESSES_SRC_ARP):
+                try:
+                    ifaces = dom.interfaceAddresses(source, 0) or {}
+                except lv.libvirtError:
+                    continue
+                for name, info in ifaces.items():
+                    if name == "lo":
+                        continue
+                    for addr in info.get("addrs") or []:
+                        ip = addr.get("addr")
+                        if ip and ip not in found and not ip.startswith(("127.", "::1")):
+                            found.append(ip)
+        return NodeResult(node=spec.node, message="\n".join(found), data={"addresses": found})
+
+    def host_free_memory_mib(self) -> int:
+        """Host memory minus the maximum memory of running domains (xCAT's pick_target rule,
+        which does not trust lazily-touched guest memory); falls back to libvirt's free
+        memory figure."""
+        lv = self.lv
+        try:
+            total_mib = int(self.conn.getInfo()[1])
+            used_kib = sum(d.info()[1] for d in self.conn.listAllDomains(
+                lv.VIR_CONNECT_LIST_DOMAINS_ACTIVE))
+            return max(total_mib - used_kib // 1024, 0)
+        except lv.libvirtError:
+            pass
+        try:
+            return int(self.conn.getFreeMemory()) // MiB
+        except lv.libvirtError as exc:
+            raise self._translate(exc) from exc

@@ -13,9 +13,9 @@ endpoint that never answers costs its own nodes one timeout, nothing more.
 Results come back in the order of the targets, each as soon as it and every earlier one
 is known, so output streams in noderange order.
 
-What this module must never do: read or write tables, print, or let a traceback reach the
+What this module must never do: read or write tables, print, let a traceback reach the
 user — an exception from a driver becomes its one-line message on every node it left
-unreported.
+unreported — or let an endpoint's password through in an error message.
 """
 
 from __future__ import annotations
@@ -69,6 +69,20 @@ def error_message(exc: BaseException) -> str:
 
 def _fmt_seconds(s: float) -> str:
     return f"{s:g}"
+
+
+def _scrub(text: str, endpoint: Endpoint) -> str:
+    """*text* with the endpoint's password masked, in case a driver leaked it."""
+    secret = endpoint.password
+    return text.replace(secret, "***") if secret and secret in text else text
+
+
+def _where(endpoint: Endpoint) -> str:
+    """The endpoint for a message: its host node, else its URI without user information."""
+    if endpoint.host:
+        return endpoint.host
+    scheme, sep, rest = endpoint.uri.partition("://")
+    return scheme + sep + rest.rpartition("@")[2] if sep else endpoint.uri
 
 
 def specs(targets: Sequence[Target]) -> list[VmSpec]:
@@ -215,6 +229,7 @@ def _stream(targets: Sequence[Target], call: Call, results: list[NodeResult | No
 
     def settle(gid: int, message: str) -> None:
         g = groups[gid]
+        message = _scrub(message, g.endpoint)
         for queue in g.pending.values():
             for i in queue:
                 results[i] = NodeResult(targets[i].node, ok=False, message=message)
@@ -233,6 +248,8 @@ def _stream(targets: Sequence[Target], call: Call, results: list[NodeResult | No
         i = queue.popleft()
         if not queue:
             del g.pending[r.node]
+        if not r.ok and g.endpoint.password and g.endpoint.password in r.message:
+            r = dataclasses.replace(r, message=_scrub(r.message, g.endpoint))
         results[i] = r
 
     try:
@@ -279,7 +296,7 @@ def _stream(targets: Sequence[Target], call: Call, results: list[NodeResult | No
                         limit = min(timeout, connect_timeout)
                     g.abandoned = True
                     settle(gid, f"timed out after {_fmt_seconds(limit)} s talking to "
-                                f"{g.endpoint.host or g.endpoint.uri}")
+                                f"{_where(g.endpoint)}")
     finally:
         # the caller stopped early (or we are done): start nothing more; running group
         # threads are daemons and finish or die on their own

@@ -379,3 +379,27 @@ def test_installed_entry_points_include_the_builtins():
         assert set(registry.BUILTIN) <= set(registry.available())
     finally:
         registry._eps = monkey
+
+
+def test_password_never_reaches_a_message():
+    class Leaky(HypervisorDriver):
+        def connect(self):
+            if self.endpoint.host == "h1":
+                raise PermanentError(f"login failed with {self.endpoint.password}")
+
+        def power(self, specs_, action):
+            return [NodeResult(s.node, ok=False, message=f"bad {self.endpoint.password}!")
+                    for s in specs_]
+
+    registry.register("leaky", Leaky)
+    targets = [Target("a", "leaky", Endpoint("leaky", "x://1", "h1", password="s3cret"),
+                      VmSpec("a")),
+               Target("b", "leaky", Endpoint("leaky", "x://2", "h2", password="s3cret"),
+                      VmSpec("b"))]
+    assert [r.message for r in run(targets, stat)] == ["login failed with ***", "bad ***!"]
+
+
+def test_timeout_message_names_the_uri_without_user_when_no_host():
+    t = Target("a", "fake", Endpoint("fake", "fake://admin@dead?hang=1"), VmSpec("a"))
+    (_, r), = timed(run([t], stat, timeout=0.2))
+    assert r.message == "timed out after 0.2 s talking to fake://dead?hang=1"

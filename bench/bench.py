@@ -141,6 +141,29 @@ def usable(argv: list[str], env: dict[str, str]) -> str | None:
     return None
 
 
+def command(name: str, args: list[str], env: dict[str, str]) -> tuple[list[str] | None, str]:
+    """How to run command *name*: (argv, note), or (None, reason) when it cannot run.
+
+    The console script in the venv is preferred. When it is stale (written by an older
+    install, before pyproject.toml moved the command), the same entry point is run the way
+    the script would run it, from ``[project.scripts]``, and the note says so."""
+    script = [str(VENV_BIN / name), *args]
+    reason = usable(script, env)
+    if reason is None:
+        return script, ""
+    import tomllib
+
+    target = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["scripts"].get(name)
+    if not target:
+        return None, reason
+    module, func = target.split(":")
+    argv = [str(VENV_BIN / "python"), "-c",
+            f"import sys; from {module} import {func}; sys.exit({func}())", *args]
+    if usable(argv, env) is None:
+        return argv, f"venv script stale ({reason[:40]}...); ran {target}"
+    return None, reason
+
+
 def cold_start(t: Table, work: Path, runs: int, hyperfine: str | None) -> None:
     db = f"sqlite:///{work}/small.sqlite"
     conf = work / "none.conf"
@@ -153,17 +176,19 @@ def cold_start(t: Table, work: Path, runs: int, hyperfine: str | None) -> None:
         ("python -c pass (baseline, same interpreter)", [py, "-c", "pass"]),
         ("python -c 'import dispatch, registry, fake'",
          [py, "-c", "import nodemgr.dispatch, nodemgr.plugins.registry, nodemgr.plugins.fake"]),
-        ("nodels vm0001", [str(VENV_BIN / "nodels"), "vm0001"]),
-        ("rpower vm0001 stat  (fake driver)", [str(VENV_BIN / "rpower"), "vm0001", "stat"]),
+        ("nodels vm0001", ("nodels", ["vm0001"])),
+        ("rpower vm0001 stat  (fake driver)", ("rpower", ["vm0001", "stat"])),
     ]
     how = f"hyperfine ({hyperfine})" if hyperfine else "perf_counter loop"
     t.title(f"a) cold start, median of {runs} runs (min in brackets; {how})")
     base = None
     for label, argv in cases:
-        reason = None if argv[0] == py else usable(argv, env)
-        if reason:
-            t.row(label, "n/a", "", reason)
-            continue
+        note = ""
+        if isinstance(argv, tuple):
+            argv, note = command(*argv, env)
+            if argv is None:
+                t.row(label, "n/a", "", note)
+                continue
         if hyperfine:
             med, low = run_hyperfine(hyperfine, argv, env, runs)
         else:
@@ -174,11 +199,12 @@ def cold_start(t: Table, work: Path, runs: int, hyperfine: str | None) -> None:
             continue
         verdict = "" if label.startswith("python") else (
             "OK (target <=150 ms)" if med <= 0.150 else "OVER target 150 ms")
-        t.row(label, f"{ms(med)} [{ms(low)}]", f"{med / base:.2f}x baseline", verdict)
+        t.row(label, f"{ms(med)} [{ms(low)}]", f"{med / base:.2f}x baseline",
+              f"{verdict}; {note}" if note else verdict)
     # the same command without byte-code caches (what PYTHONDONTWRITEBYTECODE=1 costs when
     # no __pycache__ exists, e.g. a read-only install that was never compiled)
-    argv = [str(VENV_BIN / "rpower"), "vm0001", "stat"]
-    if usable(argv, env) is None:
+    argv, _ = command("rpower", ["vm0001", "stat"], env)
+    if argv is not None:
         env2 = dict(env, PYTHONDONTWRITEBYTECODE="1",
                     PYTHONPYCACHEPREFIX=str(work / "empty-pycache"))
         med, low = time_runs(argv, env2, max(5, runs // 3))
@@ -257,7 +283,6 @@ def fanout_direct(state_dir: Path, dead: int, maxp: int) -> dict:
 
 def fanout_cli(t: Table, work: Path, *, with_dead: bool) -> dict | None:
     """``rpower vms stat`` as a subprocess; each output line time-stamped as it arrives."""
-    rpower = VENV_BIN / "rpower"
     tag = "dead" if with_dead else "healthy"
     db = f"sqlite:///{work}/fan-{tag}.sqlite"
     conf = work / "none.conf"
@@ -270,12 +295,13 @@ def fanout_cli(t: Table, work: Path, *, with_dead: bool) -> dict | None:
                                 timeout=TIMEOUT)
     except Exception as exc:  # tables not ready yet
         return {"na": f"cannot populate tables: {type(exc).__name__}: {exc}"[:80]}
-    reason = usable([str(rpower), vms[0], "stat"], env)
-    if reason:
-        return {"na": reason}
+    argv, note = command("rpower", [vms[0], "stat"], env)
+    if argv is None:
+        return {"na": note}
+    argv[-2] = "vms"
     stamps: dict[str, list] = {"out": [], "err": []}
     t0 = time.monotonic()
-    proc = subprocess.Popen([str(rpower), "vms", "stat"], env=env, stdout=subprocess.PIPE,
+    proc = subprocess.Popen(argv, env=env, stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True, bufsize=1)
 
     def reader(stream, key):
@@ -381,6 +407,8 @@ def main() -> int:
                             capture_output=True, text=True).stdout.strip())
     t.emit(f"machine: {platform.machine()}, nproc {os.cpu_count()}, "
            f"Python {platform.python_version()} ({sys.executable}), {platform.platform()}")
+    t.emit("load average at start: " + " ".join(f"{x:.2f}" for x in os.getloadavg())
+           + "  (other work on the machine makes the cold-start medians noisy)")
     hyperfine = shutil.which("hyperfine")
     t0 = time.monotonic()
     with tempfile.TemporaryDirectory(prefix="nodemgr-bench-") as tmp:

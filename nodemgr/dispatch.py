@@ -263,7 +263,10 @@ def _stream(targets: Sequence[Target], call: Call, results: list[NodeResult | No
                     target=_work, name=f"nodemgr-{g.driver}-{g.endpoint.host or gid}",
                     args=(g, gid, [targets[i] for i in g.indexes], call, timeout, inbox),
                     daemon=True)
-                g.thread.start()
+                try:
+                    g.thread.start()
+                except RuntimeError as exc:  # "can't start new thread": out of resources
+                    settle(gid, error_message(exc))
             while nxt < n and results[nxt] is not None:
                 yield results[nxt]
                 nxt += 1

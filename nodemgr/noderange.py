@@ -104,11 +104,16 @@ _CLOSERS = {"(": ")", "[": "]", "{": "}"}
 _GLOB_NAME = re.compile(r"[A-Za-z0-9_.-]+")
 
 
+def _printable(text: str) -> str:
+    """*text* with control and other unprintable characters escaped (one line)."""
+    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
+
+
 def _show(text: str, limit: int = 80) -> str:
     """*text* quoted for a one-line message (control characters escaped, long text cut)."""
     if len(text) > limit:
         text = text[: limit - 3] + "..."
-    return '"' + "".join(c if c.isprintable() else repr(c)[1:-1] for c in text) + '"'
+    return '"' + _printable(text) + '"'
 
 
 # -- attribute selectors ---------------------------------------------------------------------
@@ -274,7 +279,7 @@ def expand(text: str, resolver, *, verify: bool = True, env: Mapping[str, str] |
 
 
 def _missing_message(missing: list[str]) -> str:
-    shown = ",".join(missing[:MISSING_SHOWN])
+    shown = ",".join(_printable(m) for m in missing[:MISSING_SHOWN])
     if len(missing) > MISSING_SHOWN:
         shown += f",... ({len(missing) - MISSING_SHOWN} more)"
     return f"Invalid nodes and/or groups in noderange: {shown}"

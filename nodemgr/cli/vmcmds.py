@@ -35,7 +35,7 @@ class Ctx:
         policy.authorize(self.store, self.resolver, command, self.nodes, args)
         self.out = Reporter(json_mode=json_mode)
         self.maxp = _int(self.store.site("vmmaxp"), 64)
-        self.timeout = float(_int(self.store.site("vmtimeout"), 60))
+        self.timeout = _float(self.store.site("vmtimeout"), 60.0)
 
     def resolved(self):
         from nodemgr.vmspec import Resolved
@@ -78,6 +78,14 @@ def _int(value, default: int) -> int:
         return int(value)
     except (TypeError, ValueError):
         return default
+
+
+def _float(value, default: float) -> float:
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        return default
+    return number if number > 0 else default
 
 
 def _common(p: argparse.ArgumentParser) -> None:
@@ -383,7 +391,7 @@ def lsvm(argv: list[str]) -> int:
     def call(drv, group):
         for t in group:
             if t.spec is None:
-                vms = drv.list_vms()
+                vms = sorted(drv.list_vms(), key=lambda v: v.name)
                 yield NodeResult(t.node, message="\n".join(f"{v.name}: {v.state}" for v in vms),
                                  data={"vms": [{"name": v.name, "state": v.state} for v in vms]})
             else:

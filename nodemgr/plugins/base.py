@@ -14,7 +14,6 @@ Messages are one line and never contain secrets.
 
 from __future__ import annotations
 
-from abc import ABC
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 
@@ -218,7 +217,7 @@ class VmInfo:
 POWER_ACTIONS = ("on", "off", "softoff", "reset", "boot", "suspend", "resume", "stat")
 
 
-class HypervisorDriver(ABC):
+class HypervisorDriver:
     """One hypervisor family. An instance talks to one endpoint; dispatch creates one per
     endpoint and calls it from one thread at a time.
 

@@ -291,7 +291,13 @@ class FakeDriver(HypervisorDriver):
             vm["state"] = "on"
             msg = "on"
         state = vm["state"] if vm else "off"
-        return NodeResult(spec.node, message=msg, data={"state": state, "previous": prev})
+        updates = {}
+        if action in ("on", "boot", "reset") and (prev != "on" or action != "on") and state == "on":
+            updates["nodelist.status"] = "powering-on"
+        elif action in ("off", "softoff") and prev != "off":
+            updates["nodelist.status"] = "powering-off"
+        return NodeResult(spec.node, message=msg, updates=updates,
+                          data={"state": state, "previous": prev})
 
     # -- create / remove ----------------------------------------------------------------
     def create(self, specs: Sequence[VmSpec], *, force: bool = False) -> Iterator[NodeResult]:

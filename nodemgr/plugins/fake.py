@@ -249,7 +249,9 @@ class FakeDriver(HypervisorDriver):
         vm = self._mine(st, spec.node)
         prev = vm["state"] if vm else "off"
         if vm is None and action in ("on", "boot"):
-            # xCAT starts a domain from its stored/fresh definition when none is defined
+            # like the libvirt driver: define from the stored definition, else not found
+            if not spec.definition:
+                raise NotFound(f"Cannot find vm {spec.node} on {self.host}")
             vm = st["vms"][spec.node] = _new_vm(st, spec.node, self.host, spec.memory_mib,
                                                 spec.cpus, spec.uuid)
         if action == "stat":

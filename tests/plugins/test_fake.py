@@ -69,9 +69,11 @@ def test_settings_host_path_and_options_win():
 
 def test_power_state_machine_and_xcat_strings(state):
     d = drv(state)
-    p = lambda action: one(d.power([vm("v1")], action))  # noqa: E731
+    bare = one(d.power([vm("v1")], "on"))      # undefined and no stored definition
+    assert (bare.ok, bare.message) == (False, "Cannot find vm v1 on hyp1")
+    p = lambda action: one(d.power([vm("v1", definition="<domain/>")], action))  # noqa: E731
     assert p("stat").message == "off"          # undefined domain reads as off (xCAT)
-    assert p("on").message == "on"
+    assert p("on").message == "on"             # defined from the stored definition
     assert p("on").message == "on"             # already on: no-op
     assert p("stat").message == "on"
     r = p("boot")

@@ -1,0 +1,121 @@
+"""The VM commands against the real libvirtd with QEMU: the quick start's path, in a test.
+
+Marked slow: it starts real (OS-less) QEMU guests. Tables are a fresh SQLite file; disks go
+to a private directory pool; every domain, volume and pool is removed afterwards.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import uuid
+from pathlib import Path
+
+import pytest
+
+from nodemgr.cli import nodecmds, tablecmds, vmcmds
+from nodemgr.tables.store import Store
+
+pytestmark = [pytest.mark.slow, pytest.mark.libvirtd]
+REQUIRE_ALL = os.environ.get("NODEMGR_REQUIRE_ALL") == "1"
+
+
+@pytest.fixture
+def site(cli_env):
+    libvirt = pytest.importorskip("libvirt")
+    try:
+        conn = libvirt.open("qemu:///system")
+    except libvirt.libvirtError as exc:
+        if REQUIRE_ALL:
+            raise
+        pytest.skip(f"libvirtd not reachable: {exc}")
+    tag = "nmtest-" + uuid.uuid4().hex[:6]
+    pooldir = Path(f"/var/lib/nodemgr/{tag}")
+    pooldir.mkdir(parents=True)
+    os.chmod(pooldir, 0o755)
+    names = [f"{tag}-a", f"{tag}-b", f"{tag}-c"]
+    bridge = "nmt" + tag[-6:]  # isolated L2 bridge: no address, no uplink, IPv6 off
+    subprocess.run(["ip", "link", "add", bridge, "type", "bridge"], check=True)
+    subprocess.run(["sysctl", "-qw", f"net.ipv6.conf.{bridge}.disable_ipv6=1"], check=True)
+    subprocess.run(["ip", "link", "set", bridge, "up"], check=True)
+    assert nodecmds.nodeadd(["localhost", "groups=hypervisor,all", "hypervisor.type=qemu",
+                             "nodehm.mgt=kvm"]) == 0
+    assert nodecmds.nodeadd([",".join(names), f"groups={tag},all", "nodehm.mgt=kvm",
+                             "vm.host=localhost", "vm.memory=128", "vm.cpus=1",
+                             f"vm.storage=dir://{pooldir}", "vm.bootorder=hd",
+                             f"vm.nics={bridge}"]) == 0
+    yield {"tag": tag, "names": names, "dir": pooldir, "url": cli_env, "conn": conn}
+    for dom in conn.listAllDomains():
+        if dom.name().startswith(tag) or dom.name() == f"{tag}-gold":
+            if dom.isActive():
+                dom.destroy()
+            dom.undefineFlags(0)
+    for pool in conn.listAllStoragePools():
+        if pool.name().startswith("dir_") and tag in pool.name():
+            if pool.isActive():
+                pool.destroy()
+            pool.undefine()
+    conn.close()
+    subprocess.run(["ip", "link", "del", bridge], check=False)
+    shutil.rmtree(pooldir, ignore_errors=True)
+
+
+def test_vm_lifecycle_on_real_libvirtd(site, capsys):
+    a, b, c = site["names"]
+    tag = site["tag"]
+    assert vmcmds.mkvm([f"{a},{b}", "-s", "64M"]) == 0, capsys.readouterr().err
+    assert (site["dir"] / f"{a}.vda.qcow2").exists()
+    mac = {r["node"]: r["mac"] for r in Store(site["url"]).select("mac")}
+    assert mac[a].startswith("52:54:00:") and mac[a] != mac[b]
+    uuid_a = {r["node"]: r["uuid"] for r in Store(site["url"]).select("vpd")}[a]
+    assert site["conn"].lookupByName(a).UUIDString() == uuid_a
+
+    capsys.readouterr()
+    assert vmcmds.rpower([tag, "on"]) == 1  # c was never created
+    out, err = capsys.readouterr()
+    assert out == f"{a}: on\n{b}: on\n"
+    assert err == f"{c}: Error: Cannot find vm {c} on localhost\n"
+    assert vmcmds.rpower([f"{a},{b}", "stat"]) == 0
+    assert capsys.readouterr().out == f"{a}: on\n{b}: on\n"
+
+    assert vmcmds.lsvm(["localhost"]) == 0
+    listing = capsys.readouterr().out
+    assert f"localhost: {a}: on\n" in listing and f"localhost: {b}: on\n" in listing
+
+    assert vmcmds.rmvm([a]) == 1
+    assert "Cannot rmvm active guest" in capsys.readouterr().err
+
+    assert vmcmds.rpower([f"{a},{b}", "off"]) == 0
+    assert capsys.readouterr().out == f"{a}: off\n{b}: off\n"
+    assert vmcmds.chvm([b, "-a", "32M", "--cpus", "2"]) == 0, capsys.readouterr().err
+    assert (site["dir"] / f"{b}.vdb.qcow2").exists()
+    assert site["conn"].lookupByName(b).info()[3] == 2
+    assert {r["node"]: r["cpus"] for r in Store(site["url"]).select("vm")}[b] == "2"
+
+    assert vmcmds.clonevm([a, "-t", f"{tag}-gold"]) == 0, capsys.readouterr().err
+    assert (site["dir"] / f"{tag}-gold.vda.qcow2").exists()
+    assert vmcmds.clonevm([c, "-b", f"{tag}-gold"]) == 0, capsys.readouterr().err
+    assert vmcmds.rpower([c, "on"]) == 0
+    assert capsys.readouterr().out.endswith(f"{c}: on\n")
+
+    assert vmcmds.rmvm([f"{b},{c}", "-f", "-p"]) == 0, capsys.readouterr().err
+    assert not (site["dir"] / f"{b}.vda.qcow2").exists()
+    assert not (site["dir"] / f"{b}.vdb.qcow2").exists()
+    names = {d.name() for d in site["conn"].listAllDomains()}
+    assert b not in names and c not in names and a in names
+    kvm = {r["node"] for r in Store(site["url"]).select("kvm_nodedata")}
+    assert a in kvm and b not in kvm
+
+
+def test_unreachable_hypervisor_fails_fast_others_proceed(site, capsys):
+    a, b, _ = site["names"]
+    # a hypervisor whose libvirt socket does not exist: its node fails, the other proceeds
+    assert tablecmds.chtab(["node=deadhv", "hostconn.uri=qemu+unix:///system?socket=/nonexistent/sock"]) == 0
+    assert nodecmds.nodeadd(["deadhv", "groups=hypervisor,all", "hypervisor.type=qemu"]) == 0
+    assert nodecmds.nodech([b, "vm.host=deadhv"]) == 0
+    assert vmcmds.mkvm([f"{a},{b}", "-s", "64M"]) == 1
+    out, err = capsys.readouterr()
+    assert err.startswith(f"{b}: Error: Cannot communicate via libvirt to deadhv")
+    assert site["conn"].lookupByName(a)
+    assert b not in {r["node"] for r in Store(site["url"]).select("mac")}

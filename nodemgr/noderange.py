@@ -25,7 +25,7 @@ which is empty); ``/regex`` (nodes whose whole name matches); an attribute selec
 nodes and groups again (``rack1-rack3`` names three groups). A left bound with a leading
 zero keeps its width (Perl's string range): ``node001-node010``.
 
-Where xCAT was ambiguous or brittle, this module decides (README, "xCAT behaviours changed"):
+Where xCAT was ambiguous or brittle, this module decides:
 ``/regex`` is tried before selectors and is never split at commas inside ``()``, ``[]`` or
 ``{}``; a descending or over-large range, a malformed bracket or ``+`` range and, when
 verifying, a range whose ends differ in more than one number are errors instead of silently

@@ -242,7 +242,7 @@ def _warn_dynamic(resolver, changes: Sequence[Change]) -> None:
 
 
 def _apply(store, resolver, nodes: Sequence[str], changes: Sequence[Change], *,
-           new: set[str] = frozenset(), create: bool = False) -> None:
+           new: set[str] = frozenset()) -> None:
     """Compute every node's new values, then write them all in one transaction.
 
     ``,=`` and ``^=`` start from the node's rendered value (group values included, as in
@@ -253,8 +253,6 @@ def _apply(store, resolver, nodes: Sequence[str], changes: Sequence[Change], *,
     current = resolver.attrs(known, listy) if listy and known else {}
     updates: dict[tuple[str, str], dict[str, str | None]] = {}
     for node in nodes:
-        if create:
-            updates[("nodelist", node)] = {}
         pending: dict[str, str] = {}
         for c in changes:
             if c.op == "=":
@@ -407,8 +405,8 @@ def nodeadd(argv: list[str] | None = None) -> int:
                          "letters which may not be resolved correctly by the dns server.\n")
     _warn_dynamic(resolver, changes)
     existing = set(resolver.nodes())
-    _apply(store, resolver, nodes, changes, new={n for n in nodes if n not in existing},
-           create=True)
+    # groups= is required, so every node gets its nodelist row (NULL groups for "groups=")
+    _apply(store, resolver, nodes, changes, new={n for n in nodes if n not in existing})
     return 0
 
 

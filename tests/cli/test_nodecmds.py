@@ -329,6 +329,9 @@ def test_nodeadd_existing_node_is_updated(anydb, capsys):
     assert rows(anydb, "nodelist")["vm01"]["groups"] == "vms"
     assert rows(anydb, "vm")["vm01"]["memory"] == "8192" and rows(anydb, "vm")["vm01"]["cpus"] == "16"
     assert rows(anydb, "nodelist")["vm09"]["groups"] == "vms"
+    assert run(nodeadd, ["lonely", "groups="], capsys)[0] == 0
+    assert rows(anydb, "nodelist")["lonely"]["groups"] is None
+    assert run(nodels, ["lonely"], capsys)[1] == "lonely\n"
 
 
 def test_nodeadd_numeric_shorthand_and_excludenodes(anydb, capsys, monkeypatch):

@@ -104,11 +104,53 @@ def authorize(store, resolver, command: str, nodes: Iterable[str], args: Sequenc
         PolicyDenied
     """
     if user is None:
-        import os
-        import pwd
-
-        user = pwd.getpwuid(os.geteuid()).pw_name
+        user = current_user()
     from nodemgr import noderange
 
     check(store.select("policy"), user=user, host=host, command=command, nodes=nodes,
           args=args, expand=lambda nr: noderange.expand(nr, resolver, verify=False))
+
+
+def current_user() -> str:
+    """Name of the effective Unix user."""
+    import os
+    import pwd
+
+    try:
+        return pwd.getpwuid(os.geteuid()).pw_name
+    except KeyError:
+        return str(os.geteuid())
+
+
+def audit(store, *, user: str, host: str, command: str, noderange: str,
+          args: Sequence[str], status: str) -> None:
+    """Append one ``auditlog`` row for a request, as xCAT's daemon does.
+
+    Skipped when ``site.auditskipcmds`` is ``ALL`` or lists *command*. Arguments that look
+    like passwords (``password=...``, ``-p <x>`` after ``--password``) are redacted.
+    """
+    skip = {c.strip() for c in (store.site("auditskipcmds") or "").split(",")}
+    if "ALL" in skip or command in skip:
+        return
+    shown, hide_next = [], False
+    for arg in args:
+        if hide_next:
+            shown.append("******")
+            hide_next = False
+        elif arg in ("--password", "--passwd"):
+            shown.append(arg)
+            hide_next = True
+        elif re.match(r"(?i)^[\w.]*passw(or)?d=", arg):
+            shown.append(arg.split("=", 1)[0] + "=******")
+        else:
+            shown.append(arg)
+    import time
+
+    with store.transaction():
+        ids = [int(r["recid"]) for r in store.select("auditlog", include_disabled=True)
+               if (r["recid"] or "").isdigit()]
+        store.insert("auditlog", {
+            "recid": str(max(ids, default=0) + 1),
+            "audittime": time.strftime("%m-%d-%Y %H:%M:%S"),
+            "userid": user, "clientname": host, "clienttype": "cli", "command": command,
+            "noderange": noderange, "args": " ".join(shown), "status": status})

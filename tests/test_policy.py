@@ -58,3 +58,21 @@ def test_noderange_row_skipped_for_request_without_nodes():
     with pytest.raises(PolicyDenied):
         run([row(1, noderange="all")], nodes=())
     run([row(1, noderange="all"), row(2)], nodes=())
+
+
+def test_audit_rows_redact_passwords_and_honour_skip(sqlite_store):
+    from nodemgr.policy import audit
+
+    audit(sqlite_store, user="root", host="localhost", command="rpower", noderange="vm1",
+          args=["on", "passwd.password=secret", "--password", "hunter2"], status="Allowed")
+    audit(sqlite_store, user="root", host="localhost", command="mkvm", noderange="vm2",
+          args=[], status="Denied")
+    rows = sqlite_store.select("auditlog")
+    assert [r["recid"] for r in rows] == ["1", "2"]
+    assert rows[0]["args"] == "on passwd.password=****** --password ******"
+    assert "secret" not in str(rows) and "hunter2" not in str(rows)
+    assert rows[1]["status"] == "Denied" and rows[1]["command"] == "mkvm"
+    sqlite_store.upsert("site", {"key": "auditskipcmds"}, {"value": "rpower"})
+    audit(sqlite_store, user="root", host="localhost", command="rpower", noderange="vm1",
+          args=["on"], status="Allowed")
+    assert len(sqlite_store.select("auditlog")) == 2

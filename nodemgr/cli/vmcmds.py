@@ -15,7 +15,7 @@ from collections.abc import Callable, Iterable, Iterator
 
 from nodemgr.cli.common import main_wrapper, open_store, parser
 from nodemgr.cli.output import Reporter
-from nodemgr.errors import UsageError
+from nodemgr.errors import PolicyDenied, UsageError
 
 POWER_WORDS = ("on", "off", "softoff", "reset", "boot", "stat", "state", "status", "suspend",
                "resume")
@@ -32,7 +32,16 @@ class Ctx:
         self.store = open_store()
         self.resolver = Resolver(self.store)
         self.nodes = noderange.expand(noderange_text, self.resolver)
-        policy.authorize(self.store, self.resolver, command, self.nodes, args)
+        user = policy.current_user()
+        try:
+            policy.authorize(self.store, self.resolver, command, self.nodes, args, user=user)
+        except PolicyDenied:
+            policy.audit(self.store, user=user, host="localhost", command=command,
+                         noderange=noderange_text, args=args, status="Denied")
+            raise
+        if command != "lsvm" and args != ["stat"]:
+            policy.audit(self.store, user=user, host="localhost", command=command,
+                         noderange=noderange_text, args=args, status="Allowed")
         self.out = Reporter(json_mode=json_mode)
         self.maxp = _int(self.store.site("vmmaxp"), 64)
         self.timeout = _float(self.store.site("vmtimeout"), 60.0)

@@ -208,3 +208,14 @@ def test_help_is_man_page_grade(capsys):
         assert exc.value.code == 0
         out = capsys.readouterr().out
         assert "usage:" in out and "examples:" in out and "exit status:" in out
+
+
+def test_changing_commands_are_audited_reads_are_not(cluster, capsys):
+    vmcmds.mkvm(["vm1"])
+    vmcmds.rpower(["vm1", "stat"])
+    vmcmds.lsvm(["vm1"])
+    tablecmds.chtab(["-d", "priority=1", "policy"])
+    vmcmds.rpower(["vm1", "on"])
+    audit = Store(cluster["url"]).select("auditlog")
+    assert [(r["command"], r["noderange"], r["status"]) for r in audit] == [
+        ("mkvm", "vm1", "Allowed"), ("rpower", "vm1", "Denied")]

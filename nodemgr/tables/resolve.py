@@ -189,30 +189,47 @@ class Resolver:
     def invalidate(self) -> None:
         """Drop every cache (call after writing tables)."""
         self._rows: dict[str, dict[str, dict]] = {}
+        self._complete: set[str] = set()
+        self._loaded: dict[str, set[str]] = {}
         self._nodes: list[str] | None = None
         self._groups: dict[str, list[str]] | None = None
         self._hier: dict[str, str] | None = None
         self._nodegroups: dict[str, dict] | None = None
 
     # -- tables ------------------------------------------------------------------------
-    def _table(self, name: str) -> dict[str, dict]:
-        """Enabled rows of a node-keyed table by their node/group key (first row wins)."""
-        rows = self._rows.get(name)
-        if rows is None:
-            t = schema_table(name)
-            key = t.nodecol
-            rows = {}
-            for r in self.store.select(name):
-                k = r.get(key)
-                if k is not None and k not in rows:
-                    rows[k] = r
-            self._rows[name] = rows
+    #: Above this many keys not yet read, a table is read whole rather than by key.
+    WHOLE_TABLE_KEYS = 200
+
+    def _table(self, name: str, keys: Iterable[str] | None = None) -> dict[str, dict]:
+        """Enabled rows of a node-keyed table by their node/group key (first row wins).
+
+        With *keys*, only rows for those keys need to be present: a command about a few
+        nodes reads a few rows, not the whole table (``kvm_nodedata`` holds a domain
+        definition per VM)."""
+        rows = self._rows.setdefault(name, {})
+        if name in self._complete:
+            return rows
+        loaded = self._loaded.setdefault(name, set())
+        wanted = None if keys is None else set(keys) - loaded
+        if wanted is not None and not wanted:
+            return rows
+        key = schema_table(name).nodecol
+        if wanted is None or len(wanted) > self.WHOLE_TABLE_KEYS:
+            found = self.store.select(name)
+            self._complete.add(name)
+        else:
+            found = self.store.select(name, any_of=(key, sorted(wanted)))
+            loaded |= wanted
+        for r in found:
+            k = r.get(key)
+            if k is not None and k not in rows:
+                rows[k] = r
         return rows
 
     def _load_nodelist(self) -> None:
         nodes: list[str] = []
         groups: dict[str, list[str]] = {}
-        for r in self.store.select("nodelist"):
+        for r in self.store.select("nodelist", columns=("node", "groups")):
             node = r["node"]
             if node is None or node in groups:
                 continue
@@ -276,8 +293,8 @@ class Resolver:
 
     def _raw(self, tab: str, col: str, node: str) -> tuple[str | None, str | None]:
         """Inherited raw value and its source (None = own row, else first group used)."""
-        rows = self._table(tab)
         groups = self.groups_of(node)
+        rows = self._table(tab, [node, *groups])
 
         def val(key: str) -> str | None:
             r = rows.get(key)
@@ -336,7 +353,13 @@ class Resolver:
             TableError: unknown table/column, table not node-keyed, bad regex value.
         """
         attrs = list(attrs)
+        nodes = list(nodes)
         split = [self._split_attr(a) for a in attrs]
+        keys = set(nodes)
+        for node in nodes:
+            keys.update(self.groups_of(node))
+        for tab in {tab for tab, _ in split}:
+            self._table(tab, keys)
         out: dict[str, dict] = {}
         for node in nodes:
             res: dict = {}

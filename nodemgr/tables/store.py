@@ -157,24 +157,44 @@ class Store:
 
     # -- reads --------------------------------------------------------------------------
     def select(self, name: str, where: Mapping[str, str | None] | None = None, *,
-               include_disabled: bool = False) -> list[Row]:
+               include_disabled: bool = False, any_of: tuple[str, Iterable[str]] | None = None,
+               columns: Iterable[str] | None = None) -> list[Row]:
         """Rows of table *name* in insertion order.
 
         Args:
             name: table name.
             where: column -> value equality filter (None matches NULL).
             include_disabled: also return rows whose ``disable`` is set (tabdump only).
+            any_of: ``(column, values)``: only rows whose column is one of *values*.
+            columns: only these columns (``disable`` is always read); default all.
         Returns:
-            A list of dicts column -> str or None, every column of the schema present.
+            A list of dicts column -> str or None.
         Raises:
             TableError: unknown table or column.
         """
         t = table(name)
-        sql = f"SELECT {', '.join(_q(c) for c in t.columns)} FROM {_q(t.name)}"
+        cols = list(t.columns) if columns is None else list(dict.fromkeys(columns))
+        for c in cols:
+            t.check_column(c)
+        if "disable" not in cols:
+            cols.append("disable")
+        sql = f"SELECT {', '.join(_q(c) for c in cols)} FROM {_q(t.name)}"
         clause, params = self._where(t, where)
         order = "rowid" if self.dialect == "sqlite" else "_seq"
-        cur = self._exec(f"{sql}{clause} ORDER BY {order}", params)
-        rows = [dict(zip(t.columns, r, strict=True)) for r in cur.fetchall()]
+        if any_of is None:
+            raw = self._exec(f"{sql}{clause} ORDER BY {order}", params).fetchall()
+        else:
+            col, values = any_of
+            t.check_column(col)
+            values = list(dict.fromkeys(values))
+            raw = []
+            for i in range(0, len(values), 500):
+                chunk = values[i:i + 500]
+                cond = f"{_q(col)} IN ({', '.join('?' for _ in chunk)})"
+                full = f"{clause} AND {cond}" if clause else f" WHERE {cond}"
+                raw.extend(self._exec(f"{sql}{full} ORDER BY {order}",
+                                      params + chunk).fetchall())
+        rows = [dict(zip(cols, r, strict=True)) for r in raw]
         if not include_disabled:
             rows = [r for r in rows if not is_disabled(r["disable"])]
         return rows

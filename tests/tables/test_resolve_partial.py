@@ -7,7 +7,7 @@ from nodemgr.tables.resolve import Resolver
 def fill(store, n=300):
     with store.transaction():
         for i in range(n):
-            store.insert("nodelist", {"node": f"vm{i:03d}", "groups": "vm,rack" + str(i % 3)})
+            store.insert("nodelist", {"node": f"vm{i:03d}", "groups": f"rack{i % 3},vm"})
             store.insert("kvm_nodedata", {"node": f"vm{i:03d}", "xml": f"<domain>{i}</domain>"})
         store.insert("vm", {"node": "rack1", "memory": "2048"})
         store.insert("vm", {"node": "vm", "memory": "1024", "cpus": "2"})

@@ -18,7 +18,7 @@ from collections.abc import Iterable, Mapping
 
 from nodemgr.dispatch import Target
 from nodemgr.errors import UsageError
-from nodemgr.plugins.base import DiskSpec, Endpoint, NicSpec, VmSpec
+from nodemgr.plugins.base import DiskSpec, Endpoint, NicSpec, VmSpec, next_dev_names
 from nodemgr.tables.schema import table as table_schema
 from nodemgr.units import parse_size_mib
 
@@ -39,8 +39,6 @@ NODE_ATTRS = VM_ATTRS + ["nodehm.mgt", "nodehm.power", "mac.mac", "vpd.uuid",
 HOST_ATTRS = ["hypervisor.type", "hypervisor.mgr", "hostconn.uri", "hostconn.authmethod",
               "hostconn.username", "nodehm.mgt", "nodehm.power"]
 
-DEV_PREFIX = {"virtio": "vd", "scsi": "sd", "sata": "sd", "ide": "hd"}
-DEV_LETTERS = "abdefghijklmnopqrstuvwxyz"  # "c" is kept for the cdrom, as xCAT does
 
 
 class Resolved:
@@ -186,12 +184,10 @@ def storage_locations(value: str | None) -> list[tuple[str, str | None]]:
 
 def dev_names(model: str, count: int, used: Iterable[str] = ()) -> list[str]:
     """Next *count* free device names for bus *model* (``vda``, ``vdb``, ``vdd``...)."""
-    prefix = DEV_PREFIX.get(model, "vd")
-    used = set(used)
-    names = [prefix + letter for letter in DEV_LETTERS if prefix + letter not in used]
+    names = next_dev_names(model, count, used)
     if len(names) < count:
         raise UsageError(f"no free device names left for {count} more {model} disks")
-    return names[:count]
+    return names
 
 
 def build_spec(node: str, attrs: Mapping[str, str | None], *, disk_sizes_mib: list[int] = (),

@@ -214,6 +214,20 @@ class VmInfo:
     uuid: str | None = None
 
 
+#: Disk bus -> device-name prefix, and the letters used after it ("c" is kept for the
+#: cdrom, as xCAT does).
+DEV_PREFIX = {"virtio": "vd", "scsi": "sd", "sata": "sd", "ide": "hd"}
+DEV_LETTERS = "abdefghijklmnopqrstuvwxyz"
+
+
+def next_dev_names(bus: str, count: int, used=()) -> list[str]:
+    """The next *count* free device names for *bus* (``vda``, ``vdb``, ``vdd``, ...),
+    skipping names in *used*; fewer when the letters run out."""
+    prefix = DEV_PREFIX.get(bus, "vd")
+    used = set(used)
+    return [prefix + c for c in DEV_LETTERS if prefix + c not in used][:count]
+
+
 POWER_ACTIONS = ("on", "off", "softoff", "reset", "boot", "suspend", "resume", "stat")
 
 

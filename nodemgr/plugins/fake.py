@@ -47,11 +47,10 @@ from nodemgr.plugins.base import (
     VmChange,
     VmInfo,
     VmSpec,
+    next_dev_names,
 )
 
 DEFAULT_HOST_MEMORY_MIB = 65536
-DEV_PREFIX = {"virtio": "vd", "scsi": "sd", "sata": "sd", "ide": "hd"}
-DEV_LETTERS = "abdefghijklmnopqrstuvwxyz"  # "c" is the cdrom, as in xCAT
 RUNNING = ("on", "suspended")
 LIBVIRT_STATE = {"on": (1, "running"), "suspended": (3, "paused"), "off": (5, "shut off")}
 
@@ -394,8 +393,7 @@ class FakeDriver(HypervisorDriver):
             bus = model or spec.storagemodel
             if bus == "ide" and running:
                 raise InvalidState("VM must be powered off to add IDE drives")
-            prefix = DEV_PREFIX.get(bus, "vd")
-            dev = next((prefix + c for c in DEV_LETTERS if prefix + c not in used), None)
+            dev = next(iter(next_dev_names(bus, 1, used)), None)
             if dev is None:
                 raise PermanentError(f"Exhausted {bus} limits trying to add a disk")
             used.add(dev)

@@ -81,6 +81,8 @@ MSG_NO_INFO = "Could not get any information about specified object"
 
 PURGE_RETRIES = 10
 PURGE_DELAY_S = 0.2
+MEDIA_RETRIES = 5
+MEDIA_DELAY_S = 0.5
 
 
 def state_word(state: int | None) -> str:
@@ -286,7 +288,16 @@ class LibvirtDriver(HypervisorDriver):
         return dom
 
     def _state(self, dom: Any) -> int | None:
-        return dom.state()[0] if dom is not None else None
+        """libvirt state of *dom*; None when there is no domain (any more: a transient
+        domain vanishes when destroyed)."""
+        if dom is None:
+            return None
+        try:
+            return dom.state()[0]
+        except self.lv.libvirtError as exc:
+            if exc.get_error_code() == self.lv.VIR_ERR_NO_DOMAIN:
+                return None
+            raise
 
     def _inactive_xml(self, dom: Any) -> str:
         flags = self.lv.VIR_DOMAIN_XML_INACTIVE if dom.isPersistent() else 0
@@ -529,7 +540,7 @@ class LibvirtDriver(HypervisorDriver):
                 raise PermanentError(f"Unsupported disk bus {bus}")
             dev = d.dev
             if not dev and d.device != "cdrom":
-                dev = next_devs(BUS_PREFIX[bus], used, 1)[0]
+                dev = next_devs(bus, used, 1)[0]
                 used.add(dev)
             if d.device == "cdrom":
                 cd_bus = d.bus if d.bus in ("ide", "sata", "scsi") else "ide"
@@ -593,6 +604,7 @@ class LibvirtDriver(HypervisorDriver):
                 raise NotFound(MSG_RM_MISSING)
             xmls.append(spec.definition)
         else:
+            persistent = bool(dom.isPersistent())
             if dom.isActive():
                 if not force:
                     raise InvalidState(MSG_RM_ACTIVE)
@@ -600,10 +612,13 @@ class LibvirtDriver(HypervisorDriver):
                 try:
                     dom.destroy()
                 except self.lv.libvirtError as exc:
-                    if exc.get_error_code() != self.lv.VIR_ERR_OPERATION_INVALID:
-                        raise  # "domain is not running": it stopped meanwhile
-            if dom.isPersistent():
+                    if exc.get_error_code() not in (self.lv.VIR_ERR_OPERATION_INVALID,
+                                                    self.lv.VIR_ERR_NO_DOMAIN):
+                        raise  # else it stopped meanwhile
+            if persistent:
                 xmls.append(dom.XMLDesc(self.lv.VIR_DOMAIN_XML_INACTIVE))
+            else:
+                dom = None  # a transient domain is gone once destroyed
         lines: list[str] = []
         errors: list[str] = []
         if purge:
@@ -695,7 +710,7 @@ class LibvirtDriver(HypervisorDriver):
                 if not cds:
                     errs.append("VM has no cdrom drive (power it off to add one)")
                 else:
-                    dom.updateDeviceFlags(disk_xml(new), live_flags)
+                    self._change_media(dom, disk_xml(new), live_flags)
                     changed = True
             else:
                 if cds:
@@ -766,7 +781,7 @@ class LibvirtDriver(HypervisorDriver):
         fmt = "raw" if loc.kind == "lvm" else (spec.storageformat or "qcow2")
         cache = spec.extra.get("storagecache") or "none"
         changed = False
-        for dev, size in zip(next_devs(prefix, used, len(sizes)), sizes, strict=True):
+        for dev, size in zip(next_devs(model, used, len(sizes)), sizes, strict=True):
             name = volume_name(node, dev, fmt)
             vol = pool.createXML(volume_xml(name, int(size) * MiB, fmt), 0)
             disk = DiskDevice(dev=dev, bus=model, source=vol.path(), format=fmt, cache=cache)
@@ -821,6 +836,19 @@ class LibvirtDriver(HypervisorDriver):
             if err:
                 errs.append(err)
         return True
+
+    def _change_media(self, dom: Any, xml: str, flags: int) -> None:
+        """Insert/eject live. libvirt opens the tray first and QEMU may report it still closed
+        (a guest without a driver, e.g. sitting in the BIOS, never acknowledges): retry."""
+        lv = self.lv
+        for attempt in range(MEDIA_RETRIES):
+            try:
+                dom.updateDeviceFlags(xml, flags)
+                return
+            except lv.libvirtError as exc:
+                if "Tray of device" not in _reason(exc) or attempt + 1 == MEDIA_RETRIES:
+                    raise
+                time.sleep(MEDIA_DELAY_S)
 
     def _resize(self, dom: Any, dev: str, size_mib: int, active: bool) -> tuple[str, bool]:
         lv = self.lv
@@ -931,11 +959,11 @@ class LibvirtDriver(HypervisorDriver):
                 dom.resume()
             text = state_word(self._state(dom))
         elif action == "off":
+            if dom is not None and dom.isPersistent():
+                updates["kvm_nodedata.xml"] = self._inactive_xml(dom)
             if dom is not None and dom.isActive():
                 dom.destroy()
                 status = "powering-off"
-            if dom is not None and dom.isPersistent():
-                updates["kvm_nodedata.xml"] = self._inactive_xml(dom)
             text = "off"
         elif action == "softoff":
             if dom is not None and dom.isActive():
@@ -1238,9 +1266,13 @@ class LibvirtDriver(HypervisorDriver):
             dom = self.conn.defineXML(str(doc))
             updates["kvm_nodedata.xml"] = dom.XMLDesc(lv.VIR_DOMAIN_XML_INACTIVE)
             updates["vm.master"] = master
+        storage = None
+        if sources:
+            first = next(iter(sources.values()))
+            storage = "dir://" + first.rpartition("/")[0]
         return NodeResult(node=node, message="\n".join(lines), updates=updates,
                           data={"master_definition": master_xml, "master": master,
-                                "master_disks": sorted(sources.values())})
+                                "master_disks": sorted(sources.values()), "storage": storage})
 
     def clone_from_master(self, specs: Sequence[VmSpec], master: str, master_definition: str | None,
                           *, detached: bool = False) -> Iterator[NodeResult]:

@@ -8,19 +8,18 @@ without a daemon. It must never import ``libvirt``.
 
 from __future__ import annotations
 
-import itertools
 import re
 import uuid as uuidlib
 import xml.etree.ElementTree as ET
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
 from dataclasses import dataclass
 
-from nodemgr.plugins.base import NicSpec, PermanentError, VmSpec
+from nodemgr.plugins.base import DEV_PREFIX, NicSpec, PermanentError, VmSpec, next_dev_names
 
 MiB = 1024 * 1024
 
 #: disk bus -> target device prefix (xCAT: virtio→vd, scsi→sd, ide→hd; sata shares sd).
-BUS_PREFIX = {"virtio": "vd", "scsi": "sd", "sata": "sd", "ide": "hd"}
+BUS_PREFIX = DEV_PREFIX
 
 #: vm.bootorder words -> libvirt ``<boot dev>``.
 BOOT_DEVS = {"network": "network", "net": "network", "n": "network", "pxe": "network",
@@ -174,29 +173,14 @@ def volume_copy_xml(name: str, capacity_bytes: int, fmt: str) -> str:
 # -- device names ------------------------------------------------------------------------
 
 
-def _suffixes() -> Iterator[str]:
-    letters = "abcdefghijklmnopqrstuvwxyz"
-    for n in itertools.count(1):
-        for combo in itertools.product(letters, repeat=n):
-            yield "".join(combo)
-
-
-def next_devs(prefix: str, used: Iterable[str], count: int) -> list[str]:
-    """The next *count* free device names ``<prefix><letters>``: ``a, b, d, e, ...`` (``c`` is
-    kept for the cdrom on every bus, as xCAT does), skipping names in *used*."""
-    taken = set(used)
-    out: list[str] = []
-    for suffix in _suffixes():
-        if suffix == "c":
-            continue
-        dev = prefix + suffix
-        if dev in taken:
-            continue
-        out.append(dev)
-        taken.add(dev)
-        if len(out) == count:
-            return out
-    return out  # pragma: no cover - the generator is infinite
+def next_devs(bus: str, used: Iterable[str], count: int) -> list[str]:
+    """The next *count* free device names for *bus* (project rule
+    :func:`~nodemgr.plugins.base.next_dev_names`: ``a, b, d, e, ...``, ``c`` kept for the
+    cdrom as xCAT does, names in *used* skipped). Raises PermanentError when they run out."""
+    names = next_dev_names(bus, count, used)
+    if len(names) < count:
+        raise PermanentError(f"No more free device names for {bus} disks")
+    return names
 
 
 def bus_for_dev(dev: str, default: str = "virtio") -> str:

@@ -20,9 +20,7 @@ import pytest
 from nodemgr.plugins.base import (
     DiskSpec,
     Endpoint,
-    InvalidState,
     NicSpec,
-    NotFound,
     PermanentError,
     Unreachable,
     VmChange,
@@ -101,15 +99,18 @@ class TestLocations:
 
 class TestDeviceNames:
     def test_skip_c_everywhere(self):
-        assert next_devs("vd", [], 4) == ["vda", "vdb", "vdd", "vde"]
-        assert next_devs("hd", [], 3) == ["hda", "hdb", "hdd"]
+        assert next_devs("virtio", [], 4) == ["vda", "vdb", "vdd", "vde"]
+        assert next_devs("ide", [], 3) == ["hda", "hdb", "hdd"]
+        assert next_devs("scsi", [], 1) == ["sda"]
 
     def test_skip_used(self):
-        assert next_devs("vd", ["vda", "vdb", "vdd"], 2) == ["vde", "vdf"]
+        assert next_devs("virtio", ["vda", "vdb", "vdd"], 2) == ["vde", "vdf"]
 
-    def test_past_z(self):
-        used = [f"vd{c}" for c in "abdefghijklmnopqrstuvwxyz"]
-        assert next_devs("vd", used, 2) == ["vdaa", "vdab"]
+    def test_running_out(self):
+        used = [f"vd{c}" for c in "abdefghijklmnopqrstuvwxy"]
+        assert next_devs("virtio", used, 1) == ["vdz"]
+        with pytest.raises(PermanentError, match="No more free device names"):
+            next_devs("virtio", used, 2)
 
 
 def _spec(**kw) -> VmSpec:
@@ -390,6 +391,17 @@ class TestPower:
         assert r.ok and r.message == "on"
         assert drv.conn.lookupByName("cn003").isPersistent()
 
+    def test_transient_domains(self, drv):
+        xml = build_domain_xml(T("tr1", uuid="31313131-0000-4000-8000-000000000001"), [], "test")
+        drv.conn.createXML(xml, 0)  # not persistent: it vanishes when destroyed
+        assert one(drv.power([T("tr1")], "reset")).message == "reset"
+        r = one(drv.power([T("tr1")], "off"))
+        assert (r.ok, r.message, r.data["state"]) == (True, "off", "off")
+        drv.conn.createXML(xml, 0)
+        r = one(drv.remove([T("tr1")], force=True, purge=True))
+        assert r.ok, r.message
+        assert one(drv.power([T("tr1")], "stat")).message == "off"
+
     def test_unsupported(self, drv):
         r = one(drv.power([T()], "explode"))
         assert not r.ok and r.message == "Unsupported power directive 'explode'"
@@ -553,6 +565,34 @@ class TestChangeOffline:
     def test_unknown_vm(self, drv):
         r = one(drv.change([T("ghost")], VmChange(cpus=1)))
         assert not r.ok and r.data["error"] == "NotFound"
+
+
+def test_live_media_change_retries_closed_tray(drv, monkeypatch):
+    import nodemgr.plugins.libvirt as mod
+
+    monkeypatch.setattr(mod, "MEDIA_DELAY_S", 0)
+    calls = []
+
+    class Dom:
+        def updateDeviceFlags(self, xml, flags):
+            calls.append(xml)
+            if len(calls) < 3:
+                raise libvirt.libvirtError("internal error: unable to execute QEMU command "
+                                           "'blockdev-remove-medium': Tray of device 'ide0-1-0' "
+                                           "is not open")
+
+    drv._change_media(Dom(), "<disk/>", 0)
+    assert len(calls) == 3
+    calls.clear()
+
+    class Broken(Dom):
+        def updateDeviceFlags(self, xml, flags):
+            calls.append(xml)
+            raise libvirt.libvirtError("some other failure")
+
+    with pytest.raises(libvirt.libvirtError):
+        drv._change_media(Broken(), "<disk/>", 0)
+    assert len(calls) == 1
 
 
 class TestInventory:

@@ -32,7 +32,11 @@ HOST_DRIVERS = {"kvm": "kvm", "qemu": "kvm", "libvirt": "libvirt", "xen": "xen",
                 "rhevh": "rhevm", "ovm": "ovm", "fake": "fake"}
 LOCALHOSTS = {"localhost", "127.0.0.1", "::1"}
 
-VM_ATTRS = [f"vm.{c}" for c in table_schema("vm").columns if c not in ("node", "comments", "disable")]
+#: The vm columns a driver spec is built from (the others are informational).
+VM_ATTRS = [f"vm.{c}" for c in (
+    "mgr", "host", "migrationdest", "storage", "storagemodel", "storagecache", "storageformat",
+    "memory", "cpus", "nics", "nicmodel", "bootorder", "clockoffset", "virtflags", "master",
+    "datacenter", "cluster", "guestostype", "othersettings", "vidmodel", "vidproto")]
 NODE_ATTRS = VM_ATTRS + ["nodehm.mgt", "nodehm.power", "mac.mac", "vpd.uuid",
                          "kvm_nodedata.xml", "nodetype.os", "nodetype.arch",
                          "nodetype.profile", "hypervisor.type"]
@@ -56,16 +60,24 @@ class Resolved:
         self.attrs = resolver.attrs(self.nodes, NODE_ATTRS)
         self._hosts: dict[str, dict[str, str | None]] = {}
         self._virttypes: dict[str, dict] | None = None
+        self._endpoints: dict[tuple[str, str], Endpoint] = {}
+        self._passwd: list[dict] | None = None
+        self._known: set[str] | None = None
 
     def host_attrs(self, host: str) -> dict[str, str | None]:
         """Resolved attributes of hypervisor node *host* (empty values when undefined)."""
         if host not in self._hosts:
-            known = host in set(self.resolver.nodes())
-            if known:
-                self._hosts[host] = self.resolver.attrs([host], HOST_ATTRS)[host]
-            else:
-                self._hosts[host] = dict.fromkeys(HOST_ATTRS)
+            self.prefetch_hosts([host])
         return self._hosts[host]
+
+    def prefetch_hosts(self, hosts: Iterable[str]) -> None:
+        """Resolve the attributes of many hypervisor nodes in one pass."""
+        if self._known is None:
+            self._known = set(self.resolver.nodes())
+        todo = [h for h in dict.fromkeys(hosts) if h not in self._hosts]
+        known = [h for h in todo if h in self._known]
+        self._hosts.update(self.resolver.attrs(known, HOST_ATTRS) if known else {})
+        self._hosts.update({h: dict.fromkeys(HOST_ATTRS) for h in todo if h not in known})
 
     def virttype(self, vtype: str) -> dict:
         """The ``virttype`` row for *vtype* (``kvm``, ``qemu``, ``xen``), or {}."""
@@ -75,7 +87,9 @@ class Resolved:
 
     def credentials(self, key: str, username: str | None = None) -> tuple[str | None, str | None]:
         """(username, password) from the ``passwd`` row for *key* (first row when no user)."""
-        rows = self.store.select("passwd", {"key": key})
+        if self._passwd is None:
+            self._passwd = self.store.select("passwd")
+        rows = [r for r in self._passwd if r["key"] == key]
         if username:
             rows = [r for r in rows if r["username"] == username] or rows[:0]
         if not rows:
@@ -117,6 +131,13 @@ def host_endpoint(res: Resolved, host: str, driver: str) -> Endpoint:
     ``hostconn.uri`` of the host (a template or a URI), else the ``virttype`` template of
     ``hypervisor.type`` (default ``kvm``), else ``<driver>://<host>``.
     """
+    cached = res._endpoints.get((host, driver))
+    if cached is None:
+        cached = res._endpoints[(host, driver)] = _host_endpoint(res, host, driver)
+    return cached
+
+
+def _host_endpoint(res: Resolved, host: str, driver: str) -> Endpoint:
     if "://" in host:
         return Endpoint(driver=driver, uri=host, host=host)
     ha = res.host_attrs(host)
@@ -302,6 +323,9 @@ def vm_targets(res: Resolved, *, disk_sizes_mib: list[int] = (), memory_mib: int
     *need_host*, else a target with no endpoint (the caller decides, e.g. ``stat`` → off).
     """
     targets = []
+    res.prefetch_hosts(h for n in res.nodes
+                       for h in (res.attrs[n].get("vm.host"), res.attrs[n].get("vm.mgr"))
+                       if h and "://" not in h)
     for node in res.nodes:
         a = res.attrs[node]
         driver = driver_of(a)

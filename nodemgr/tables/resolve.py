@@ -291,10 +291,15 @@ class Resolver:
             raise TableError(f'Table "{tab}" is not keyed by node')
         return tab, col
 
-    def _raw(self, tab: str, col: str, node: str) -> tuple[str | None, str | None]:
-        """Inherited raw value and its source (None = own row, else first group used)."""
-        groups = self.groups_of(node)
-        rows = self._table(tab, [node, *groups])
+    def _raw(self, tab: str, col: str, node: str, groups: list[str] | None = None,
+             rows: dict[str, dict] | None = None) -> tuple[str | None, str | None]:
+        """Inherited raw value and its source (None = own row, else first group used).
+
+        *groups* and *rows* may be passed when the caller already has them (``attrs``)."""
+        if groups is None:
+            groups = self.groups_of(node)
+        if rows is None:
+            rows = self._table(tab, [node, *groups])
 
         def val(key: str) -> str | None:
             r = rows.get(key)
@@ -358,14 +363,17 @@ class Resolver:
         keys = set(nodes)
         for node in nodes:
             keys.update(self.groups_of(node))
-        for tab in {tab for tab, _ in split}:
-            self._table(tab, keys)
+        tables = {tab: self._table(tab, keys) for tab, _ in split}
+        if self._groups is None:
+            self._load_nodelist()
+        all_groups = self._groups
         out: dict[str, dict] = {}
         for node in nodes:
             res: dict = {}
+            groups = all_groups.get(node, [])
             for attr, (tab, col) in zip(attrs, split, strict=True):
-                raw, source = self._raw(tab, col, node)
-                value = self._render(tab, col, node, raw)
+                raw, source = self._raw(tab, col, node, groups, tables[tab])
+                value = self._render(tab, col, node, raw) if raw is not None else None
                 res[attr] = (value, source if value is not None else None) if blame else value
             out[node] = res
         return out

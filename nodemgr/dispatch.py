@@ -162,9 +162,9 @@ def _work(g: _Group, gid: int, targets: list[Target], call: Call, timeout: float
         inbox.put(("connected", gid))
         for r in call(driver, targets):
             inbox.put(("result", gid, r))
-        inbox.put(("done", gid, None))
+        inbox.put(("done", gid, None, None))
     except BaseException as exc:  # noqa: BLE001 - every failure becomes a node message
-        inbox.put(("done", gid, error_message(exc)))
+        inbox.put(("done", gid, error_message(exc), type(exc).__name__))
     finally:
         if driver is not None:
             try:
@@ -227,12 +227,13 @@ def _stream(targets: Sequence[Target], call: Call, results: list[NodeResult | No
     nxt = 0
     n = len(results)
 
-    def settle(gid: int, message: str) -> None:
+    def settle(gid: int, message: str, kind: str | None = None) -> None:
         g = groups[gid]
         message = _scrub(message, g.endpoint)
         for queue in g.pending.values():
             for i in queue:
-                results[i] = NodeResult(targets[i].node, ok=False, message=message)
+                results[i] = NodeResult(targets[i].node, ok=False, message=message,
+                                        data={"error": kind} if kind else {})
         g.pending.clear()
         g.finished = True
         running.discard(gid)
@@ -289,7 +290,7 @@ def _stream(targets: Sequence[Target], call: Call, results: list[NodeResult | No
                 elif ev[0] == "result":
                     deliver(gid, ev[2])
                 else:  # done
-                    settle(gid, ev[2] or "no result from the driver for this node")
+                    settle(gid, ev[2] or "no result from the driver for this node", ev[3])
             now = time.monotonic()
             for gid in list(running):
                 g = groups[gid]
@@ -299,7 +300,7 @@ def _stream(targets: Sequence[Target], call: Call, results: list[NodeResult | No
                         limit = min(timeout, connect_timeout)
                     g.abandoned = True
                     settle(gid, f"timed out after {_fmt_seconds(limit)} s talking to "
-                                f"{_where(g.endpoint)}")
+                                f"{_where(g.endpoint)}", "Timeout")
     finally:
         # the caller stopped early (or we are done): start nothing more; running group
         # threads are daemons and finish or die on their own

@@ -465,8 +465,8 @@ def rmigrate(argv: list[str]) -> int:
 
     results = []
     for r in ctx.stream(targets, call, local, maxp=1):
-        if (not r.ok and a.force and r.node in dest
-                and r.message.startswith("Cannot communicate")):
+        if not r.ok and a.force and r.node in dest and r.data.get("error") in ("Unreachable",
+                                                                              "Timeout"):
             r = _result(r.node, f"migrated to {dest[r.node].host}",
                         **{"vm.host": dest[r.node].host})
         results.append(r)

@@ -219,3 +219,15 @@ def test_changing_commands_are_audited_reads_are_not(cluster, capsys):
     audit = Store(cluster["url"]).select("auditlog")
     assert [(r["command"], r["noderange"], r["status"]) for r in audit] == [
         ("mkvm", "vm1", "Allowed"), ("rpower", "vm1", "Denied")]
+
+
+def test_rmigrate_force_records_vm_on_target_when_source_is_dead(cluster, capsys):
+    vmcmds.mkvm(["vm1"])
+    tablecmds.chtab(["node=hv1", "hostconn.uri=fake://hv1?refuse=1"])
+    capsys.readouterr()
+    assert vmcmds.rmigrate(["vm1", "hv2"]) == 1
+    assert rows(cluster["url"], "vm")["vm1"]["host"] == "hv1"
+    assert capsys.readouterr().err.startswith("vm1: Error: ")
+    assert vmcmds.rmigrate(["vm1", "hv2", "-f"]) == 0
+    assert capsys.readouterr().out == "vm1: migrated to hv2\n"
+    assert rows(cluster["url"], "vm")["vm1"]["host"] == "hv2"

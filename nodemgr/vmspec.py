@@ -41,7 +41,7 @@ NODE_ATTRS = VM_ATTRS + ["nodehm.mgt", "nodehm.power", "mac.mac", "vpd.uuid",
                          "kvm_nodedata.xml", "nodetype.os", "nodetype.arch",
                          "nodetype.profile", "hypervisor.type"]
 HOST_ATTRS = ["hypervisor.type", "hypervisor.mgr", "hostconn.uri", "hostconn.authmethod",
-              "hostconn.username", "nodehm.mgt", "nodehm.power"]
+              "hostconn.username", "hostconn.options", "nodehm.mgt", "nodehm.power"]
 
 
 
@@ -148,7 +148,19 @@ def _host_endpoint(res: Resolved, host: str, driver: str) -> Endpoint:
     user, password = res.credentials(vtype, ha.get("hostconn.username"))
     user = ha.get("hostconn.username") or user
     uri = expand_connstring(template, host=host, user=user, authmethod=authmethod)
-    return Endpoint(driver=driver, uri=uri, host=host, username=user, password=password)
+    return Endpoint(driver=driver, uri=uri, host=host, username=user, password=password,
+                    options=parse_options(ha.get("hostconn.options")))
+
+
+def parse_options(value: str | None) -> tuple[tuple[str, str], ...]:
+    """``hostconn.options`` (``k=v;k2=v2``) -> ``Endpoint.options`` pairs; a bare key is
+    ``k=1``."""
+    pairs = []
+    for item in (value or "").split(";"):
+        key, sep, val = item.strip().partition("=")
+        if key.strip():
+            pairs.append((key.strip(), val.strip() if sep else "1"))
+    return tuple(pairs)
 
 
 # -- spec -----------------------------------------------------------------------------------

@@ -80,3 +80,11 @@ def test_build_spec_defaults_and_errors():
         build_spec("vm1", {"vm.cpus": "two"})
     with pytest.raises(UsageError, match="invalid size"):
         build_spec("vm1", {"vm.memory": "10X"})
+
+
+def test_hostconn_options_become_endpoint_options():
+    from nodemgr.vmspec import parse_options
+
+    assert parse_options("migrate_uri=tcp://10.1.0.5:49152; listen_address=10.1.0.5;unsafe") == (
+        ("migrate_uri", "tcp://10.1.0.5:49152"), ("listen_address", "10.1.0.5"), ("unsafe", "1"))
+    assert parse_options(None) == () and parse_options(" ; ") == ()

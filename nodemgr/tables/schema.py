@@ -383,13 +383,15 @@ TABLES: dict[str, TableSchema] = {
            description="Persistent store for the KVM plugin for masters.",
            name="The name of the relevant master.",
            xml="The domain XML to be customized for clones of this master."),
-        _t("hostconn", "node uri authmethod username",
+        _t("hostconn", "node uri authmethod username options",
            description="nodemgr: how to reach a hypervisor node (connection-string template "
            "with #{...} macros, auth method, user); overrides virttype.",
            node=_NODE,
            uri="Connection string or template, e.g. "
            "qemu+ssh://#{user.name}@#{target.host}/system",
            authmethod="Authentication method, e.g. ssh or tls.",
+           options="Driver options as key=value pairs separated by ';', e.g. "
+           "migrate_uri=tcp://10.1.0.5:49152;listen_address=10.1.0.5 (libvirt).",
            username="The user to connect as."),
         _t("virttype", "type connstring authmethod emulator domaintype", nodecol=None,
            description="nodemgr: per virtualization type (kvm, qemu, xen) the default "

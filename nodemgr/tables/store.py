@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import os
 import sqlite3
+import zlib
 from collections.abc import Iterable, Iterator, Mapping
 from typing import Any
 
@@ -19,6 +20,9 @@ from nodemgr.errors import ConfigError, TableError
 from nodemgr.tables.schema import DEFAULT_ROWS, TABLES, TableSchema, is_disabled, table
 
 Row = dict[str, str | None]
+
+#: Changes whenever a table or column is added, so old databases are brought up to date.
+SCHEMA_STAMP = zlib.crc32(repr([(t.name, t.columns) for t in TABLES.values()]).encode()) & 0x7FFFFFFF
 
 
 def _q(ident: str) -> str:
@@ -104,14 +108,35 @@ class Store:
                 "SELECT tablename FROM pg_tables WHERE schemaname = current_schema()")
         return {r[0] for r in cur.fetchall()}
 
+    def _stamp(self) -> int | None:
+        """The schema stamp recorded in the database (None when never stamped)."""
+        if self.dialect == "sqlite":
+            return self._conn.execute("PRAGMA user_version").fetchone()[0] or None
+        row = self._exec("SELECT obj_description(to_regclass('site'), 'pg_class')").fetchone()
+        text = row[0] if row else None
+        return int(text.split(":", 1)[1]) if text and text.startswith("nodemgr:") else None
+
+    def _columns_of(self, name: str) -> set[str]:
+        if self.dialect == "sqlite":
+            return {r[1] for r in self._conn.execute(f"PRAGMA table_info({_q(name)})")}
+        cur = self._exec("SELECT column_name FROM information_schema.columns "
+                         "WHERE table_schema = current_schema() AND table_name = ?", [name])
+        return {r[0] for r in cur.fetchall()}
+
     def _ensure_schema(self) -> None:
-        missing = [t for t in TABLES.values() if t.name not in self._existing_tables()]
-        if not missing:
+        """Create missing tables (with their default rows) and add missing columns.
+
+        A stamp of the schema (``PRAGMA user_version`` on SQLite, a comment on the ``site``
+        table on PostgreSQL) makes this one cheap query when nothing changed."""
+        if self._stamp() == SCHEMA_STAMP:
             return
         with self.transaction():
-            have = self._existing_tables()  # re-check under the write lock
-            for t in missing:
+            have = self._existing_tables()
+            for t in TABLES.values():
                 if t.name in have:
+                    for c in t.columns:
+                        if c not in self._columns_of(t.name):
+                            self._exec(f"ALTER TABLE {_q(t.name)} ADD COLUMN {_q(c)} TEXT")
                     continue
                 cols = [f"{_q(c)} TEXT{' NOT NULL' if c in t.keys else ''}" for c in t.columns]
                 if self.dialect == "postgresql":
@@ -120,6 +145,10 @@ class Store:
                 self._exec(f"CREATE TABLE {_q(t.name)} ({', '.join(cols)})")
                 for row in DEFAULT_ROWS.get(t.name, []):
                     self.insert(t.name, row)
+            if self.dialect == "sqlite":
+                self._exec(f"PRAGMA user_version = {SCHEMA_STAMP}")
+            else:
+                self._exec(f"COMMENT ON TABLE site IS 'nodemgr:{SCHEMA_STAMP}'")
 
     # -- transactions ---------------------------------------------------------------
     @contextlib.contextmanager

@@ -1,0 +1,29 @@
+"""A database made by an older nodemgr gets new tables and columns on first use."""
+
+from nodemgr.tables.store import SCHEMA_STAMP, Store
+
+
+def test_old_database_gains_missing_columns_and_tables(db_url):
+    s = Store(db_url)
+    s._exec('ALTER TABLE "hostconn" DROP COLUMN "options"')
+    s._exec('DROP TABLE "virttype"')
+    if s.dialect == "sqlite":
+        s._exec("PRAGMA user_version = 1")
+    else:
+        s._exec("COMMENT ON TABLE site IS 'nodemgr:1'")
+    s.upsert("hostconn", {"node": "hv1"}, {"uri": "qemu:///system"})
+    s.close()
+    s = Store(db_url)
+    assert s.select("hostconn") == [{"node": "hv1", "uri": "qemu:///system", "authmethod": None,
+                                     "username": None, "options": None, "comments": None,
+                                     "disable": None}]
+    assert [r["type"] for r in s.select("virttype")] == ["kvm", "qemu", "xen"]
+    assert s._stamp() == SCHEMA_STAMP
+    s.close()
+
+
+def test_current_database_is_not_touched(db_url):
+    Store(db_url).close()
+    s = Store(db_url)
+    assert s._stamp() == SCHEMA_STAMP
+    s.close()

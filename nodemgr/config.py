@@ -11,12 +11,12 @@ from __future__ import annotations
 import configparser
 import os
 from dataclasses import dataclass
-from pathlib import Path
 
 from nodemgr.errors import ConfigError
 
-CHECKOUT_CONF = Path(__file__).resolve().parent.parent / "etc" / "nodemgr.conf"
-SYSTEM_CONF = Path("/etc/nodemgr/nodemgr.conf")
+CHECKOUT_CONF = os.path.join(os.path.dirname(os.path.dirname(os.path.realpath(__file__))),
+                             "etc", "nodemgr.conf")
+SYSTEM_CONF = "/etc/nodemgr/nodemgr.conf"
 DEFAULT_DB_URL = "sqlite:////var/lib/nodemgr/nodemgr.sqlite"
 
 
@@ -38,13 +38,13 @@ class Config:
     source: str | None = None
 
 
-def conf_path() -> Path | None:
+def conf_path() -> str | None:
     """Return the configuration file in effect, or None when none exists."""
     env = os.environ.get("NODEMGR_CONF")
     if env:
-        return Path(env)
+        return env
     for candidate in (SYSTEM_CONF, CHECKOUT_CONF):
-        if candidate.is_file():
+        if os.path.isfile(candidate):
             return candidate
     return None
 

@@ -388,13 +388,14 @@ def lsvm(argv: list[str]) -> int:
     res = ctx.resolved()
     targets = []
     for t in vm_targets(res, need_host=False):
-        if t.endpoint is None and (t.error is None or t.spec is None) and \
-                (res.host_attrs(t.node).get("hypervisor.type") or t.error):
-            targets.append(host_target(res, t.node))
-        elif t.endpoint is None and t.error is None:
-            t.error = "vm.host is not set"
-            targets.append(t)
+        if t.endpoint is not None:
+            targets.append(t)  # a VM on a known host
+            continue
+        ha = res.host_attrs(t.node)
+        if ha.get("hypervisor.type") or ha.get("hostconn.uri"):
+            targets.append(host_target(res, t.node))  # a hypervisor
         else:
+            t.error = t.error or "vm.host is not set"
             targets.append(t)
 
     def call(drv, group):

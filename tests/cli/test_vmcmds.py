@@ -231,3 +231,12 @@ def test_rmigrate_force_records_vm_on_target_when_source_is_dead(cluster, capsys
     assert vmcmds.rmigrate(["vm1", "hv2", "-f"]) == 0
     assert capsys.readouterr().out == "vm1: migrated to hv2\n"
     assert rows(cluster["url"], "vm")["vm1"]["host"] == "hv2"
+
+
+def test_lsvm_of_a_node_that_is_neither_vm_nor_hypervisor(cluster, capsys):
+    nodecmds.nodeadd(["bare", "groups=all"])
+    nodecmds.nodeadd(["lost", "groups=all", "nodehm.mgt=fake"])
+    assert vmcmds.lsvm(["bare,lost"]) == 1
+    assert capsys.readouterr().err == (
+        "bare: Error: Unable to identify plugin for this command, check relevant tables: "
+        "nodehm.power;nodehm.mgt\nlost: Error: vm.host is not set\n")

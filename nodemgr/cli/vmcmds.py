@@ -152,7 +152,9 @@ def rpower(argv: list[str]) -> int:
     ctx = Ctx("rpower", a.noderange, [a.action], a.json)
     from nodemgr.vmspec import vm_targets
 
-    targets = vm_targets(ctx.resolved(), need_host=False)
+    res = ctx.resolved()
+    targets = vm_targets(res, need_host=False)
+    adopted = _adopt_hosts(ctx, res, targets) if action in ("on", "boot") else {}
     local = {}
     for t in targets:
         if t.endpoint is None and t.error is None:
@@ -160,7 +162,7 @@ def rpower(argv: list[str]) -> int:
                              else _result(t.node, "vm.host is not set", ok=False))
     results = ctx.stream(targets, lambda drv, group: drv.power([t.spec for t in group], action),
                          local)
-    return ctx.report(results)
+    return ctx.report(results, lambda r: adopted.get(r.node))
 
 
 # -- mkvm -------------------------------------------------------------------------------------
@@ -171,7 +173,8 @@ Create virtual machines from their table definitions.
 Reads vm.host, vm.memory (MiB), vm.cpus, vm.nics, vm.nicmodel, vm.storage,
 vm.storagemodel, vm.storageformat, vm.bootorder, mac.mac and vpd.uuid. Missing MACs and
 UUIDs are generated and written to the mac and vpd tables; the domain definition is kept
-in kvm_nodedata. Domains are persistent (defined on the hypervisor).
+in kvm_nodedata. Domains are persistent (defined on the hypervisor). A VM without vm.host
+goes to the host of vm.migrationdest with the most free memory, written to vm.host.
 
 options:
   -s, --size SIZE[,SIZE...]  create one disk per size in the first vm.storage location,
@@ -210,7 +213,11 @@ def mkvm(argv: list[str]) -> int:
     from nodemgr.vmspec import fill_identity, vm_targets
 
     res = ctx.resolved()
-    targets = vm_targets(res, disk_sizes_mib=sizes, memory_mib=mem, cpus=cpus)
+    targets = vm_targets(res, disk_sizes_mib=sizes, memory_mib=mem, cpus=cpus, need_host=False)
+    adopted = _adopt_hosts(ctx, res, targets)
+    for t in targets:
+        if t.endpoint is None and t.error is None:
+            t.error = "vm.host is not set (and no vm.migrationdest to choose from)"
     identity = {}
     for t in targets:
         if t.spec is not None and t.error is None:
@@ -219,8 +226,7 @@ def mkvm(argv: list[str]) -> int:
                 identity[t.node]["vm.memory"] = str(mem)
             if cpus:
                 identity[t.node]["vm.cpus"] = str(cpus)
-            if t.endpoint is not None and "://" not in t.endpoint.host:
-                identity[t.node].setdefault("vm.host", t.endpoint.host)
+            identity[t.node].update(adopted.get(t.node, {}))
     results = ctx.stream(targets, lambda drv, group: drv.create([t.spec for t in group],
                                                                 force=a.force))
     return ctx.report(results, lambda r: identity.get(r.node))
@@ -472,6 +478,26 @@ def rmigrate(argv: list[str]) -> int:
                         **{"vm.host": dest[r.node].host})
         results.append(r)
     return ctx.report(results)
+
+
+def _adopt_hosts(ctx: Ctx, res, targets) -> dict[str, dict[str, str]]:
+    """For VMs without ``vm.host`` but with ``vm.migrationdest``, choose the destination
+    host with the most free memory (as xCAT's mkvm and rpower on do) and point the target
+    at it. Returns node -> ``{"vm.host": host}`` to write when the operation succeeds."""
+    from nodemgr.vmspec import MANAGER_DRIVERS, host_endpoint
+
+    adopted = {}
+    for t in targets:
+        if (t.endpoint is not None or t.error is not None or t.spec is None
+                or t.driver in MANAGER_DRIVERS or not res.attrs[t.node].get("vm.migrationdest")):
+            continue
+        host = _pick_host(ctx, res, t.node, exclude=None)
+        if host is None:
+            t.error = f"Unable to identify a suitable target host for guest {t.node}"
+            continue
+        t.endpoint = host_endpoint(res, host, t.driver)
+        adopted[t.node] = {"vm.host": host}
+    return adopted
 
 
 def _pick_host(ctx: Ctx, res, node: str, exclude: str | None) -> str | None:

@@ -240,3 +240,13 @@ def test_lsvm_of_a_node_that_is_neither_vm_nor_hypervisor(cluster, capsys):
     assert capsys.readouterr().err == (
         "bare: Error: Unable to identify plugin for this command, check relevant tables: "
         "nodehm.power;nodehm.mgt\nlost: Error: vm.host is not set\n")
+
+
+def test_mkvm_without_host_adopts_one_from_migrationdest(cluster, capsys):
+    nodecmds.nodech(["vm1", "vm.host=", "vm.migrationdest=hypervisor"])
+    nodecmds.nodeadd(["vm9", "groups=all", "nodehm.mgt=fake"])
+    assert vmcmds.mkvm(["vm1,vm9"]) == 1
+    assert capsys.readouterr().err == (
+        "vm9: Error: vm.host is not set (and no vm.migrationdest to choose from)\n")
+    assert rows(cluster["url"], "vm")["vm1"]["host"] == "hv2"  # 16 GiB free beats 8 GiB
+    assert vms(cluster["state"])["vm1"]["host"] == "hv2"

@@ -352,6 +352,31 @@ TABLES: dict[str, TableSchema] = {
            crashkernelsize="Memory reserved for the kdump kernel (default 256M).",
            partitionfile="Partition definition file or script (s:, d:, c: prefixes).",
            driverupdatesrc="Comma-separated driver update sources: dud:<file> or rpm:<file>."),
+        _t("osdistro", "osdistroname basename majorversion minorversion arch type dirpaths",
+           nodecol=None,
+           description="Information about an operating system distro, written by copycds.",
+           osdistroname="Unique name (e.g. rhels8.6-x86_64).",
+           basename="The OS base name (e.g. rhels).",
+           majorversion="The OS major version (e.g. 8).",
+           minorversion="The OS minor version (e.g. 6).",
+           arch="The OS architecture (e.g. x86_64).",
+           type="Linux or AIX.",
+           dirpaths="Directories where the OS distro files are stored (comma list)."),
+        _t("boottarget", "bprofile kernel initrd kcmdline", nodecol=None,
+           description="Specify non-standard initrd, kernel, and parameters that should be "
+           "used for a given profile.",
+           bprofile="The name of this boot target (linuximage.boottarget names it).",
+           kernel="The kernel, relative to the TFTP root; kernel!hypervisor for multiboot "
+           "(Xen dom0).",
+           initrd="The initrd, relative to the TFTP root.",
+           kcmdline="Arguments for the kernel; for multiboot 'hypervisor args --- kernel args'. "
+           "!myipfn! becomes the management node's address."),
+        _t("nodetoken", "node tokenhash expires",
+           description="nodemgr: the one-time install-finished token of each armed node "
+           "(only its SHA-256 hash; written by nodeset, consumed by the callback).",
+           node=_NODE,
+           tokenhash="Hex SHA-256 of the token.",
+           expires="Expiry, seconds since the epoch (UTC)."),
         _t("vpd", "node serial mtm side asset uuid",
            description="The Machine type, Model, and Serial numbers of each node.",
            node=_NODE,
@@ -402,6 +427,20 @@ TABLES: dict[str, TableSchema] = {
            authmethod="Default authentication method, e.g. ssh.",
            emulator="Path of the emulator binary.",
            domaintype="The libvirt domain type."),
+        _t("serverpool", "name virttype subnet interfaces username userid groupid authmethod "
+           "snmpagents", nodecol=None,
+           description="nodemgr: server pools (a group of hypervisor nodes of the same name; "
+           "members have hypervisor.cluster = the pool), as in the seed's IMS design.",
+           name="The pool name; also the node group of its machines.",
+           virttype="Virtualization type of its machines (kvm, qemu, xen): virttype row.",
+           subnet="The pool's subnet (a.b.c.d/n), probed to find machines known by MAC.",
+           interfaces="Local interfaces to probe the subnet from, in order, ';'-separated.",
+           username="The pool user the management node logs in as.",
+           userid="Unix user id of the pool user.",
+           groupid="Unix group id of the pool user.",
+           authmethod="Authentication method of the pool user (default ssh).",
+           snmpagents="SNMP agents holding the subnet's neighbour table: "
+           "host[:port][@v2c|@v3], '|'-separated; credentials from passwd (key snmp)."),
     )
 }
 

@@ -1,0 +1,382 @@
+"""Boot files: one :class:`BootSpec` per node, rendered to pxelinux, iPXE or GRUB2 and
+written atomically with the node's MAC and IP aliases.
+
+Formats (``noderes.netboot``; xCAT's ``pxe.pm``, ``xnba.pm``, ``grub2.pm``):
+
+========== ================================ ==============================================
+netboot    node file (under the TFTP root)  aliases (symlinks to the node file)
+========== ================================ ==============================================
+pxe        ``pxelinux.cfg/<node>``          ``pxelinux.cfg/<HEXIP>``, ``pxelinux.cfg/01-<mac>``
+xnba       ``xcat/xnba/nodes/<node>``       ``xcat/xnba/macs/01-<mac>``
+grub2[-tftp|-http] ``boot/grub2/<node>``    ``boot/grub2/grub.cfg-<HEXIP>``, ``boot/grub2/grub.cfg-01-<mac>``
+========== ================================ ==============================================
+
+``<mac>`` is lower case with dashes (``52-54-00-aa-bb-01``), ``<HEXIP>`` the upper-case
+hex IPv4 address (``0A000105``). Aliases are **symbolic links** to the node file, in the same
+tree: the node file is replaced by one ``rename``, so every alias switches to the new
+content at the same instant and can never disagree with it (hard links would each need
+their own rename). An alias is itself re-pointed by creating a temporary symlink and
+renaming it over the old one. Every file is written to a temporary name in the same
+directory and renamed, so a reader (the TFTP server) sees the old or the new file, never a
+partial one. No fsync: boot files are derived data (``nodeset <nr> enact`` rewrites them).
+
+This module must never read tables (it gets a BootSpec) and never write outside the TFTP
+root: node names are checked by :func:`check_node_name` and every path is verified to stay
+under the root.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from dataclasses import dataclass
+
+from nodemgr.errors import UsageError
+
+FORMATS = ("pxe", "xnba", "grub2", "grub2-tftp", "grub2-http")
+
+_NODE_RE = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.\-]*\Z")
+_MAC_RE = re.compile(r"([0-9a-fA-F]{2})([:\-]?)([0-9a-fA-F]{2})\2([0-9a-fA-F]{2})\2"
+                     r"([0-9a-fA-F]{2})\2([0-9a-fA-F]{2})\2([0-9a-fA-F]{2})\Z")
+
+
+def check_node_name(node: str) -> None:
+    """Raise UsageError unless *node* is safe as a file name (no ``/``, no ``..``, no
+    leading dot or dash, printable ASCII letters, digits, ``_ . -`` only)."""
+    if not _NODE_RE.match(node) or ".." in node:
+        shown = node.encode("unicode_escape").decode("ascii")
+        raise UsageError(f"node name '{shown}' is not usable as a boot file name")
+
+
+def normalize_mac(value: str | None) -> str | None:
+    """First MAC of a ``mac.mac`` value (``aa:bb:..|cc:..!host``), as ``aa:bb:cc:dd:ee:ff``;
+    None when empty. Raises UsageError for a malformed MAC."""
+    if not value:
+        return None
+    first = value.split("|")[0].split("!")[0].strip()
+    if not first:
+        return None
+    m = _MAC_RE.match(first)
+    if not m:
+        raise UsageError(f"malformed MAC address '{first}'")
+    return ":".join(g.lower() for i, g in enumerate(m.groups()) if i != 1)
+
+
+def hexip(ip: str | None) -> str | None:
+    """``10.0.1.5`` → ``0A000105``; None for empty or non-IPv4 values."""
+    if not ip:
+        return None
+    parts = ip.strip().split(".")
+    if len(parts) != 4 or not all(p.isdigit() and int(p) < 256 for p in parts):
+        return None
+    return "".join(f"{int(p):02X}" for p in parts)
+
+
+@dataclass(frozen=True)
+class BootSpec:
+    """Everything every format needs to boot one node.
+
+    Attributes:
+        node: node name (checked with :func:`check_node_name`).
+        comment: the node's currstate, written as the file's ``#`` comment line.
+        netboot: format, one of :data:`FORMATS`.
+        kernel: kernel path relative to the TFTP root; None = boot from the local disk.
+        initrd: initrd path relative to the TFTP root, or None.
+        args: the kernel command line (for multiboot: the dom0 kernel's line).
+        hypervisor: multiboot hypervisor (``xcat/xen/x86_64/xen.gz``) or None.
+        hypargs: the hypervisor's own arguments.
+        mac: install MAC ``aa:bb:cc:dd:ee:ff`` or None (no MAC alias then).
+        ip: node IPv4 address or None (no hex-IP alias then).
+        server: address GRUB2 fetches from (``set root=tftp,<server>``).
+        httpport: HTTP port for ``grub2-http`` (80 is left out of the root).
+        httpprefix: URL path of the TFTP root on the HTTP server (``/tftpboot``).
+    """
+
+    node: str
+    comment: str
+    netboot: str = "pxe"
+    kernel: str | None = None
+    initrd: str | None = None
+    args: str = ""
+    hypervisor: str | None = None
+    hypargs: str = ""
+    mac: str | None = None
+    ip: str | None = None
+    server: str = ""
+    httpport: str = "80"
+    httpprefix: str = "/tftpboot"
+
+    @property
+    def family(self) -> str:
+        """``pxe``, ``xnba`` or ``grub2``."""
+        return "grub2" if self.netboot.startswith("grub2") else self.netboot
+
+
+def _join(*parts: str) -> str:
+    return " ".join(p for p in parts if p)
+
+
+# -- renderers ---------------------------------------------------------------------------
+
+def render_pxelinux(spec: BootSpec) -> str:
+    """pxelinux.cfg text (xCAT ``pxe.pm``; ``IPAPPEND 2`` is replaced by an explicit
+    ``BOOTIF=`` in ``args``, so all formats carry the same line)."""
+    lines = [f"#{spec.comment}", "DEFAULT xCAT", "LABEL xCAT"]
+    if spec.kernel is None:
+        lines.append(" LOCALBOOT 0")
+    elif spec.hypervisor:
+        lines.append(" KERNEL mboot.c32")
+        tail = f" --- {spec.initrd}" if spec.initrd else ""
+        lines.append(" APPEND " + _join(spec.hypervisor, spec.hypargs) + " --- "
+                     + _join(spec.kernel, spec.args) + tail)
+    else:
+        lines.append(f" KERNEL {spec.kernel}")
+        lines.append(" APPEND " + _join(f"initrd={spec.initrd}" if spec.initrd else "",
+                                        spec.args))
+    return "\n".join(lines) + "\n"
+
+
+def render_ipxe(spec: BootSpec) -> str:
+    """iPXE script (xCAT ``xnba.pm``, modern iPXE commands); files fetched over TFTP from
+    ``${next-server}``; a local boot is ``exit`` (back to the firmware's next device)."""
+    lines = ["#!ipxe", f"#{spec.comment}"]
+    base = "tftp://${next-server}/"
+    if spec.kernel is None:
+        lines.append("exit")
+    elif spec.hypervisor:
+        lines.append("kernel " + _join(base + spec.hypervisor, spec.hypargs))
+        lines.append("module " + _join(base + spec.kernel, spec.args))
+        if spec.initrd:
+            lines.append(f"module {base}{spec.initrd}")
+        lines.append("boot")
+    else:
+        lines.append("kernel " + _join(base + spec.kernel,
+                                       "initrd=initrd" if spec.initrd else "", spec.args))
+        if spec.initrd:
+            lines.append(f"initrd --name initrd {base}{spec.initrd}")
+        lines.append("boot")
+    return "\n".join(lines) + "\n"
+
+
+def render_grub2(spec: BootSpec) -> str:
+    """GRUB2 config (xCAT ``grub2.pm``); ``linux``/``initrd`` (GRUB >= 2.04 loads EFI stub
+    kernels with them too); Xen with ``multiboot2``/``module2``; local boot = ``exit``."""
+    lines = [f"#{spec.comment}", "set timeout=5"]
+    if spec.kernel is None:
+        lines += ['set default="Boot from local disk"',
+                  'menuentry "Boot from local disk" {', "    exit", "}"]
+        return "\n".join(lines) + "\n"
+    if spec.netboot == "grub2-http":
+        port = "" if spec.httpport in ("", "80") else f":{spec.httpport}"
+        root, prefix = f"http,{spec.server}{port}", spec.httpprefix.rstrip("/") + "/"
+    else:
+        root, prefix = f"tftp,{spec.server}", "/"
+    lines += ['set default="xCAT OS Deployment"', 'menuentry "xCAT OS Deployment" {',
+              "    insmod http", "    insmod tftp", f"    set root={root}"]
+    if spec.hypervisor:
+        lines += ["    echo Loading Xen hypervisor ...",
+                  "    multiboot2 " + _join(prefix + spec.hypervisor, spec.hypargs),
+                  "    echo Loading dom0 kernel ...",
+                  "    module2 " + _join(prefix + spec.kernel, spec.args)]
+        if spec.initrd:
+            lines += ["    echo Loading initial ramdisk ...", f"    module2 {prefix}{spec.initrd}"]
+    else:
+        lines += ["    echo Loading Install kernel ...",
+                  "    linux " + _join(prefix + spec.kernel, spec.args)]
+        if spec.initrd:
+            lines += ["    echo Loading initial ramdisk ...", f"    initrd {prefix}{spec.initrd}"]
+    lines.append("}")
+    return "\n".join(lines) + "\n"
+
+
+RENDERERS = {"pxe": render_pxelinux, "xnba": render_ipxe, "grub2": render_grub2}
+
+
+# -- layout --------------------------------------------------------------------------------
+
+#: family -> (node file directory, alias directory, alias target prefix)
+_DIRS = {
+    "pxe": ("pxelinux.cfg", "pxelinux.cfg", ""),
+    "xnba": ("xcat/xnba/nodes", "xcat/xnba/macs", "../nodes/"),
+    "grub2": ("boot/grub2", "boot/grub2", ""),
+}
+
+
+def node_file(family: str, node: str) -> str:
+    """The node file of *node* for format family *family*, relative to the TFTP root."""
+    return f"{_DIRS[family][0]}/{node}"
+
+
+def alias_names(spec: BootSpec) -> list[str]:
+    """Alias paths (relative to the TFTP root) for *spec*'s node, MAC first."""
+    fam = spec.family
+    adir = _DIRS[fam][1]
+    mac = spec.mac.replace(":", "-") if spec.mac else None
+    hx = hexip(spec.ip)
+    out = []
+    if fam == "pxe":
+        out += [f"{adir}/01-{mac}"] if mac else []
+        out += [f"{adir}/{hx}"] if hx else []
+    elif fam == "xnba":
+        out += [f"{adir}/01-{mac}"] if mac else []
+    else:
+        out += [f"{adir}/grub.cfg-01-{mac}"] if mac else []
+        out += [f"{adir}/grub.cfg-{hx}"] if hx else []
+    return out
+
+
+def render(spec: BootSpec) -> str:
+    """The node file's text for *spec*'s format."""
+    return RENDERERS[spec.family](spec)
+
+
+class TftpTree:
+    """Writes and removes boot files under one TFTP root.
+
+    The first use of a format's directory scans it once for existing alias symlinks (target
+    → aliases), so stale aliases of a node (changed MAC or IP, another format) are removed
+    without scanning per node.
+
+    Args:
+        root: the TFTP root directory (created if missing).
+    """
+
+    def __init__(self, root: str) -> None:
+        self.root = os.path.abspath(root)
+        self._aliases: dict[str, dict[str, set[str]]] = {}
+        self._made: set[str] = set()
+        self._suffix = f".tmp{os.getpid()}"
+
+    # -- paths ------------------------------------------------------------------------
+    def path(self, rel: str) -> str:
+        """Absolute path of *rel*; raises UsageError if it would leave the root."""
+        full = os.path.normpath(os.path.join(self.root, rel))
+        if not full.startswith(self.root + os.sep):
+            raise UsageError(f"path '{rel}' leaves the TFTP root")
+        return full
+
+    def _dir(self, rel_dir: str) -> str:
+        full = self.path(rel_dir)
+        if rel_dir not in self._made:
+            os.makedirs(full, exist_ok=True)
+            self._made.add(rel_dir)
+        return full
+
+    def _alias_map(self, family: str) -> dict[str, set[str]]:
+        """node file name -> alias paths (relative to root) currently pointing at it."""
+        amap = self._aliases.get(family)
+        if amap is not None:
+            return amap
+        amap = {}
+        ndir, adir, prefix = _DIRS[family]
+        full = self.path(adir)
+        try:
+            entries = list(os.scandir(full))
+        except FileNotFoundError:
+            entries = []
+        for e in entries:
+            if e.is_symlink():
+                try:
+                    target = os.readlink(e.path)
+                except OSError:
+                    continue
+                if target.startswith(prefix) and "/" not in target[len(prefix):]:
+                    amap.setdefault(target[len(prefix):], set()).add(f"{adir}/{e.name}")
+        self._aliases[family] = amap
+        return amap
+
+    # -- primitives -------------------------------------------------------------------
+    def write_file(self, rel: str, text: str) -> None:
+        """Write *text* to *rel* atomically (temporary file in the same directory + rename),
+        mode 0644 (the TFTP server must read it)."""
+        full = self.path(rel)
+        d, base = os.path.split(full)
+        tmp = os.path.join(d, f".{base}{self._suffix}")
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+        try:
+            os.write(fd, text.encode("utf-8"))
+        finally:
+            os.close(fd)
+        os.replace(tmp, full)
+
+    def link(self, rel: str, target: str) -> None:
+        """Make *rel* a symlink to *target* (relative), re-pointing atomically."""
+        full = self.path(rel)
+        try:
+            if os.readlink(full) == target:
+                return
+        except OSError:
+            pass
+        d, base = os.path.split(full)
+        tmp = os.path.join(d, f".{base}{self._suffix}")
+        try:
+            os.unlink(tmp)
+        except FileNotFoundError:
+            pass
+        os.symlink(target, tmp)
+        os.replace(tmp, full)
+
+    def _unlink(self, rel: str) -> None:
+        try:
+            os.unlink(self.path(rel))
+        except FileNotFoundError:
+            pass
+
+    # -- per node -----------------------------------------------------------------------
+    def install(self, spec: BootSpec) -> list[str]:
+        """Write *spec*'s node file and aliases; remove the node's files of other formats
+        and stale aliases. Returns the paths written (node file first)."""
+        check_node_name(spec.node)
+        fam = spec.family
+        ndir, adir, prefix = _DIRS[fam]
+        self._dir(ndir)
+        if adir != ndir:
+            self._dir(adir)
+        main = f"{ndir}/{spec.node}"
+        text = render(spec)
+        wanted = alias_names(spec)
+        # aliases first: a brand-new alias dangles for an instant (= "no file"), never
+        # shows another node's file; the node file's rename is the switch-over point
+        amap = self._alias_map(fam)
+        for a in wanted:
+            self.link(a, prefix + spec.node)
+            for other in amap.values():
+                other.discard(a)
+        self.write_file(main, text)
+        mine = amap.setdefault(spec.node, set())
+        for stale in mine - set(wanted):
+            self._unlink(stale)
+        mine.clear()
+        mine.update(wanted)
+        for other_fam in _DIRS:
+            if other_fam != fam:
+                self._remove_family(other_fam, spec.node)
+        return [main, *wanted]
+
+    def _remove_family(self, fam: str, node: str) -> None:
+        ndir = _DIRS[fam][0]
+        if not os.path.isdir(self.path(ndir)):
+            return
+        amap = self._alias_map(fam)
+        for a in amap.pop(node, set()):
+            self._unlink(a)
+        self._unlink(f"{ndir}/{node}")
+
+    def remove(self, node: str) -> None:
+        """Remove every boot file and alias of *node*, in every format (``offline``)."""
+        check_node_name(node)
+        for fam in _DIRS:
+            self._remove_family(fam, node)
+
+    def comment(self, family: str, node: str) -> str | None:
+        """The ``#`` comment (currstate) of *node*'s file in *family*, or None if absent."""
+        check_node_name(node)
+        try:
+            with open(self.path(node_file(family, node)), encoding="utf-8") as fh:
+                head = [fh.readline(), fh.readline()]
+        except FileNotFoundError:
+            return None
+        for line in head:
+            if line.startswith("#") and not line.startswith("#!"):
+                return line[1:].rstrip("\n")
+        return ""

@@ -1,0 +1,459 @@
+"""``nodeset``: the chain state machine, bootparams, node status, tokens and boot files.
+
+States (xCAT ``destiny.pm setdestiny``; reference §5.2): ``osimage[=<img>]``, legacy
+``install``/``netboot``/``statelite`` (image ``<os>-<arch>-<provmethod>-<profile>`` from
+nodetype), ``boot``, ``shell``, ``standby``, ``runcmd=<cmd>``, ``runimage=<url>``,
+``offline``, ``stat``, ``next``, ``enact``; a comma list is a multi-step chain (first step
+now, the rest in ``chain.currchain``).
+
+``next`` (replaces xCAT's ``nextdestiny``, which could loop, issues #5098, #1803, PR #7713):
+
+1. ``currchain`` not empty → its first step becomes current, the rest stays.
+2. ``currchain`` empty and the node never had a state → start ``chain.chain`` (discovery).
+3. ``currchain`` empty otherwise → the node is at the end of its chain: ``boot``,
+   ``standby``, ``shell`` and diskless images (``netboot``/``statelite``) stay where they are
+   (re-applied); a one-shot step (an install, ``runcmd=``, ``runimage=``) is never repeated
+   and becomes ``standby``; ``offline`` stays ``offline``.
+
+So repeated ``next`` reaches a fixed point after at most ``len(chain) + 1`` steps and never
+re-runs a one-shot step. An install whose chain has no further step gets ``currchain=boot``
+(xCAT), so the install-finished callback's ``next`` boots the node from its disk.
+
+Every write of one call happens in one transaction, after every node's plan and boot
+file text is computed; per-node problems (unknown osimage, missing MAC, bad name) fail that
+node only and change nothing for it. This module must never print (commands do) and never
+put a token anywhere but the node's boot file and the ``nodetoken`` hash.
+"""
+
+from __future__ import annotations
+
+import shlex
+import subprocess
+from dataclasses import dataclass, field
+from urllib.parse import quote
+
+from nodemgr.errors import NodemgrError, UsageError
+from nodemgr.netboot import bootfiles, status, tokens
+from nodemgr.plugins.base import NodeResult
+
+SIMPLE = ("boot", "shell", "standby", "offline", "install", "netboot", "statelite", "osimage")
+SINGLE_ONLY = ("stat", "next", "enact", "offline")
+STICKY = ("boot", "standby", "shell", "netboot", "statelite", "offline")
+GENESIS = ("shell", "standby", "runcmd", "runimage")
+CALLBACK_ARG = "nodemgr.callback"
+
+_ATTRS = ("nodetype.os", "nodetype.arch", "nodetype.profile", "nodetype.provmethod",
+          "noderes.netboot", "noderes.tftpserver", "noderes.xcatmaster", "noderes.tftpdir",
+          "noderes.installnic", "mac.mac", "hosts.ip", "chain.currstate", "chain.currchain",
+          "chain.chain", "bootparams.addkcmdline", "nodehm.serialport", "nodehm.serialspeed",
+          "hypervisor.mgr")
+
+
+class NodeFailure(NodemgrError):
+    """One node cannot take the requested state (reported as that node's error)."""
+
+
+def parse_steps(state: str) -> list[str]:
+    """Split and check a state argument (``runcmd=bmcsetup,shell,osimage=img``).
+
+    Returns:
+        The steps, in order.
+    Raises:
+        UsageError: empty, unknown (``Unknown state X requested``), a value missing, or
+            ``stat``/``next``/``enact``/``offline`` inside a multi-step chain.
+    """
+    steps = [s.strip() for s in (state or "").split(",")]
+    if not state or any(not s for s in steps):
+        raise UsageError("no state given (boot, shell, standby, offline, stat, next, enact, "
+                         "runcmd=<cmd>, runimage=<url>, osimage[=<image>], install, netboot)")
+    for s in steps:
+        word, eq, value = s.partition("=")
+        if word in ("runcmd", "runimage"):
+            if not value:
+                raise UsageError(f"state '{s}' needs a value ({word}=...)")
+            if word == "runimage" and not value.startswith(("http://", "https://", "ftp://",
+                                                             "tftp://")):
+                raise UsageError(f"runimage needs an http://, https://, ftp:// or tftp:// URL, "
+                                 f"not '{value}'")
+            if any(c.isspace() for c in value):
+                raise UsageError(f"state '{s}' must not contain spaces")
+        elif word == "osimage":
+            if eq and not value:
+                raise UsageError("osimage= needs an image name")
+        elif word in SIMPLE or word in SINGLE_ONLY:
+            if eq:
+                raise UsageError(f"Unknown state {s} requested")
+        else:
+            raise UsageError(f"Unknown state {s} requested")
+        if word in SINGLE_ONLY and len(steps) > 1:
+            raise UsageError(f"'{word}' cannot be part of a chain")
+    return steps
+
+
+def callback_url(store, node: str, token: str | None, *, rhevh: bool = False) -> str:
+    """The install-finished URL a node calls when its install is done.
+
+    Args:
+        store: the table store (reads ``site.callbackurl``, else ``site.master``).
+        node: node name.
+        token: the node's one-time token, or None when tokens are off.
+        rhevh: use xCAT's RHEV-H route ``/xcatrhevh/rhevh_finish_install/<node>``.
+    Returns:
+        ``<base>/install-finished/<node>[?token=<token>]`` (base default
+        ``http://<site.master>:8080``).
+    """
+    base = store.site("callbackurl") or f"http://{store.site('master') or 'localhost'}:8080"
+    route = "xcatrhevh/rhevh_finish_install" if rhevh else "install-finished"
+    url = f"{base.rstrip('/')}/{route}/{quote(node, safe='')}"
+    return f"{url}?token={token}" if token else url
+
+
+@dataclass
+class _Plan:
+    """What one node will become: tables and boot file."""
+
+    node: str
+    currstate: str
+    currchain: str | None
+    spec: bootfiles.BootSpec | None = None      # None → remove files (offline)
+    nodetype: dict = field(default_factory=dict)
+    bootparams: dict = field(default_factory=dict)
+    status: str | None = None
+    token: str | None = None                     # minted token (install states)
+    keep_token: bool = False
+
+
+class _Ctx:
+    """Per-call caches: site values, osimage rows, TFTP trees."""
+
+    def __init__(self, store, resolver) -> None:
+        self.store = store
+        self.resolver = resolver
+        self.master = store.site("master") or "localhost"
+        self.xcatdport = store.site("xcatdport") or "3001"
+        self.httpport = store.site("httpport") or "80"
+        self.site_tftpdir = store.site("tftpdir")
+        self.tokens = tokens.enabled(store)
+        self.nodestatus = (store.site("nodestatus") or "y").lower() not in ("n", "no", "0")
+        self._images: dict[str, tuple] = {}
+        self._trees: dict[str, bootfiles.TftpTree] = {}
+        self._pwhash: dict[str, str | None] = {}
+
+    def tftpdir(self, a: dict) -> str:
+        if a.get("noderes.tftpdir"):
+            return a["noderes.tftpdir"]
+        if self.site_tftpdir:
+            return self.site_tftpdir
+        from nodemgr import config
+
+        return config.load().tftpdir
+
+    def tree(self, root: str) -> bootfiles.TftpTree:
+        t = self._trees.get(root)
+        if t is None:
+            t = self._trees[root] = bootfiles.TftpTree(root)
+        return t
+
+    def image(self, name: str) -> tuple:
+        """(osimage row, linuximage row, boottarget row) of *name*; NodeFailure if missing."""
+        if name not in self._images:
+            osi = self.store.get("osimage", {"imagename": name})
+            if osi is None or not osi.get("provmethod"):
+                self._images[name] = (None, None, None)
+            else:
+                li = self.store.get("linuximage", {"imagename": name}) or {}
+                bt_name = li.get("boottarget") or f"{osi.get('osvers')}-{osi.get('osarch')}"
+                bt = self.store.get("boottarget", {"bprofile": bt_name})
+                self._images[name] = (osi, li, bt)
+        osi, li, bt = self._images[name]
+        if osi is None:
+            raise NodeFailure(f"Cannot find the OS image {name} in the osimage table")
+        return osi, li, bt
+
+    def pwhash(self, key: str, user: str) -> str | None:
+        """MD5-crypt hash of passwd (key, user) (stored hashes are used as they are)."""
+        k = f"{key}/{user}"
+        if k not in self._pwhash:
+            row = self.store.get("passwd", {"key": key, "username": user})
+            pw = (row or {}).get("password")
+            if not pw:
+                self._pwhash[k] = None
+            elif pw.startswith("$"):
+                self._pwhash[k] = pw
+            else:  # the password goes through stdin, never argv
+                out = subprocess.run(["openssl", "passwd", "-1", "-stdin"], input=pw + "\n",
+                                     capture_output=True, text=True, check=False)
+                self._pwhash[k] = out.stdout.strip() or None
+        return self._pwhash[k]
+
+
+def _server(ctx: _Ctx, a: dict) -> str:
+    return a.get("noderes.tftpserver") or a.get("noderes.xcatmaster") or ctx.master
+
+
+def _install_mac(a: dict) -> str | None:
+    nic = a.get("noderes.installnic")
+    if nic and bootfiles._MAC_RE.match(nic.strip()):
+        return bootfiles.normalize_mac(nic)
+    return bootfiles.normalize_mac(a.get("mac.mac"))
+
+
+def _step_of_currstate(currstate: str, a: dict) -> str:
+    """The step that re-applies *currstate* (``install rhels..`` → ``osimage=<provmethod>``)."""
+    word = currstate.split(" ", 1)[0]
+    if word in ("install", "netboot", "statelite"):
+        pm = a.get("nodetype.provmethod")
+        return f"osimage={pm}" if pm and pm not in ("install", "netboot", "statelite") else word
+    return currstate
+
+
+def _next_steps(a: dict) -> tuple[str, list[str]]:
+    """The ``next`` algorithm (module docstring): (step to apply, remaining chain)."""
+    cs = (a.get("chain.currstate") or "").strip()
+    items = [s for s in (a.get("chain.currchain") or "").split(",") if s.strip()]
+    if not items and not cs:
+        items = [s for s in (a.get("chain.chain") or "").split(",") if s.strip()]
+        if not items:
+            return "standby", []
+    if items:
+        return items[0].strip(), [s.strip() for s in items[1:]]
+    word = cs.split(" ", 1)[0].split("=", 1)[0]
+    if word in STICKY:
+        return _step_of_currstate(cs, a), []
+    return "standby", []
+
+
+def _spec(ctx, node, a, comment, **kw) -> bootfiles.BootSpec:
+    netboot = (a.get("noderes.netboot") or "pxe").strip()
+    if netboot not in bootfiles.FORMATS:
+        raise NodeFailure(f"noderes.netboot '{netboot}' is not supported "
+                          f"({', '.join(bootfiles.FORMATS)})")
+    return bootfiles.BootSpec(node=node, comment=comment, netboot=netboot,
+                              mac=_install_mac(a), ip=(a.get("hosts.ip") or "").strip() or None,
+                              server=_server(ctx, a), httpport=ctx.httpport,
+                              httpprefix="/" + ctx.tftpdir(a).strip("/"), **kw)
+
+
+def _genesis(ctx, node, a, step) -> _Plan:
+    arch = a.get("nodetype.arch") or "x86_64"
+    arch = "ppc64" if arch == "ppc64le" else arch
+    console = ""
+    if a.get("nodehm.serialport"):
+        console = f"console=ttyS{a['nodehm.serialport']},{a.get('nodehm.serialspeed') or 115200}"
+    master = a.get("noderes.xcatmaster") or ctx.master
+    args = " ".join(x for x in ("quiet", console, f"xcatd={master}:{ctx.xcatdport}",
+                                f"destiny={step}") if x)
+    kernel, initrd = f"xcat/genesis.kernel.{arch}", f"xcat/genesis.fs.{arch}.gz"
+    mac = _install_mac(a)
+    if mac:
+        args += f" BOOTIF=01-{mac.replace(':', '-')}"
+    spec = _spec(ctx, node, a, step, kernel=kernel, initrd=initrd, args=args)
+    return _Plan(node, step, None, spec, bootparams={"kernel": kernel, "initrd": initrd,
+                                                     "kcmdline": args})
+
+
+def _rhevh_args(ctx, a, mac, url) -> str:
+    mgr = a.get("hypervisor.mgr")
+    if not mgr:
+        raise NodeFailure("hypervisor.mgr (the RHEV-M server for management_server=) is not set")
+    admin = ctx.pwhash("rhevh", "admin")
+    root = ctx.pwhash("rhevh", "root")
+    parts = ["rootflags=loop root=live:/rhevh.iso rootfstype=auto ro liveimg nomodeset check "
+             "rootflags=ro crashkernel=512M-2G:64M,2G-:128M elevator=deadline "
+             "processor.max_cstate=1 install reinstall quiet rd_NO_LVM rhgb rd_NO_LUKS rd_NO_MD "
+             "rd_NO_DM storage_init", f"BOOTIF={mac}", "ip=dhcp"]
+    if admin:
+        parts.append(f"adminpw={admin}")
+    if root:
+        parts.append(f"rootpw={root}")
+    parts += ["ssh_pwauth=1", f"management_server={mgr}"]
+    if root:  # xCAT passes the rhevh root hash here too (sic), kept for compatibility
+        parts.append(f"rhevm_admin_password={root}")
+    parts.append(f"local_boot_trigger={url}")
+    return " ".join(parts)
+
+
+def _osimage(ctx, node, a, step) -> _Plan:
+    word, _, name = step.partition("=")
+    if word == "osimage":
+        if not name:
+            name = a.get("nodetype.provmethod") or ""
+            if not name or name in ("install", "netboot", "statelite"):
+                raise NodeFailure("OS image name must be specified in nodetype.provmethod")
+    else:  # legacy install / netboot / statelite
+        for col in ("os", "arch", "profile"):
+            if not a.get(f"nodetype.{col}"):
+                raise NodeFailure(f"nodetype.{col} not defined for {node}")
+        name = f"{a['nodetype.os']}-{a['nodetype.arch']}-{word}-{a['nodetype.profile']}"
+    osi, li, bt = ctx.image(name)
+    provmethod = osi["provmethod"]
+    if provmethod not in ("install", "netboot", "statelite"):
+        raise NodeFailure(f"osimage {name}: provmethod '{provmethod}' is not supported")
+    if not bt or not bt.get("kernel"):
+        raise NodeFailure(f"osimage {name}: no kernel (linuximage.boottarget / boottarget "
+                          "table); import the media with copycds")
+    mac = _install_mac(a)
+    if not mac:
+        raise NodeFailure("No MAC address available for this node")
+    osvers, osarch = osi.get("osvers") or "", osi.get("osarch") or ""
+    profile = osi.get("profile") or ""
+    currstate = f"{provmethod} {osvers}-{osarch}-{profile}"
+    bootif = f"BOOTIF=01-{mac.replace(':', '-')}"
+    myip = a.get("noderes.xcatmaster") or ctx.master
+    kernel, _, hyp = bt["kernel"].partition("!")
+    kc = (bt.get("kcmdline") or "").replace("!myipfn!", myip)
+    hypargs = ""
+    if hyp:
+        if " --- " in f" {kc} ":
+            hypargs, _, kc = f" {kc} ".partition(" --- ")
+            hypargs, kc = hypargs.strip(), kc.strip()
+    extra = [p for p in shlex.split(li.get("addkcmdline") or "") if not p.startswith("R::")]
+    extra += shlex.split(a.get("bootparams.addkcmdline") or "")
+    token = None
+    if provmethod == "install":
+        token = tokens.secrets.token_urlsafe(32) if ctx.tokens else None
+    rhevh = osvers.startswith("rhevh")
+    if rhevh:
+        url = callback_url(ctx.store, node, token, rhevh=True)
+        args = _rhevh_args(ctx, a, mac, url)
+    else:
+        parts = [kc, *extra, bootif]
+        if provmethod == "install":
+            parts.append(f"{CALLBACK_ARG}={callback_url(ctx.store, node, token)}")
+        args = " ".join(p for p in parts if p)
+    spec = _spec(ctx, node, a, currstate, kernel=kernel, initrd=bt.get("initrd") or None,
+                 args=args, hypervisor=hyp or None, hypargs=hypargs)
+    stored_kernel = bt["kernel"]
+    stored_args = f"{hypargs} --- {args}" if hyp else args
+    return _Plan(node, currstate, None, spec,
+                 nodetype={"provmethod": name, "profile": profile, "os": osvers,
+                           "arch": osarch},
+                 bootparams={"kernel": stored_kernel, "initrd": bt.get("initrd"),
+                             "kcmdline": stored_args},
+                 token=token, keep_token=token is not None)
+
+
+def _apply(ctx, node: str, a: dict, step: str, rest: list[str]) -> _Plan:
+    word = step.split("=", 1)[0]
+    if word == "boot":
+        plan = _Plan(node, "boot", None, _spec(ctx, node, a, "boot"),
+                     bootparams={"kernel": None, "initrd": None, "kcmdline": None})
+        prev = (a.get("chain.currstate") or "").split(" ", 1)[0]
+        if prev in ("netboot", "statelite"):
+            plan.nodetype = {"provmethod": None}
+    elif word == "offline":
+        plan = _Plan(node, "offline", None, None,
+                     bootparams={"kernel": None, "initrd": None, "kcmdline": None})
+    elif word in GENESIS:
+        plan = _genesis(ctx, node, a, step)
+    else:
+        plan = _osimage(ctx, node, a, step)
+    if plan.currstate.startswith("install ") and not rest:
+        rest = ["boot"]
+    plan.currchain = ",".join(rest) or None
+    if ctx.nodestatus:
+        plan.status = status.status_for_state(plan.currstate)
+    if plan.spec is not None:
+        bootfiles.check_node_name(node)
+    return plan
+
+
+def _stat(ctx, nodes, attrs) -> list[NodeResult]:
+    out = []
+    for node in nodes:
+        a = attrs[node]
+        try:
+            bootfiles.check_node_name(node)
+            netboot = (a.get("noderes.netboot") or "pxe").strip()
+            fam = "grub2" if netboot.startswith("grub2") else netboot
+            if fam not in ("pxe", "xnba", "grub2"):
+                raise NodeFailure(f"noderes.netboot '{netboot}' is not supported")
+            c = ctx.tree(ctx.tftpdir(a)).comment(fam, node)
+            out.append(NodeResult(node, True, "offline" if c is None else (c or "boot")))
+        except NodemgrError as exc:
+            out.append(NodeResult(node, False, str(exc)))
+    return out
+
+
+def nodeset(store, resolver, nodes: list[str], state: str) -> list[NodeResult]:
+    """Move *nodes* to *state*; write chain, nodetype, bootparams, status, token and boot
+    files.
+
+    Args:
+        store: the table store; all table writes happen in one transaction (joining the
+            caller's, e.g. the install-finished callback's).
+        resolver: a Resolver over *store* (group inheritance); invalidated afterwards.
+        nodes: expanded node names.
+        state: a state or comma-separated chain (see module docstring).
+    Returns:
+        One NodeResult per node, in order: message = the new ``chain.currstate``
+        (``stat``: the state in the boot file, ``offline`` when there is none), or the
+        node's error (``ok=False``; nothing of that node changed).
+    Raises:
+        UsageError: the state argument itself is malformed (nothing changed).
+        TableError: the store failed (nothing changed in the tables).
+    """
+    steps = parse_steps(state)
+    ctx = _Ctx(store, resolver)
+    attrs = resolver.attrs(nodes, _ATTRS)
+    if steps == ["stat"]:
+        return _stat(ctx, nodes, attrs)
+    plans: dict[str, _Plan] = {}
+    errors: dict[str, str] = {}
+    for node in nodes:
+        a = attrs[node]
+        try:
+            bootfiles.check_node_name(node)
+            if steps == ["next"]:
+                step, rest = _next_steps(a)
+            elif steps == ["enact"]:
+                cs = (a.get("chain.currstate") or "").strip()
+                if not cs:
+                    raise NodeFailure("no current state to enact (chain.currstate is empty)")
+                step = _step_of_currstate(cs, a)
+                rest = [s for s in (a.get("chain.currchain") or "").split(",") if s.strip()]
+            else:
+                step, rest = steps[0], steps[1:]
+            plans[node] = _apply(ctx, node, a, step, rest)
+        except NodemgrError as exc:
+            errors[node] = str(exc)
+    # files: each node file is renamed into place after its aliases
+    for node, plan in list(plans.items()):
+        try:
+            tree = ctx.tree(ctx.tftpdir(attrs[node]))
+            if plan.spec is None:
+                tree.remove(node)
+            else:
+                tree.install(plan.spec)
+        except OSError as exc:
+            errors[node] = f"cannot write boot files: {exc.strerror or exc}"
+            del plans[node]
+    stamp = status.timestamp()
+    with store.transaction():
+        for node, plan in plans.items():
+            store.upsert("chain", {"node": node},
+                         {"currstate": plan.currstate, "currchain": plan.currchain})
+            if plan.nodetype:
+                store.upsert("nodetype", {"node": node}, plan.nodetype)
+            if plan.bootparams:
+                store.upsert("bootparams", {"node": node}, plan.bootparams)
+            if plan.status:
+                store.upsert("nodelist", {"node": node},
+                             {"status": plan.status, "statustime": stamp})
+            if plan.token:
+                store.upsert("nodetoken", {"node": node}, tokens.row_values(plan.token))
+            elif not plan.keep_token:
+                store.delete("nodetoken", {"node": node})
+    resolver.invalidate()
+    return [NodeResult(n, True, plans[n].currstate) if n in plans
+            else NodeResult(n, False, errors[n]) for n in nodes]
+
+
+def tftp_root(store, resolver, node: str) -> str:
+    """The TFTP root of *node* (noderes.tftpdir, site.tftpdir, configuration)."""
+    a = resolver.attrs([node], ["noderes.tftpdir"])[node]
+    return _Ctx(store, resolver).tftpdir(a)
+
+
+__all__ = ["nodeset", "callback_url", "parse_steps", "CALLBACK_ARG", "tftp_root",
+           "NodeFailure"]

@@ -21,6 +21,7 @@ COMMANDS = {
     "clonevm": "nodemgr.cli.vmcmds:clonevm",
     "rpower": "nodemgr.cli.vmcmds:rpower",
     "rmigrate": "nodemgr.cli.vmcmds:rmigrate",
+    "nodemgr-tftpd": "nodemgr.cli.tftpcmd:main",
 }
 
 

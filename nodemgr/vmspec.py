@@ -10,6 +10,7 @@ It reads tables and never talks to a hypervisor; writing results back is
 
 from __future__ import annotations
 
+import dataclasses
 import random
 import re
 import time
@@ -40,7 +41,11 @@ NODE_ATTRS = VM_ATTRS + ["nodehm.mgt", "nodehm.power", "mac.mac", "vpd.uuid",
                          "kvm_nodedata.xml", "nodetype.os", "nodetype.arch",
                          "nodetype.profile", "hypervisor.type"]
 HOST_ATTRS = ["hypervisor.type", "hypervisor.mgr", "hostconn.uri", "hostconn.authmethod",
-              "hostconn.username", "hostconn.options", "nodehm.mgt", "nodehm.power"]
+              "hostconn.username", "hostconn.options", "nodehm.mgt", "nodehm.power",
+              "hypervisor.cluster", "hosts.ip"]
+#: Drivers that reach their host over SSH: they get ``known_hosts``/``key`` options from
+#: ``site.sshknownhosts``/``site.sshkey`` unless ``hostconn.options`` sets them.
+SSH_DRIVERS = {"xen"}
 
 
 
@@ -144,11 +149,23 @@ def _host_endpoint(res: Resolved, host: str, driver: str) -> Endpoint:
     vt = res.virttype(vtype)
     template = ha.get("hostconn.uri") or vt.get("connstring") or f"{driver}://#{{target.host}}"
     authmethod = ha.get("hostconn.authmethod") or vt.get("authmethod")
-    user, password = res.credentials(vtype, ha.get("hostconn.username"))
-    user = ha.get("hostconn.username") or user
-    uri = expand_connstring(template, host=host, user=user, authmethod=authmethod)
+    username = ha.get("hostconn.username")
+    if not username and ha.get("hypervisor.cluster"):  # the server pool's user
+        from nodemgr.pools import pool_user
+
+        username = pool_user(res.store, ha["hypervisor.cluster"])
+    user, password = res.credentials(vtype, username)
+    user = username or user
+    options = parse_options(ha.get("hostconn.options"))
+    if driver in SSH_DRIVERS:
+        have = {k for k, _ in options}
+        options += tuple((k, v) for k, v in (("known_hosts", res.store.site("sshknownhosts")),
+                                             ("key", res.store.site("sshkey")))
+                         if v and k not in have)
+    target = host if host in LOCALHOSTS else (ha.get("hosts.ip") or host)
+    uri = expand_connstring(template, host=target, user=user, authmethod=authmethod)
     return Endpoint(driver=driver, uri=uri, host=host, username=user, password=password,
-                    options=parse_options(ha.get("hostconn.options")))
+                    options=options)
 
 
 def parse_options(value: str | None) -> tuple[tuple[str, str], ...]:
@@ -254,7 +271,7 @@ def build_spec(node: str, attrs: Mapping[str, str | None], *, disk_sizes_mib: li
                                   cache=a.get("vm.storagecache")))
     try:
         mem = memory_mib or (parse_size_mib(a["vm.memory"], "M") if a.get("vm.memory") else 512)
-        ncpu = cpus or (int(a["vm.cpus"]) if a.get("vm.cpus") else 1)
+        ncpu = cpus or (int(a["vm.cpus"].split(":")[0]) if a.get("vm.cpus") else 1)
     except ValueError:
         raise UsageError(f"vm.cpus must be a whole number, not '{a.get('vm.cpus')}'") from None
     boot = []
@@ -271,7 +288,7 @@ def build_spec(node: str, attrs: Mapping[str, str | None], *, disk_sizes_mib: li
                  "guestostype", "virtflags", "mgr")}
     extra.update({k.replace(".", "_"): v for k, v in a.items()
                   if k.startswith("nodetype.") and v})
-    return VmSpec(
+    spec = VmSpec(
         node=node,
         uuid=a.get("vpd.uuid") or None,
         memory_mib=mem,
@@ -290,6 +307,64 @@ def build_spec(node: str, attrs: Mapping[str, str | None], *, disk_sizes_mib: li
         storagemodel=model,
         extra=extra,
     )
+    if driver_of(a) == "rhevm":
+        _rhevm_spec(spec, a, disk_sizes_mib)
+    return spec
+
+
+def _rhevm_spec(spec: VmSpec, a: Mapping[str, str | None], disk_sizes_mib) -> None:
+    """RHEV-M's column formats (xCAT ``rhevm.pm``): ``vm.storage`` = ``sd:size:type|...``
+    (size default 5 GB, type ``system`` = bootable), ``vm.storagemodel`` = ``iface:format``
+    (default ``virtio:cow``), ``vm.nics`` = ``network:ifname:install|...`` (default
+    ``ovirtmgmt:eth0:yes``), ``vm.cpus`` = ``sockets:cores``, ``vm.host`` = placement host,
+    ``vm.virtflags`` ``placement_affinity=...``. ``mkvm -s`` sizes replace the sizes in
+    order. Raises UsageError on a malformed value."""
+    iface, _, fmt = (a.get("vm.storagemodel") or "virtio:cow").partition(":")
+    fmt = fmt or "cow"
+    disks, roles = [], []
+    entries = [e for e in (a.get("vm.storage") or "").split("|") if e.strip()]
+    for i, entry in enumerate(entries):
+        sd, _, rest = entry.strip().partition(":")
+        size, _, role = rest.partition(":")
+        try:
+            mib = parse_size_mib(size, "G") if size else 4769  # xCAT: 5000000000 bytes
+        except UsageError:
+            raise UsageError(f"vm.storage entry '{entry}': bad size '{size}'") from None
+        if i < len(disk_sizes_mib):
+            mib = disk_sizes_mib[i]
+        disks.append(DiskSpec(dev=f"disk{i + 1}", location=f"sd:{sd}", size_mib=mib,
+                              format=fmt, bus=iface))
+        roles.append(role or ("system" if i == 0 else "data"))
+    spec.disks = disks
+    spec.storage = [f"sd:{e.split(':', 1)[0].strip()}" for e in entries]
+    spec.storagemodel, spec.storageformat = iface, fmt
+    macs = parse_macs(a.get("mac.mac"))
+    nics, names, install = [], [], 0
+    default = "ovirtmgmt:eth0:yes" if not a.get("vm.master") else ""
+    for i, entry in enumerate(e for e in (a.get("vm.nics") or default).split("|") if e.strip()):
+        net, _, rest = entry.strip().partition(":")
+        ifname, _, flag = rest.partition(":")
+        if flag.lower() in ("yes", "install", "1", "true"):
+            install = i
+        names.append(ifname or f"eth{i}")
+        nics.append(NicSpec(network=net, mac=macs[i] if i < len(macs) else "",
+                            model=a.get("vm.nicmodel") or "virtio", kind="network"))
+    spec.nics = nics
+    cpus = a.get("vm.cpus") or "1"
+    sockets, _, cores = cpus.partition(":")
+    if not sockets.isdigit() or (cores and not cores.isdigit()):
+        raise UsageError(f"vm.cpus must be sockets[:cores], not '{cpus}'")
+    cores = cores or "1"
+    if spec.cpus and str(spec.cpus) != cpus and ":" not in cpus:
+        sockets, cores = "1", str(spec.cpus)
+    spec.cpus = int(sockets) * int(cores)
+    spec.extra.update(sockets=sockets, cores=cores, disk_roles="|".join(roles),
+                      nic_names="|".join(names), install_nic=str(install))
+    if a.get("vm.host"):
+        spec.extra["host"] = a["vm.host"]
+    affinity = _virtflag((a.get("vm.virtflags") or "").replace(":", ","), "placement_affinity")
+    if affinity:
+        spec.extra["placement_affinity"] = affinity
 
 
 def _virtflag(virtflags: str | None, name: str) -> str | None:
@@ -372,6 +447,11 @@ def host_target(res: Resolved, host: str) -> Target:
     driver = ha.get("nodehm.power") or ha.get("nodehm.mgt")
     if driver in (None, "ipmi", "bmc", "ipmitool", "openbmc", "redfish"):
         driver = HOST_DRIVERS.get(vtype or "kvm")
+    if driver == "rhevm" and ha.get("hypervisor.mgr"):
+        # a RHEV-H host is reached through its engine; the fragment scopes the driver
+        ep = host_endpoint(res, ha["hypervisor.mgr"], driver)
+        return Target(node=host, driver=driver, endpoint=dataclasses.replace(
+            ep, uri=f"{ep.uri}#host={host}"))
     return Target(node=host, driver=driver or "", endpoint=host_endpoint(res, host, driver),
                   error=None if driver else NO_PLUGIN)
 

@@ -1,0 +1,217 @@
+"""Xen driver end to end: the foundation's commands through a real OpenSSH sshd to dom0s
+whose ``xl``/``xm`` are test doubles (tests/fixtures/xen/xl_double.py), plus the SSH
+failure cases (unknown host key, bad login, unreachable dom0)."""
+
+from __future__ import annotations
+
+import json
+import os
+import pwd
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+
+from nodemgr import sshpool
+from nodemgr.cli import nodecmds, tablecmds, vmcmds
+from nodemgr.plugins.base import Endpoint, NotFound, PermanentError, Unreachable, VmSpec
+from nodemgr.plugins.xen import XenDriver
+from tests.fixtures.sshd import free_port, sshd_factory  # noqa: F401 - the fixture
+
+pytestmark = pytest.mark.slow
+DOUBLE = Path(__file__).parents[1] / "fixtures" / "xen" / "xl_double.py"
+
+
+def dom0(factory, tool="xl", peers=None):
+    """A dom0: an sshd whose PATH has the double as *tool*, with its own state dir."""
+    s = factory(setenv={"XEN_DOUBLE_STATE": "{workdir}/state",
+                        "XEN_DOUBLE_PEERS": "{workdir}/peers"})
+    state, cfgdir, images = s.workdir / "state", s.workdir / "cfg", s.workdir / "images"
+    pw = pwd.getpwnam(s.user)
+    for d in (state, cfgdir, images, s.workdir / "peers"):
+        d.mkdir()
+        os.chown(d, pw.pw_uid, pw.pw_gid)
+    s2 = s
+    s2.install(tool, DOUBLE)
+    s2.state, s2.cfgdir, s2.images = state, cfgdir, images
+    return s2
+
+
+@pytest.fixture(scope="module")
+def hosts(sshd_factory):  # noqa: F811
+    a = dom0(sshd_factory)
+    b = dom0(sshd_factory)
+    for x, y in ((a, b), (b, a)):  # each can "migrate" to the other by name
+        (x.workdir / "peers" / "dom0b" if y is b else x.workdir / "peers" / "dom0a").write_text(
+            str(y.state))
+    yield a, b
+    sshpool.close_all()
+
+
+def endpoint(s, **opts) -> Endpoint:
+    o = {"known_hosts": str(s.known_hosts), "key": str(s.client_key), "cfgdir": str(s.cfgdir),
+         "imagedir": str(s.images), **opts}
+    return Endpoint(driver="xen", uri=f"ssh://{s.user}@{s.host}:{s.port}/", host="dom0",
+                    username=s.user, options=tuple(o.items()))
+
+
+def run(cmd, argv, capsys):
+    rc = cmd(argv)
+    out, err = capsys.readouterr()
+    return rc, out, err
+
+
+@pytest.fixture
+def tables(cli_env, hosts, capsys):
+    a, b = hosts
+    for s, name in ((a, "dom0a"), (b, "dom0b")):
+        for p in (s.cfgdir, s.images, s.state / "domains"):
+            if p.exists():
+                subprocess.run(["find", str(p), "-mindepth", "1", "-delete"], check=True)
+        opts = (f"known_hosts={s.known_hosts};key={s.client_key};cfgdir={s.cfgdir};"
+                f"imagedir={s.images};migrate_host={name}")
+        assert nodecmds.nodeadd([name, "groups=xenhosts", "hypervisor.type=xen",
+                                 f"hostconn.uri=ssh://{s.user}@127.0.0.1:{s.port}/",
+                                 f"hostconn.options={opts}"]) == 0
+    assert nodecmds.nodeadd(["xvm[1-2]", "groups=xenvms", "nodehm.mgt=xen", "vm.host=dom0a",
+                             f"vm.storage=dir://{a.images}", "vm.storageformat=raw",
+                             "vm.nics=xenbr0", "vm.memory=256"]) == 0
+    capsys.readouterr()
+    return a, b
+
+
+def test_foundation_commands_on_xen(tables, capsys):
+    a, b = tables
+    t0 = time.monotonic()
+    assert run(vmcmds.mkvm, ["xvm[1-2]", "-s", "1G"], capsys)[0] == 0
+    cfg = (a.cfgdir / "xvm1.cfg").read_text()
+    assert 'name = \'xvm1\'' in cfg and "bridge=xenbr0" in cfg and "memory = 256" in cfg
+    assert "type = 'hvm'" in cfg and "boot = 'nc'" in cfg
+    assert (a.images / "xvm1.xvda.raw").stat().st_size == 1 << 30
+    rc, out, _ = run(vmcmds.rpower, ["xvm[1-2]", "stat"], capsys)
+    assert (rc, out) == (0, "xvm1: off\nxvm2: off\n")
+    rc, out, _ = run(vmcmds.rpower, ["xvm1", "on"], capsys)
+    assert (rc, out) == (0, "xvm1: on\n")
+    rc, out, _ = run(vmcmds.rpower, ["xvm[1-2]", "stat"], capsys)
+    assert out == "xvm1: on\nxvm2: off\n"
+    rc, out, _ = run(vmcmds.lsvm, ["dom0a"], capsys)
+    assert out == "dom0a: xvm1: on\ndom0a: xvm2: off\n"
+    rc, out, _ = run(vmcmds.lsvm, ["xvm1"], capsys)
+    assert "xvm1: State: on" in out and "xvm1: Memory: 256" in out
+    assert run(vmcmds.rpower, ["xvm1", "boot"], capsys)[1] == "xvm1: on reset\n"
+    assert run(vmcmds.rpower, ["xvm1", "suspend"], capsys)[1] == "xvm1: suspended\n"
+    assert run(vmcmds.rpower, ["xvm1", "stat"], capsys)[1] == "xvm1: suspended\n"
+    assert run(vmcmds.rpower, ["xvm1", "resume"], capsys)[1] == "xvm1: on\n"
+    assert run(vmcmds.chvm, ["xvm1", "--mem", "512", "--cpus", "2"], capsys)[0] == 0
+    assert "memory = 512" in (a.cfgdir / "xvm1.cfg").read_text()
+    state = json.loads((a.state / "domains" / "xvm1.json").read_text())
+    assert (state["memory"], state["vcpus"]) == (512, 2)
+    # rmvm refuses a running VM, then -f -p destroys it and purges its image
+    rc, _, err = run(vmcmds.rmvm, ["xvm1"], capsys)
+    assert rc == 1 and "xvm1: Error: xvm1 is running on dom0a" in err
+    # migrate to dom0b, verified there; vm.host follows
+    rc, out, err = run(vmcmds.rmigrate, ["xvm1", "dom0b"], capsys)
+    assert rc == 0, err
+    assert (b.cfgdir / "xvm1.cfg").exists() and not (a.cfgdir / "xvm1.cfg").exists()
+    assert run(tablecmds.tabdump, ["vm"], capsys)[1].count('"dom0b"') == 1
+    assert run(vmcmds.rpower, ["xvm1", "stat"], capsys)[1] == "xvm1: on\n"
+    assert run(vmcmds.rpower, ["xvm1", "off"], capsys)[1] == "xvm1: off\n"
+    assert run(vmcmds.rmvm, ["xvm[1-2]", "-f", "-p"], capsys)[0] == 0
+    assert not (a.images / "xvm2.xvda.raw").exists()
+    assert list(a.cfgdir.iterdir()) == [] and list(b.cfgdir.iterdir()) == []
+    assert time.monotonic() - t0 < 30
+
+
+def test_clone_by_copying_images(tables, capsys):
+    a, _ = tables
+    assert run(vmcmds.mkvm, ["xvm1", "-s", "64M"], capsys)[0] == 0
+    (a.images / "xvm1.xvda.raw").write_bytes(b"golden" + bytes(100))
+    rc, _, err = run(vmcmds.clonevm, ["xvm1", "-t", "gold"], capsys)
+    assert rc == 0, err
+    assert (a.images / "gold.xvda.raw").read_bytes().startswith(b"golden")
+    rc, _, err = run(vmcmds.clonevm, ["xvm2", "-b", "gold"], capsys)
+    assert rc == 0, err
+    assert (a.images / "xvm2.xvda.raw").read_bytes().startswith(b"golden")
+    assert "name = 'xvm2'" in (a.cfgdir / "xvm2.cfg").read_text()
+    assert run(vmcmds.rpower, ["xvm2", "on"], capsys)[1] == "xvm2: on\n"
+
+
+def test_errors_are_mapped(tables, capsys):
+    a, _ = tables
+    rc, _, err = run(vmcmds.rpower, ["xvm1", "on"], capsys)
+    assert rc == 1 and err == "xvm1: Error: Cannot find vm xvm1 on dom0a\n"
+    drv = XenDriver(endpoint(a))
+    drv.connect()
+    with pytest.raises(NotFound, match="Cannot find vm nosuch on dom0"):
+        drv._xl("destroy", "nosuch")
+    assert drv.host_free_memory_mib() == 16378 - 1023
+
+
+def test_xm_fallback(sshd_factory, capsys):  # noqa: F811
+    s = dom0(sshd_factory, tool="xm")
+    drv = XenDriver(endpoint(s))
+    drv.connect()
+    assert drv.tool == "xm"
+    spec = VmSpec(node="old1", memory_mib=128)
+    assert [r.ok for r in drv.create([spec])] == [True]
+    assert "builder = 'hvm'" in (s.cfgdir / "old1.cfg").read_text()
+    assert [r.message for r in drv.power([spec], "on")] == ["on"]
+    assert [r.message for r in drv.power([spec], "stat")] == ["on"]
+    assert drv.list_vms()[0].name == "old1"
+    with pytest.raises(NotFound):
+        drv._xl("pause", "nosuch")
+
+
+def test_openqrm_layout(hosts):
+    a, _ = hosts
+    from nodemgr.plugins.base import NicSpec
+
+    drv = XenDriver(endpoint(a, layout="openqrm"))
+    drv.connect()
+    spec = VmSpec(node="q1", nics=[NicSpec(network="xenbr0", mac="00:16:3e:00:00:01")])
+    assert [r.ok for r in drv.create([spec])] == [True]
+    assert (a.cfgdir / "00:16:3e:00:00:01" / "00:16:3e:00:00:01.xen").exists()
+    assert [v.name for v in drv.list_vms()] == ["q1"]
+    assert [r.ok for r in drv.remove([spec])] == [True]
+
+
+def test_unknown_host_key_is_refused(hosts, tmp_path):
+    a, _ = hosts
+    other = tmp_path / "known_hosts"
+    other.write_text("")
+    sshpool.close_all()
+    with pytest.raises(PermanentError, match="is not in .*known_hosts; add it"):
+        XenDriver(endpoint(a, known_hosts=str(other))).connect()
+    k2 = tmp_path / "k2"
+    subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(k2)], check=True)
+    kt, key = (Path(str(k2) + ".pub").read_text().split())[:2]
+    other.write_text(f"[127.0.0.1]:{a.port} {kt} {key}\n")
+    with pytest.raises(PermanentError, match="does not match"):
+        XenDriver(endpoint(a, known_hosts=str(other))).connect()
+
+
+def test_bad_login_and_unreachable(hosts, tmp_path):
+    a, _ = hosts
+    sshpool.close_all()
+    k2 = tmp_path / "k2"
+    subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(k2)], check=True)
+    with pytest.raises(PermanentError, match="authentication failed for nodemgr-test@"):
+        XenDriver(endpoint(a, key=str(k2))).connect()
+    ep = endpoint(a)
+    dead = Endpoint(driver="xen", uri=f"ssh://root@127.0.0.1:{free_port()}/", host="gone",
+                    options=ep.options)
+    t = time.monotonic()
+    with pytest.raises(Unreachable):
+        XenDriver(dead, timeout=3).connect()
+    assert time.monotonic() - t < 3
+
+
+def test_one_connection_reused(hosts):
+    a, _ = hosts
+    sshpool.close_all()
+    d1 = XenDriver(endpoint(a))
+    d1.connect()
+    d2 = XenDriver(endpoint(a))
+    d2.connect()
+    assert d1.conn is d2.conn

@@ -22,6 +22,9 @@ COMMANDS = {
     "rpower": "nodemgr.cli.vmcmds:rpower",
     "rmigrate": "nodemgr.cli.vmcmds:rmigrate",
     "nodemgr-tftpd": "nodemgr.cli.tftpcmd:main",
+    "nodeset": "nodemgr.cli.netbootcmds:nodeset",
+    "updatenodestat": "nodemgr.cli.netbootcmds:updatenodestat",
+    "copycds": "nodemgr.cli.netbootcmds:copycds",
 }
 
 

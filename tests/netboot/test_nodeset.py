@@ -1,0 +1,295 @@
+"""nodeset: state machine, byte-exact boot files for every format, aliases, atomicity and
+bad input, on SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+import os
+import threading
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from nodemgr.errors import UsageError
+from nodemgr.netboot import bootfiles, tokens
+from nodemgr.netboot.nodeset import _next_steps, callback_url, nodeset, parse_steps
+from nodemgr.tables.resolve import Resolver
+
+IMG = "rhels8.6-x86_64-install-compute"
+MAC = "52:54:00:aa:bb:01"
+
+
+@pytest.fixture
+def cl(store, tmp_path):
+    """n1 (MAC, IP), n2 (IP only), site with a TFTP root and master, the RHEL image."""
+    tftp = tmp_path / "tftp"
+    for k, v in {"tftpdir": str(tftp), "master": "10.0.0.1",
+                 "callbackurl": "http://10.0.0.1:8080"}.items():
+        store.upsert("site", {"key": k}, {"value": v})
+    for n, ip in (("n1", "10.0.0.11"), ("n2", "10.0.0.12")):
+        store.insert("nodelist", {"node": n, "groups": "compute,all"})
+        store.insert("hosts", {"node": n, "ip": ip})
+    store.insert("mac", {"node": "n1", "mac": MAC.upper()})
+    store.insert("osimage", {"imagename": IMG, "provmethod": "install", "osvers": "rhels8.6",
+                             "osarch": "x86_64", "profile": "compute"})
+    store.insert("boottarget", {"bprofile": "rhels8.6-x86_64",
+                                "kernel": "xcat/rhels8.6/x86_64/vmlinuz",
+                                "initrd": "xcat/rhels8.6/x86_64/initrd.img",
+                                "kcmdline": "inst.repo=http://!myipfn!/install/rhels8.6/x86_64"})
+    return store, Resolver(store), tftp
+
+
+def run(cl, nodes, state):
+    store, res, _ = cl
+    return {r.node: (r.ok, r.message) for r in nodeset(store, res, nodes, state)}
+
+
+def tokenless(store):
+    store.upsert("site", {"key": "callbacktokens"}, {"value": "no"})
+
+
+PXE_INSTALL = """\
+#install rhels8.6-x86_64-compute
+DEFAULT xCAT
+LABEL xCAT
+ KERNEL xcat/rhels8.6/x86_64/vmlinuz
+ APPEND initrd=xcat/rhels8.6/x86_64/initrd.img inst.repo=http://10.0.0.1/install/rhels8.6/x86_64 BOOTIF=01-52-54-00-aa-bb-01 nodemgr.callback=http://10.0.0.1:8080/install-finished/n1
+"""
+IPXE_INSTALL = """\
+#!ipxe
+#install rhels8.6-x86_64-compute
+kernel tftp://${next-server}/xcat/rhels8.6/x86_64/vmlinuz initrd=initrd inst.repo=http://10.0.0.1/install/rhels8.6/x86_64 BOOTIF=01-52-54-00-aa-bb-01 nodemgr.callback=http://10.0.0.1:8080/install-finished/n1
+initrd --name initrd tftp://${next-server}/xcat/rhels8.6/x86_64/initrd.img
+boot
+"""
+GRUB_INSTALL = """\
+#install rhels8.6-x86_64-compute
+set timeout=5
+set default="xCAT OS Deployment"
+menuentry "xCAT OS Deployment" {
+    insmod http
+    insmod tftp
+    set root=tftp,10.0.0.1
+    echo Loading Install kernel ...
+    linux /xcat/rhels8.6/x86_64/vmlinuz inst.repo=http://10.0.0.1/install/rhels8.6/x86_64 BOOTIF=01-52-54-00-aa-bb-01 nodemgr.callback=http://10.0.0.1:8080/install-finished/n1
+    echo Loading initial ramdisk ...
+    initrd /xcat/rhels8.6/x86_64/initrd.img
+}
+"""
+PXE_BOOT = "#boot\nDEFAULT xCAT\nLABEL xCAT\n LOCALBOOT 0\n"
+IPXE_BOOT = "#!ipxe\n#boot\nexit\n"
+GRUB_BOOT = ('#boot\nset timeout=5\nset default="Boot from local disk"\n'
+             'menuentry "Boot from local disk" {\n    exit\n}\n')
+
+LAYOUT = {
+    "pxe": ("pxelinux.cfg/n1", ["pxelinux.cfg/01-52-54-00-aa-bb-01", "pxelinux.cfg/0A00000B"]),
+    "xnba": ("xcat/xnba/nodes/n1", ["xcat/xnba/macs/01-52-54-00-aa-bb-01"]),
+    "grub2": ("boot/grub2/n1", ["boot/grub2/grub.cfg-01-52-54-00-aa-bb-01",
+                                "boot/grub2/grub.cfg-0A00000B"]),
+}
+
+
+@pytest.mark.parametrize("fmt,install,boot", [("pxe", PXE_INSTALL, PXE_BOOT),
+                                              ("xnba", IPXE_INSTALL, IPXE_BOOT),
+                                              ("grub2", GRUB_INSTALL, GRUB_BOOT)])
+def test_golden_files_and_aliases(cl, fmt, install, boot):
+    store, _, tftp = cl
+    tokenless(store)
+    store.insert("noderes", {"node": "n1", "netboot": fmt})
+    assert run(cl, ["n1"], f"osimage={IMG}") == {"n1": (True, "install rhels8.6-x86_64-compute")}
+    main, aliases = LAYOUT[fmt]
+    assert (tftp / main).read_text() == install
+    for a in aliases:  # every alias is a symlink to the node file: never disagrees
+        assert (tftp / a).is_symlink() and (tftp / a).read_text() == install
+    assert run(cl, ["n1"], "next") == {"n1": (True, "boot")}
+    assert (tftp / main).read_text() == boot
+    assert all((tftp / a).read_text() == boot for a in aliases)
+    assert run(cl, ["n1"], "stat") == {"n1": (True, "boot")}
+    assert run(cl, ["n1"], "offline") == {"n1": (True, "offline")}
+    assert not (tftp / main).exists() and not any(os.path.lexists(tftp / a) for a in aliases)
+
+
+def test_install_writes_tables_status_and_token(cl):
+    store, _, tftp = cl
+    assert run(cl, ["n1", "n2"], f"osimage={IMG}") == {
+        "n1": (True, "install rhels8.6-x86_64-compute"),
+        "n2": (False, "No MAC address available for this node")}
+    chain = store.get("chain", {"node": "n1"})
+    assert (chain["currstate"], chain["currchain"]) == ("install rhels8.6-x86_64-compute", "boot")
+    nt = store.get("nodetype", {"node": "n1"})
+    assert (nt["os"], nt["arch"], nt["profile"], nt["provmethod"]) == ("rhels8.6", "x86_64",
+                                                                      "compute", IMG)
+    assert store.get("nodelist", {"node": "n1"})["status"] == "installing"
+    assert store.get("bootparams", {"node": "n1"})["kernel"] == "xcat/rhels8.6/x86_64/vmlinuz"
+    text = (tftp / "pxelinux.cfg/n1").read_text()
+    url = text.split("nodemgr.callback=")[1].split()[0]
+    assert url.startswith("http://10.0.0.1:8080/install-finished/n1?token=")
+    token = url.split("token=")[1]
+    assert token not in repr(store.select("nodetoken"))
+    # n2 failed: nothing of it changed
+    assert store.get("chain", {"node": "n2"}) is None and not (tftp / "pxelinux.cfg/n2").exists()
+    # the callback's sequence
+    with store.transaction():
+        assert tokens.consume(store, "n1", token)
+        assert run(cl, ["n1"], "next") == {"n1": (True, "boot")}
+    assert tokens.consume(store, "n1", token) is False
+    assert (tftp / "pxelinux.cfg/n1").read_text() == PXE_BOOT
+
+
+def test_legacy_install_and_unknown_osimage_per_node(cl):
+    store, _, _ = cl
+    store.insert("mac", {"node": "n2", "mac": "52:54:00:aa:bb:02"})
+    store.insert("nodetype", {"node": "n1", "os": "rhels8.6", "arch": "x86_64",
+                              "profile": "compute"})
+    assert run(cl, ["n1", "n2"], "install") == {
+        "n1": (True, "install rhels8.6-x86_64-compute"),
+        "n2": (False, "nodetype.os not defined for n2")}
+    assert run(cl, ["n2", "n1"], "osimage=nosuch")["n2"] == (
+        False, "Cannot find the OS image nosuch in the osimage table")
+
+
+def test_multi_step_chain_and_genesis_states(cl):
+    store, _, tftp = cl
+    res = run(cl, ["n1"], f"runcmd=bmcsetup,shell,osimage={IMG}")
+    assert res == {"n1": (True, "runcmd=bmcsetup")}
+    assert store.get("chain", {"node": "n1"})["currchain"] == f"shell,osimage={IMG}"
+    assert store.get("nodelist", {"node": "n1"})["status"] == "configuring"
+    text = (tftp / "pxelinux.cfg/n1").read_text()
+    assert " KERNEL xcat/genesis.kernel.x86_64\n" in text
+    assert "xcatd=10.0.0.1:3001 destiny=runcmd=bmcsetup" in text
+    assert [run(cl, ["n1"], "next")["n1"][1] for _ in range(4)] == [
+        "shell", "install rhels8.6-x86_64-compute", "boot", "boot"]
+    assert run(cl, ["n1"], "enact") == {"n1": (True, "boot")}
+
+
+def test_xen_multiboot_and_rhevh_lines(cl):
+    store, _, tftp = cl
+    tokenless(store)
+    store.insert("osimage", {"imagename": "xen", "provmethod": "install", "osvers": "xcp-ng8.2",
+                             "osarch": "x86_64", "profile": "compute"})
+    store.insert("linuximage", {"imagename": "xen", "boottarget": "xcp"})
+    store.insert("boottarget", {"bprofile": "xcp", "kernel": "x/vmlinuz!x/xen.gz",
+                                "initrd": "x/install.img",
+                                "kcmdline": "dom0_mem=1024M --- console=hvc0 install"})
+    run(cl, ["n1"], "osimage=xen")
+    dom0 = ("console=hvc0 install BOOTIF=01-52-54-00-aa-bb-01 "
+            "nodemgr.callback=http://10.0.0.1:8080/install-finished/n1")
+    assert (tftp / "pxelinux.cfg/n1").read_text().splitlines()[3:] == [
+        " KERNEL mboot.c32", f" APPEND x/xen.gz dom0_mem=1024M --- x/vmlinuz {dom0} --- x/install.img"]
+    store.upsert("noderes", {"node": "n1"}, {"netboot": "grub2"})
+    run(cl, ["n1"], "enact")
+    g = (tftp / "boot/grub2/n1").read_text()
+    assert "    multiboot2 /x/xen.gz dom0_mem=1024M\n" in g and f"    module2 /x/vmlinuz {dom0}\n" in g
+    assert "    module2 /x/install.img\n" in g
+    assert not (tftp / "pxelinux.cfg/n1").exists()  # format switch removes the old files
+    store.upsert("noderes", {"node": "n1"}, {"netboot": "xnba"})
+    run(cl, ["n1"], "enact")
+    x = (tftp / "xcat/xnba/nodes/n1").read_text().splitlines()
+    assert x[2:] == ["kernel tftp://${next-server}/x/xen.gz dom0_mem=1024M",
+                     f"module tftp://${{next-server}}/x/vmlinuz {dom0}",
+                     "module tftp://${next-server}/x/install.img", "boot"]
+    # RHEV-H
+    store.insert("osimage", {"imagename": "rh", "provmethod": "install", "osvers": "rhevh6.5",
+                             "osarch": "x86_64", "profile": "compute"})
+    store.insert("boottarget", {"bprofile": "rhevh6.5-x86_64", "kernel": "r/vmlinuz0",
+                                "initrd": "r/initrd0.img"})
+    assert run(cl, ["n1"], "osimage=rh")["n1"] == (
+        False, "hypervisor.mgr (the RHEV-M server for management_server=) is not set")
+    store.insert("hypervisor", {"node": "n1", "mgr": "rhevm.example.com"})
+    store.insert("passwd", {"key": "rhevh", "username": "root", "password": "$1$ab$xyz"})
+    assert run(cl, ["n1"], "osimage=rh")["n1"] == (True, "install rhevh6.5-x86_64-compute")
+    line = (tftp / "xcat/xnba/nodes/n1").read_text().splitlines()[2]
+    assert line.startswith("kernel tftp://${next-server}/r/vmlinuz0 initrd=initrd rootflags=loop "
+                           "root=live:/rhevh.iso ")
+    assert line.endswith(" BOOTIF=52:54:00:aa:bb:01 ip=dhcp rootpw=$1$ab$xyz ssh_pwauth=1 "
+                         "management_server=rhevm.example.com rhevm_admin_password=$1$ab$xyz "
+                         "local_boot_trigger=http://10.0.0.1:8080/xcatrhevh/rhevh_finish_install/n1")
+
+
+def test_bad_state_and_bad_node_name_change_nothing(cl):
+    store, res, tftp = cl
+    for bad in ("bogus", "boot,stat", "runcmd=", "runimage=file:///x", ""):
+        with pytest.raises(UsageError):
+            nodeset(store, res, ["n1"], bad)
+    assert store.select("chain") == [] and not tftp.exists()
+    r = nodeset(store, res, ["../etc", "n1"], "boot")
+    assert not r[0].ok and "not usable as a boot file name" in r[0].message and r[1].ok
+    assert sorted(os.listdir(tftp / "pxelinux.cfg")) == sorted(
+        ["n1", "01-52-54-00-aa-bb-01", "0A00000B"])
+    with pytest.raises(UsageError):
+        bootfiles.TftpTree(str(tftp)).path("../x")
+
+
+def test_mac_change_moves_alias_and_mac_taken_over(cl):
+    store, _, tftp = cl
+    run(cl, ["n1"], "boot")
+    store.update("mac", {"node": "n1"}, {"mac": "52:54:00:aa:bb:09"})
+    store.insert("mac", {"node": "n2", "mac": MAC})
+    res = Resolver(store)
+    nodeset(store, res, ["n1", "n2"], "boot")
+    d = tftp / "pxelinux.cfg"
+    assert os.readlink(d / "01-52-54-00-aa-bb-09") == "n1"
+    assert os.readlink(d / "01-52-54-00-aa-bb-01") == "n2"
+
+
+def test_readers_never_see_partial_files(cl):
+    """A reader polling the alias while nodeset rewrites it sees a whole old or new file."""
+    store, _, tftp = cl
+    tokenless(store)
+    run(cl, ["n1"], "boot")
+    path = tftp / "pxelinux.cfg/01-52-54-00-aa-bb-01"
+    seen, stop = set(), threading.Event()
+
+    def reader():
+        while not stop.is_set():
+            try:
+                seen.add(path.read_text())
+            except FileNotFoundError:
+                seen.add(None)
+
+    t = threading.Thread(target=reader)
+    t.start()
+    try:
+        for i in range(30):
+            run(cl, ["n1"], "boot" if i % 2 else f"osimage={IMG}")
+    finally:
+        stop.set()
+        t.join()
+    assert seen <= {PXE_BOOT, PXE_INSTALL}
+
+
+def test_callback_url_defaults(store):
+    store.upsert("site", {"key": "master"}, {"value": "mn"})
+    assert callback_url(store, "n1", None) == "http://mn:8080/install-finished/n1"
+    assert callback_url(store, "n1", "T", rhevh=True) == (
+        "http://mn:8080/xcatrhevh/rhevh_finish_install/n1?token=T")
+
+
+STEP = st.sampled_from(["boot", "shell", "standby", "runcmd=x", "runimage=http://h/i",
+                        f"osimage={IMG}", "netboot"])
+
+
+@settings(max_examples=300, deadline=None)
+@given(chain=st.lists(STEP, max_size=5), cs=st.sampled_from(["", "boot", "runcmd=x", "shell",
+                                                              "install a-b-c", "netboot a-b-c"]),
+       currchain=st.lists(STEP, max_size=4))
+def test_next_reaches_a_fixed_point_and_never_repeats_one_shot_steps(chain, cs, currchain):
+    a = {"chain.chain": ",".join(chain), "chain.currstate": cs,
+         "chain.currchain": ",".join(currchain), "nodetype.provmethod": IMG}
+    path = []
+    for _ in range(len(chain) + len(currchain) + 3):
+        step, rest = _next_steps(a)
+        path.append(step)
+        cur = {"osimage": f"install {IMG}"}.get(step.split("=")[0], step)
+        a = {**a, "chain.currstate": cur, "chain.currchain": ",".join(rest)}
+    last = path[-1]
+    assert path[-2] == last and last.split("=")[0] in ("boot", "standby", "shell", "netboot")
+    for x, y in zip(path, path[1:], strict=False):
+        if x.startswith(("runcmd", "runimage", "osimage")):
+            assert y != x or x in currchain + chain  # only repeated when listed twice
+
+
+def test_parse_steps():
+    assert parse_steps("runcmd=bmcsetup,shell") == ["runcmd=bmcsetup", "shell"]
+    with pytest.raises(UsageError, match="Unknown state foo requested"):
+        parse_steps("foo")

@@ -460,6 +460,10 @@ DEFAULT_ROWS: dict[str, list[dict[str, str]]] = {
         {"priority": "1.2", "name": "localhost", "rule": "trusted"},
         {"priority": "3", "commands": "nextdestiny", "rule": "allow"},
         {"priority": "4", "commands": "getdestiny", "rule": "allow"},
+        # install-finished callback (nodemgr.web.callback): anonymous, but only with a valid
+        # one-time token; site.callbacktokens=no needs xCAT's row 7 (commands=rhevhupdateflag)
+        {"priority": "4.91", "commands": "rhevhupdateflag,installfinished",
+         "parameters": "^auth=token$", "rule": "allow"},
     ],
     "virttype": [
         {"type": "kvm", "connstring": "qemu#{auth.sep}#{auth.method}://#{user.name}@#{target.host}/system",

@@ -1,0 +1,86 @@
+"""The Flask application: install-finished callback routes, boot files over HTTP, liveness.
+
+Routes:
+
+* ``GET /install-finished/<node>[?token=..]`` — general callback (kickstart ``%post``,
+  preseed ``late_command``, any script); policy command ``installfinished``.
+* ``GET /xcatrhevh/rhevh_finish_install/<node>[?token=..]`` — xCAT's RHEV-H
+  ``local_boot_trigger`` route; policy command ``rhevhupdateflag``.
+* ``GET /tftpboot/<path>`` — the TFTP root read-only over HTTP (iPXE / GRUB2 ``http``
+  kernels and initrds), with the TFTP server's path rules.
+* ``GET /healthz`` — ``ok`` (liveness; the benchmark's hello-world baseline).
+
+One table store per worker process, opened on first use after the fork. Run one request at
+a time per process (gunicorn ``sync`` workers). This module must never log a query string
+(it carries the token) and never decide anything itself: see :mod:`nodemgr.web.callback`.
+"""
+
+from __future__ import annotations
+
+import os
+
+from flask import Flask, Response, abort, request, send_file
+
+from nodemgr.web import callback
+
+
+def create_app(db_url: str | None = None, tftp_root: str | None = None) -> Flask:
+    """Build the application.
+
+    Args:
+        db_url: database URL; default the configuration's (``$NODEMGR_DB``,
+            ``nodemgr.conf``).
+        tftp_root: directory served under ``/tftpboot``; default ``site.tftpdir``, else the
+            configuration's ``tftpdir``.
+    Returns:
+        A Flask app (a WSGI callable).
+    """
+    app = Flask("nodemgr")
+    state: dict = {}
+
+    def store():
+        if state.get("pid") != os.getpid():  # never share a connection across a fork
+            from nodemgr import config
+            from nodemgr.tables.store import Store
+
+            state["store"] = Store(db_url or config.load().db_url)
+            state["pid"] = os.getpid()
+        return state["store"]
+
+    def answer(kind: str, node: str) -> Response:
+        a = callback.finish(store(), node, kind=kind, remote_addr=request.remote_addr or "",
+                            forwarded_for=request.headers.get("X-Forwarded-For"),
+                            token=request.args.get("token"))
+        return Response(a.text + "\n", status=a.status, mimetype="text/plain")
+
+    @app.get("/install-finished/<node>")
+    def install_finished(node: str):
+        return answer("general", node)
+
+    @app.get("/xcatrhevh/rhevh_finish_install/<node>")
+    def rhevh_finish_install(node: str):
+        return answer("rhevh", node)
+
+    @app.get("/tftpboot/<path:path>")
+    def tftpboot(path: str):
+        from nodemgr.netboot import tftp
+
+        root = tftp_root
+        if root is None:
+            from nodemgr import config
+
+            root = store().site("tftpdir") or config.load().tftpdir
+        try:
+            fileobj = tftp.open_inside(os.path.realpath(root), path)
+        except tftp.PathRefused:
+            abort(403)
+        if fileobj is None:
+            abort(404)
+        return send_file(fileobj, mimetype="application/octet-stream",
+                         download_name=os.path.basename(path))
+
+    @app.get("/healthz")
+    def healthz():
+        return Response("ok\n", mimetype="text/plain")
+
+    return app

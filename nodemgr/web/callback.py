@@ -1,0 +1,191 @@
+"""The install-finished callback: who may call it, and what it does — framework-free.
+
+A node's installer calls ``GET /install-finished/<node>?token=..`` (or xCAT's RHEV-H route
+``/xcatrhevh/rhevh_finish_install/<node>``) when it is done. :func:`finish` decides and acts:
+
+1. the name must be a usable node name (else 400) of a defined node (else 404);
+2. identity: the request's source address must be one of the node's addresses
+   (``hosts.ip``, else DNS); a proxy's ``X-Forwarded-For`` is believed only when the direct
+   peer is listed in ``site.callbackproxies`` (addresses or networks, comma-separated);
+3. policy (reference §4): command ``rhevhupdateflag`` (xCAT route) or ``installfinished``,
+   user anonymous (empty), host = the node, argument ``auth=token`` or ``auth=address``;
+   the default rows allow ``auth=token`` only, so with ``site.callbacktokens=no`` a site
+   must add xCAT's row (``"7",,,"rhevhupdateflag",,,,"allow",,``) itself;
+4. in one transaction: the one-time token is consumed (tokens on), ``nodeset <node> next``,
+   ``updatenodestat <node> booted`` and an ``auditlog`` row.
+
+Every refusal (400/403/404) changes nothing but an ``auditlog`` row for 403s (denials are
+audited, as for every command). This module must never log, return or audit the token.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import logging
+import socket
+from dataclasses import dataclass
+
+from nodemgr.errors import NodemgrError, PolicyDenied, UsageError
+
+log = logging.getLogger("nodemgr.callback")
+
+#: route kind -> policy command name
+COMMANDS = {"rhevh": "rhevhupdateflag", "general": "installfinished"}
+
+
+@dataclass
+class Answer:
+    """An HTTP answer: status code and a one-line text body."""
+
+    status: int
+    text: str
+
+
+def _addr(text: str):
+    try:
+        a = ipaddress.ip_address(text.strip().split("%")[0])
+    except ValueError:
+        return None
+    if isinstance(a, ipaddress.IPv6Address) and a.ipv4_mapped:
+        return a.ipv4_mapped
+    return a
+
+
+def client_address(store, remote_addr: str, forwarded_for: str | None):
+    """The caller's address, honouring ``X-Forwarded-For`` from trusted proxies only.
+
+    Args:
+        store: table store (``site.callbackproxies``: comma list of addresses/networks).
+        remote_addr: the TCP peer address.
+        forwarded_for: the ``X-Forwarded-For`` header value, or None.
+    Returns:
+        An ``ipaddress`` address, or None when unparseable. Walking the header from the
+        right, the first address that is not itself a trusted proxy is the client.
+    """
+    peer = _addr(remote_addr or "")
+    if peer is None or not forwarded_for:
+        return peer
+    nets = []
+    for item in (store.site("callbackproxies") or "").split(","):
+        if item.strip():
+            try:
+                nets.append(ipaddress.ip_network(item.strip(), strict=False))
+            except ValueError:
+                continue
+
+    def trusted(a) -> bool:
+        return any(a.version == n.version and a in n for n in nets)
+
+    if not trusted(peer):
+        return peer
+    for hop in reversed(forwarded_for.split(",")):
+        a = _addr(hop)
+        if a is None:
+            return None
+        if not trusted(a):
+            return a
+    return peer
+
+
+def node_addresses(resolver, node: str) -> set:
+    """The node's addresses: ``hosts.ip`` when set, else its DNS / ``/etc/hosts`` names."""
+    ip = resolver.attr(node, "hosts.ip")
+    found = set()
+    if ip and ip.strip():
+        a = _addr(ip)
+        if a is not None:
+            found.add(a)
+        return found
+    try:
+        infos = socket.getaddrinfo(node, None, proto=socket.IPPROTO_TCP)
+    except (socket.gaierror, UnicodeError):
+        return found
+    for info in infos:
+        a = _addr(info[4][0])
+        if a is not None:
+            found.add(a)
+    return found
+
+
+class _Refused(Exception):
+    def __init__(self, status: int, text: str) -> None:
+        super().__init__(text)
+        self.status = status
+
+
+def finish(store, node: str, *, kind: str, remote_addr: str, forwarded_for: str | None,
+           token: str | None) -> Answer:
+    """Handle one install-finished callback.
+
+    Args:
+        store: the table store (one per worker process; not shared between threads).
+        node: the node name from the URL.
+        kind: ``rhevh`` (xCAT's route) or ``general``.
+        remote_addr: TCP peer address; forwarded_for: ``X-Forwarded-For`` or None.
+        token: the ``token`` query parameter, or None.
+    Returns:
+        200 ``<node>: booted``; 400 malformed name; 404 unknown node; 403 identity, token or
+        policy failure; 500 when ``nodeset next`` fails for the node (nothing changed).
+    """
+    from nodemgr import policy
+    from nodemgr.netboot import bootfiles, nodeset, status, tokens
+    from nodemgr.tables.resolve import Resolver
+
+    command = COMMANDS[kind]
+    try:
+        bootfiles.check_node_name(node)
+    except UsageError:
+        return Answer(400, "malformed node name")
+    if store.get("nodelist", {"node": node}) is None:
+        return Answer(404, f"{node}: unknown node")
+    resolver = Resolver(store)
+    source = client_address(store, remote_addr, forwarded_for)
+    use_tokens = tokens.enabled(store)
+    args = ["auth=token" if use_tokens else "auth=address"]
+    shown_host = str(source) if source is not None else (remote_addr or "?")
+    try:
+        with store.transaction():
+            if source is None or source not in node_addresses(resolver, node):
+                raise _Refused(403, f"{node}: request from {shown_host} is not from the "
+                                    "node's address")
+            try:
+                policy.check(store.select("policy"), user="", host=node, command=command,
+                             nodes=[node], args=args,
+                             expand=lambda nr: _expand(nr, resolver))
+            except PolicyDenied:
+                raise _Refused(403, f"{node}: {command} denied by the policy table") from None
+            if use_tokens and not tokens.consume(store, node, token or ""):
+                raise _Refused(403, f"{node}: missing, wrong, used or expired token")
+            results = nodeset.nodeset(store, resolver, [node], "next")
+            if not results[0].ok:
+                raise _Refused(500, f"{node}: nodeset next failed: {results[0].message}")
+            status.updatenodestat(store, [node], "booted")
+            policy.audit(store, user="", host=shown_host, command=command, noderange=node,
+                         args=args, status="allowed")
+    except _Refused as exc:
+        log.warning("callback: %s", exc)
+        if exc.status == 403:
+            _audit_denial(store, shown_host, command, node, args, str(exc))
+        return Answer(exc.status, str(exc))
+    except NodemgrError as exc:
+        log.error("callback: %s: %s", node, exc)
+        return Answer(500, f"{node}: {exc}")
+    log.info("callback: %s from %s: booted, next state %s", node, shown_host,
+             results[0].message)
+    return Answer(200, f"{node}: booted")
+
+
+def _expand(nr: str, resolver) -> list[str]:
+    from nodemgr import noderange
+
+    return noderange.expand(nr, resolver, verify=False)
+
+
+def _audit_denial(store, host, command, node, args, reason) -> None:
+    from nodemgr import policy
+
+    try:
+        policy.audit(store, user="", host=host, command=command, noderange=node, args=args,
+                     status="denied: " + reason.split(": ", 1)[-1])
+    except NodemgrError as exc:  # the refusal stands even when auditing fails
+        log.error("callback: cannot write the audit row: %s", exc)

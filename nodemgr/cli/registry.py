@@ -25,6 +25,10 @@ COMMANDS = {
     "nodeset": "nodemgr.cli.netbootcmds:nodeset",
     "updatenodestat": "nodemgr.cli.netbootcmds:updatenodestat",
     "copycds": "nodemgr.cli.netbootcmds:copycds",
+    "lsve": "nodemgr.cli.rhevcmds:lsve",
+    "cfgve": "nodemgr.cli.rhevcmds:cfgve",
+    "chhypervisor": "nodemgr.cli.rhevcmds:chhypervisor",
+    "rmhypervisor": "nodemgr.cli.rhevcmds:rmhypervisor",
 }
 
 

@@ -1,0 +1,1460 @@
+"""A Flask app that behaves like an oVirt / RHEV-M engine for the subset nodemgr uses.
+
+Serves API v4 (``/ovirt-engine/api``) and v3 (``/api`` on a RHEV-M 3.x, or ``Version: 3``
+on a 4.0/4.1 engine), with: state transitions over time (down → wait_for_launch →
+powering_up → up, powering_down, saving_state → suspended, restoring_state, migrating,
+reboot_in_progress, image_locked while disks are copied, host installing → up,
+preparing_for_maintenance → maintenance), jobs, ``async=true`` actions (202), ``?search=
+name=...``, the engine's fault shapes (409 ``[Cannot run VM. VM is running.]``, 404 with an
+empty body, 401 HTML with ``WWW-Authenticate``, 400 ``Incomplete parameters``), HTTP Basic
+with ``Prefer: persistent-auth`` sessions (JSESSIONID) and SSO bearer tokens.
+
+Every representation is rendered from a real recording (``tests/fixtures/ovirt/v4``): the
+recorded object is the skeleton and the simulator's state is written into it, so elements
+the simulator does not model keep their real shape (``test_ovirt_fidelity.py`` checks it).
+v3 is derived from v4 by the documented differences (``<status><state>``, attributes for
+topology, MAC, version, boot devices; ``/api`` hrefs).
+
+Run on its own: ``python -m tests.simulators.ovirt --port 8443 [--tls] [--password P]
+[--api 4|3|both]``; it accepts ``admin@internal``, and starts with a ``Default`` data center
+and cluster, the ``Blank`` template and one host. Test code only; it must never be
+imported by nodemgr itself.
+"""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import copy
+import itertools
+import re
+import secrets
+import threading
+import time
+import uuid
+import xml.etree.ElementTree as ET
+from pathlib import Path
+
+from flask import Flask, Response, request
+
+from nodemgr.plugins import ovirt_api as api
+
+FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "ovirt" / "v4"
+BLANK_ID = "00000000-0000-0000-0000-000000000000"
+V4 = "/ovirt-engine/api"
+GIB = 1024 ** 3
+
+
+def load_xml(name: str) -> ET.Element:
+    """A recording under the fixtures: ``.xml`` as is, ``.http`` = the body after the
+    request line (documentation ``...`` ellipsis lines dropped)."""
+    raw = (FIXTURES / name).read_text()
+    if name.endswith(".http"):
+        raw = raw[raw.index("\n<") + 1:]
+    raw = "\n".join(line for line in raw.splitlines() if line.strip() != "...")
+    return ET.fromstring(raw.strip())
+
+
+def _first(root: ET.Element, pred=lambda e: True) -> ET.Element:
+    return next(e for e in root if e.tag != "link" and pred(e))
+
+
+#: kind -> (recording, how to pick the object) — the skeleton of each representation
+SKELETONS = {
+    "vm": lambda: load_xml("v4_vm_get.xml"),
+    "cluster": lambda: _first(load_xml("v4_clusters_list.xml")),
+    "data_center": lambda: _first(load_xml("v4_datacenters_list.xml")),
+    "storage_domain": lambda: _first(load_xml("v4_datacenter_storagedomains.xml"),
+                                     lambda e: api.text(e, "storage/type") == "nfs"),
+    "network": lambda: _first(load_xml("v4_networks_list.xml")),
+    "vnic_profile": lambda: _first(load_xml("v4_vnicprofiles_list.xml")),
+    "template": lambda: _first(load_xml("v4_templates_search_vm_id.xml")),
+    "disk": lambda: _first(load_xml("v4_disks_list.xml"),
+                           lambda e: api.text(e, "content_type") == "data"),
+    "disk_attachment": lambda: _first(load_xml("v4_vm_diskattachments.xml")),
+    "host": lambda: _first(load_xml("model_docs/quickstart_hosts_list.http")),
+    "host_nic": lambda: _first(load_xml("v4_host_nics.xml")),
+    "nic": lambda: load_xml("model_docs/vm_nics_add.http"),
+    "statistic": lambda: _first(load_xml("model_docs/vm_statistics_list.http")),
+    "job": lambda: _first(load_xml("model_docs/jobs_list.http")),
+    "reported_device": lambda: _first(load_xml("v4_vm_reporteddevices.xml")),
+    "action": lambda: load_xml("real_action_response_with_job.xml"),
+    "api": lambda: load_xml("model_docs/api_root_4.0.4.xml"),
+}
+
+COLL = {"vms": "vm", "hosts": "host", "clusters": "cluster", "datacenters": "data_center",
+        "storagedomains": "storage_domain", "networks": "network", "templates": "template",
+        "vnicprofiles": "vnic_profile", "jobs": "job", "disks": "disk"}
+PLURAL = {"vm": "vms", "host": "hosts", "cluster": "clusters", "data_center": "data_centers",
+          "storage_domain": "storage_domains", "network": "networks", "template": "templates",
+          "vnic_profile": "vnic_profiles", "job": "jobs", "disk": "disks", "nic": "nics",
+          "host_nic": "host_nics", "disk_attachment": "disk_attachments",
+          "statistic": "statistics", "reported_device": "reported_devices"}
+
+
+class Fault(Exception):
+    """An engine error answer: HTTP *code*, fault *reason*/*detail* (None: empty body)."""
+
+    def __init__(self, code: int, detail: str | None = None, reason: str = "Operation Failed",
+                 action: bool = False):
+        super().__init__(detail)
+        self.code, self.detail, self.reason, self.action = code, detail, reason, action
+
+
+def _setp(e: ET.Element, path: str, value) -> ET.Element:
+    """Set the text of *path* under *e*, creating elements on the way."""
+    cur = e
+    for part in path.split("/"):
+        nxt = cur.find(part)
+        if nxt is None:
+            nxt = ET.SubElement(cur, part)
+        cur = nxt
+    cur.text = None if value is None else str(value)
+    return cur
+
+
+def _link(e: ET.Element, tag: str, href: str | None, id_: str | None) -> None:
+    old = e.find(tag)
+    if id_ is None:
+        if old is not None:
+            e.remove(old)
+        return
+    if old is None:
+        old = ET.SubElement(e, tag)
+    old.attrib = {"href": href, "id": id_}
+    for c in list(old):
+        old.remove(c)
+
+
+def _retarget(e: ET.Element, old_href: str | None, new_href: str) -> None:
+    for x in e.iter():
+        h = x.get("href")
+        if old_href and h and h.startswith(old_href):
+            x.set("href", new_href + h[len(old_href):])
+
+
+def _java_uuid(name: str) -> str:
+    import hashlib
+
+    b = bytearray(hashlib.md5(name.encode()).digest())
+    b[6] = (b[6] & 0x0F) | 0x30
+    b[8] = (b[8] & 0x3F) | 0x80
+    return str(uuid.UUID(bytes=bytes(b)))
+
+
+class Engine:
+    """The simulated engine's state. *step* is the seconds between status transitions;
+    *api* is ``4`` (oVirt 4.2+: v4 only, ``/api`` is 404), ``3`` (RHEV-M 3.x: ``/api``
+    only) or ``both`` (4.0/4.1)."""
+
+    def __init__(self, password: str = "password", step: float = 0.05, api_mode: str = "4",
+                 user: str = "admin@internal", ca_pem: bytes | None = None) -> None:
+        self.user, self.password, self.step, self.api_mode = user, password, step, api_mode
+        self.ca_pem = ca_pem
+        self.lock = threading.RLock()
+        self.objs: dict[str, dict[str, dict]] = {c: {} for c in COLL}
+        self.sessions: set[str] = set()
+        self.tokens: set[str] = set()
+        self.requests: list[tuple[str, str, dict]] = []  # (method, path, headers) log
+        self.skel = {k: f() for k, f in SKELETONS.items()}
+        self._mac = itertools.count(0x100)
+        dc = self.add("datacenters", name="Default", status="up", local=False,
+                      description="The default Data Center")
+        cl = self.add("clusters", name="Default", data_center=dc, cpu_type="Intel Westmere Family",
+                      networks=[])
+        net = self.add("networks", name="ovirtmgmt", data_center=dc, vlan=None)
+        self.add("vnicprofiles", name="ovirtmgmt", network=net)
+        self.objs["clusters"][cl]["networks"].append(net)
+        self.objs["templates"][BLANK_ID] = {"id": BLANK_ID, "name": "Blank", "status": "ok",
+                                             "memory": GIB, "sockets": 1, "cores": 1,
+                                             "cluster": None, "vm": None, "disks": [],
+                                             "_trans": []}
+        self.add("hosts", name="host1", address="host1.example.com", status="up", cluster=cl,
+                 memory=16 * GIB)
+
+    # -- state ---------------------------------------------------------------------------
+    def add(self, coll: str, **fields) -> str:
+        """Add an object to *coll*; returns its id."""
+        oid = fields.pop("id", None) or str(uuid.uuid4())
+        fields.update(id=oid, _trans=[])
+        fields.setdefault("status", None)
+        self.objs[coll][oid] = fields
+        return oid
+
+    def later(self, obj: dict, *states: str, after: float = 1.0) -> None:
+        """Walk *obj* through *states*, one every ``step`` seconds (times *after* first)."""
+        now = time.monotonic()
+        obj["_trans"] = [(now + self.step * (after + i), s) for i, s in enumerate(states)]
+
+    def tick(self) -> None:
+        """Apply every transition that is due."""
+        now = time.monotonic()
+        for coll in self.objs.values():
+            for obj in coll.values():
+                while obj["_trans"] and obj["_trans"][0][0] <= now:
+                    _, st = obj["_trans"].pop(0)
+                    if callable(st):
+                        st(obj)
+                    else:
+                        obj["status"] = st
+
+    def by_name(self, coll: str, name: str) -> dict | None:
+        return next((o for o in self.objs[coll].values() if o.get("name") == name), None)
+
+    def mac(self) -> str:
+        n = next(self._mac)
+        return f"00:1a:4a:16:{n >> 8:02x}:{n & 0xff:02x}"
+
+    def job(self, description: str, done_when) -> str:
+        """A job that finishes when ``done_when()`` is true (checked on each tick)."""
+        jid = self.add("jobs", name=description, status="started", start=time.time())
+        j = self.objs["jobs"][jid]
+        j["done_when"] = done_when
+        return jid
+
+    def tick_jobs(self) -> None:
+        for j in self.objs["jobs"].values():
+            if j["status"] == "started" and j["done_when"]():
+                j["status"] = "finished"
+                j["end"] = time.time()
+
+
+# -- rendering ---------------------------------------------------------------------------------
+
+
+class Renderer:
+    """Build v4 elements from the skeletons; convert to v3."""
+
+    def __init__(self, eng: Engine, base: str) -> None:
+        self.e, self.base = eng, base
+
+    def href(self, coll: str, oid: str) -> str:
+        return f"{V4}/{coll}/{oid}"
+
+    def skel(self, kind: str, href: str, oid: str) -> ET.Element:
+        x = copy.deepcopy(self.e.skel[kind])
+        _retarget(x, x.get("href"), href)
+        x.attrib = {"href": href, "id": oid}
+        return x
+
+    def obj(self, coll: str, o: dict) -> ET.Element:
+        return getattr(self, "r_" + COLL[coll])(o)
+
+    def _ref(self, x: ET.Element, tag: str, coll: str, oid: str | None) -> None:
+        _link(x, tag, self.href(coll, oid) if oid else None, oid)
+
+    def r_vm(self, o: dict) -> ET.Element:
+        x = self.skel("vm", self.href("vms", o["id"]), o["id"])
+        _setp(x, "name", o["name"])
+        _setp(x, "status", o["status"])
+        _setp(x, "memory", o["memory"])
+        _setp(x, "memory_policy/guaranteed", o["memory"])
+        _setp(x, "cpu/topology/sockets", o["sockets"])
+        _setp(x, "cpu/topology/cores", o["cores"])
+        boot = x.find("os/boot/devices")
+        for c in list(boot):
+            boot.remove(c)
+        for d in o["boot"]:
+            ET.SubElement(boot, "device").text = d
+        _setp(x, "display/type", o["display"])
+        _setp(x, "type", o["type"])
+        _setp(x, "placement_policy/affinity", o["affinity"])
+        pp = x.find("placement_policy")
+        for old in pp.findall("hosts"):
+            pp.remove(old)
+        if o.get("pin_host"):
+            hs = ET.SubElement(pp, "hosts")
+            ET.SubElement(hs, "host", {"href": self.href("hosts", o["pin_host"]),
+                                       "id": o["pin_host"]})
+        running = o["status"] not in ("down", "image_locked", "suspended")
+        self._ref(x, "host", "hosts", o.get("host") if running else None)
+        self._ref(x, "cluster", "clusters", o["cluster"])
+        self._ref(x, "template", "templates", o["template"])
+        self._ref(x, "original_template", "templates", o["template"])
+        if not running:
+            for tag in ("start_time",):
+                if x.find(tag) is not None:
+                    x.remove(x.find(tag))
+        else:
+            _setp(x, "start_time", o.get("start_time") or "2024-01-01T00:00:00.000+00:00")
+        return x
+
+    def r_host(self, o: dict) -> ET.Element:
+        x = self.skel("host", self.href("hosts", o["id"]), o["id"])
+        _setp(x, "name", o["name"])
+        _setp(x, "address", o["address"])
+        _setp(x, "status", o["status"])
+        _setp(x, "memory", o["memory"])
+        _setp(x, "max_scheduling_memory", o["memory"] - self.used_memory(o["id"]))
+        _setp(x, "type", o.get("type", "rhel"))
+        self._ref(x, "cluster", "clusters", o.get("cluster"))
+        return x
+
+    def used_memory(self, hid: str) -> int:
+        return sum(v["memory"] for v in self.e.objs["vms"].values()
+                   if v.get("host") == hid and v["status"] not in ("down", "suspended"))
+
+    def r_cluster(self, o: dict) -> ET.Element:
+        x = self.skel("cluster", self.href("clusters", o["id"]), o["id"])
+        _setp(x, "name", o["name"])
+        _setp(x, "cpu/type", o["cpu_type"])
+        _setp(x, "description", o.get("description"))
+        self._ref(x, "data_center", "datacenters", o["data_center"])
+        return x
+
+    def r_data_center(self, o: dict) -> ET.Element:
+        x = self.skel("data_center", self.href("datacenters", o["id"]), o["id"])
+        _setp(x, "name", o["name"])
+        _setp(x, "status", o["status"])
+        _setp(x, "local", str(bool(o["local"])).lower())
+        if x.find("description") is None:
+            _setp(x, "description", o.get("description"))
+        return x
+
+    def r_storage_domain(self, o: dict, dc_href: str | None = None) -> ET.Element:
+        href = dc_href or self.href("storagedomains", o["id"])
+        x = self.skel("storage_domain", href, o["id"])
+        _setp(x, "name", o["name"])
+        st = o["status"] if dc_href else ("unattached" if not o.get("data_center") else None)
+        if dc_href:
+            st = o["dc_status"]
+        _setp(x, "status", st or "active")
+        if not dc_href and o.get("data_center"):
+            x.remove(x.find("status"))  # the engine prints status only under a data center
+        _setp(x, "storage/type", o["storage_type"])
+        _setp(x, "storage/address", o.get("address") or "")
+        _setp(x, "storage/path", o["path"])
+        _setp(x, "type", "data")
+        _setp(x, "available", 100 * GIB)
+        self._ref(x, "data_center", "datacenters", o.get("data_center"))
+        dcs = x.find("data_centers")
+        if dcs is not None:
+            for c in list(dcs):
+                dcs.remove(c)
+            if o.get("data_center"):
+                ET.SubElement(dcs, "data_center", {"href": self.href("datacenters",
+                                                                     o["data_center"]),
+                                                   "id": o["data_center"]})
+        return x
+
+    def r_network(self, o: dict) -> ET.Element:
+        x = self.skel("network", self.href("networks", o["id"]), o["id"])
+        _setp(x, "name", o["name"])
+        self._ref(x, "data_center", "datacenters", o["data_center"])
+        if o.get("vlan"):
+            _setp(x, "vlan/id", o["vlan"])
+        return x
+
+    def r_vnic_profile(self, o: dict) -> ET.Element:
+        x = self.skel("vnic_profile", self.href("vnicprofiles", o["id"]), o["id"])
+        _setp(x, "name", o["name"])
+        self._ref(x, "network", "networks", o["network"])
+        return x
+
+    def r_template(self, o: dict) -> ET.Element:
+        x = self.skel("template", self.href("templates", o["id"]), o["id"])
+        _setp(x, "name", o["name"])
+        _setp(x, "status", o["status"])
+        _setp(x, "memory", o["memory"])
+        _setp(x, "cpu/topology/sockets", o["sockets"])
+        _setp(x, "cpu/topology/cores", o["cores"])
+        self._ref(x, "cluster", "clusters", o.get("cluster"))
+        return x
+
+    def r_disk(self, o: dict) -> ET.Element:
+        x = self.skel("disk", self.href("disks", o["id"]), o["id"])
+        for k in ("name", "alias", "description"):
+            _setp(x, k, o["name"])
+        _setp(x, "provisioned_size", o["size"])
+        _setp(x, "actual_size", 0)
+        _setp(x, "format", o["format"])
+        _setp(x, "sparse", str(o["format"] == "cow").lower())
+        _setp(x, "status", o["status"])
+        sds = x.find("storage_domains")
+        for c in list(sds):
+            sds.remove(c)
+        ET.SubElement(sds, "storage_domain", {"href": self.href("storagedomains", o["sd"]),
+                                              "id": o["sd"]})
+        return x
+
+    def r_disk_attachment(self, vm: dict, d: dict, index: int) -> ET.Element:
+        href = f"{self.href('vms', vm['id'])}/diskattachments/{d['id']}"
+        x = self.skel("disk_attachment", href, d["id"])
+        _setp(x, "bootable", str(d["bootable"]).lower())
+        _setp(x, "interface", d["interface"])
+        _setp(x, "logical_name", "/dev/vd" + "abdefghijklmnop"[index])
+        self._ref(x, "disk", "disks", d["id"])
+        self._ref(x, "vm", "vms", vm["id"])
+        return x
+
+    def r_disk_v3(self, vm: dict, d: dict) -> ET.Element:
+        x = self.r_disk(d)
+        _retarget(x, x.get("href"), f"{self.href('vms', vm['id'])}/disks/{d['id']}")
+        x.set("href", f"{self.href('vms', vm['id'])}/disks/{d['id']}")
+        _setp(x, "size", d["size"])
+        _setp(x, "interface", d["interface"])
+        _setp(x, "bootable", str(d["bootable"]).lower())
+        self._ref(x, "vm", "vms", vm["id"])
+        return x
+
+    def r_nic(self, vm: dict, n: dict) -> ET.Element:
+        href = f"{self.href('vms', vm['id'])}/nics/{n['id']}"
+        x = self.skel("nic", href, n["id"])
+        _setp(x, "name", n["name"])
+        _setp(x, "interface", n["interface"])
+        _setp(x, "mac/address", n["mac"])
+        _setp(x, "linked", "true")
+        _setp(x, "plugged", "true")
+        self._ref(x, "vnic_profile", "vnicprofiles", n["profile"])
+        self._ref(x, "network", "networks", n["network"])
+        self._ref(x, "vm", "vms", vm["id"])
+        return x
+
+    def r_host_nic(self, h: dict) -> ET.Element:
+        nid = _java_uuid(h["id"] + "eth0")
+        x = self.skel("host_nic", f"{self.href('hosts', h['id'])}/nics/{nid}", nid)
+        _setp(x, "ip/address", h.get("ip", "192.0.2.10"))
+        _setp(x, "status", "up")
+        self._ref(x, "host", "hosts", h["id"])
+        return x
+
+    def r_statistics(self, vm: dict) -> list[ET.Element]:
+        used = vm["memory"] * 3 // 10 if vm["status"] == "up" else 0
+        out = []
+        for name, desc, kind, typ, unit, val in (
+                ("memory.installed", "Total memory configured", "gauge", "integer", "bytes",
+                 vm["memory"]),
+                ("memory.used", "Memory used (agent)", "gauge", "integer", "bytes", used),
+                ("cpu.current.guest", "CPU used by guest", "gauge", "decimal", "percent",
+                 12.5 if vm["status"] == "up" else 0),
+                ("cpu.current.hypervisor", "CPU overhead", "gauge", "decimal", "percent",
+                 0.5 if vm["status"] == "up" else 0),
+                ("cpu.current.total", "Total CPU used", "gauge", "decimal", "percent",
+                 13 if vm["status"] == "up" else 0)):
+            sid = _java_uuid(name)
+            x = self.skel("statistic", f"{self.href('vms', vm['id'])}/statistics/{sid}", sid)
+            for k, v in (("name", name), ("description", desc), ("kind", kind), ("type", typ),
+                         ("unit", unit), ("values/value/datum", val)):
+                _setp(x, k, v)
+            self._ref(x, "vm", "vms", vm["id"])
+            out.append(x)
+        return out
+
+    def r_reported(self, vm: dict) -> list[ET.Element]:
+        if vm["status"] != "up" or not vm["nics"]:
+            return []
+        n = vm["nics"][0]
+        rid = _java_uuid(vm["id"] + n["mac"])
+        x = self.skel("reported_device", f"{self.href('vms', vm['id'])}/reporteddevices/{rid}",
+                      rid)
+        ips = x.find("ips")
+        for c in list(ips):
+            ips.remove(c)
+        ip = ET.SubElement(ips, "ip")
+        ET.SubElement(ip, "address").text = vm["ip"]
+        ET.SubElement(ip, "version").text = "v4"
+        _setp(x, "name", n["name"])
+        _setp(x, "mac/address", n["mac"])
+        self._ref(x, "vm", "vms", vm["id"])
+        return [x]
+
+    def r_job(self, o: dict) -> ET.Element:
+        x = self.skel("job", self.href("jobs", o["id"]), o["id"])
+        _setp(x, "description", o["name"])
+        _setp(x, "status", o["status"])
+        stamp = time.strftime("%Y-%m-%dT%H:%M:%S.000+00:00", time.gmtime(o["start"]))
+        _setp(x, "start_time", stamp)
+        _setp(x, "last_updated", stamp)
+        if o["status"] == "started":
+            if x.find("end_time") is not None:
+                x.remove(x.find("end_time"))
+        else:
+            _setp(x, "end_time", time.strftime("%Y-%m-%dT%H:%M:%S.000+00:00",
+                                               time.gmtime(o.get("end") or time.time())))
+        return x
+
+    def r_api(self) -> ET.Element:
+        x = copy.deepcopy(self.e.skel["api"])
+        for link in x.findall("link"):
+            link.set("href", link.get("href").replace("/api/", V4 + "/", 1))
+        _setp(x, "product_info/name", "oVirt Engine" if self.e.api_mode != "3"
+              else "Red Hat Enterprise Virtualization Manager")
+        ver = x.find("product_info/version")
+        if self.e.api_mode == "3":
+            for k, v in (("major", 3), ("minor", 6), ("build", 8), ("revision", 0),
+                         ("full_version", "3.6.8")):
+                _setp(ver, k, v)
+        _setp(x, "special_objects/blank_template", None).attrib = {
+            "href": self.href("templates", BLANK_ID), "id": BLANK_ID}
+        return x
+
+    def action(self, status: str = "complete", job: str | None = None,
+               extra: list | None = None) -> ET.Element:
+        x = copy.deepcopy(self.e.skel["action"])
+        j = x.find("job")
+        if job:
+            j.attrib = {"href": self.href("jobs", job), "id": job}
+        else:
+            x.remove(j)
+        for c in extra or []:
+            x.insert(0, c)
+        _setp(x, "status", status)
+        return x
+
+
+def to_v3(x: ET.Element, base: str) -> ET.Element:
+    """The v3 form of a v4 element (hypervisor-apis.md §1.4 table)."""
+    x = copy.deepcopy(x)
+    for e in x.iter():
+        h = e.get("href")
+        if h and base == "/api" and h.startswith(V4):
+            e.set("href", "/api" + h[len(V4):])
+    for e in list(x.iter()):
+        for c in list(e):
+            if c.tag == "status" and len(c) == 0 and c.text:
+                st, c.text = c.text, None
+                ET.SubElement(c, "state").text = st
+            elif c.tag == "topology" and len(c):
+                c.attrib.update({k.tag: k.text for k in c})
+                for k in list(c):
+                    c.remove(k)
+            elif c.tag in ("mac", "ip") and c.find("address") is not None:
+                c.attrib.update({k.tag: k.text or "" for k in c if len(k) == 0})
+                for k in list(c):
+                    c.remove(k)
+            elif c.tag == "version" and c.find("major") is not None:
+                c.attrib.update({k.tag: k.text or "" for k in c if k.tag != "full_version"})
+                for k in list(c):
+                    if k.tag != "full_version":
+                        c.remove(k)
+            elif c.tag == "vlan" and c.find("id") is not None:
+                c.set("id", c.findtext("id"))
+                c.remove(c.find("id"))
+            elif c.tag == "os" and c.find("boot/devices") is not None:
+                devs = [d.text for d in c.findall("boot/devices/device")]
+                c.remove(c.find("boot"))
+                if c.find("type") is not None:
+                    c.set("type", c.findtext("type"))
+                    c.remove(c.find("type"))
+                for d in devs:
+                    ET.SubElement(c, "boot", {"dev": d})
+    return x
+
+
+# -- the Flask app ------------------------------------------------------------------------------
+
+
+def create_app(eng: Engine) -> Flask:
+    """The WSGI app serving *eng*."""
+    app = Flask("ovirt-sim")
+
+    def xml(x: ET.Element | None, code: int = 200, headers: dict | None = None) -> Response:
+        body = b"" if x is None else ET.tostring(x, encoding="utf-8", xml_declaration=True)
+        return Response(body, code, headers=headers or {},
+                        content_type="application/xml" if x is not None else None)
+
+    def fault_resp(f: Fault, version: str, base: str) -> Response:
+        if f.detail is None:
+            return Response(b"", f.code)
+        fx = ET.Element("fault")
+        ET.SubElement(fx, "reason").text = f.reason
+        ET.SubElement(fx, "detail").text = f"[{f.detail}]" if f.reason == "Operation Failed" \
+            else f.detail
+        if f.action:
+            ax = ET.Element("action")
+            ET.SubElement(ax, "status").text = "failed"
+            ax.append(fx)
+            fx = ax
+        return xml(to_v3(fx, base) if version == "3" else fx, f.code)
+
+    def unauthorized() -> Response:
+        return Response(b"<html><head><title>Error</title></head><body>Unauthorized</body></html>",
+                        401, headers={"WWW-Authenticate": 'Basic realm="RESTAPI"'},
+                        content_type="text/html;charset=UTF-8")
+
+    def authenticated() -> tuple[bool, str | None]:
+        auth = request.headers.get("Authorization", "")
+        cookie = request.cookies.get("JSESSIONID")
+        if auth.startswith("Bearer "):
+            return auth[7:] in eng.tokens, None
+        if auth.startswith("Basic "):
+            try:
+                user, _, pw = base64.b64decode(auth[6:]).decode().partition(":")
+            except Exception:  # noqa: BLE001
+                return False, None
+            if user != eng.user or pw != eng.password:
+                return False, None
+            if "persistent-auth" in request.headers.get("Prefer", ""):
+                sid = secrets.token_hex(12)
+                eng.sessions.add(sid)
+                return True, sid
+            return True, None
+        if cookie and cookie in eng.sessions:
+            return True, None
+        return False, None
+
+    @app.post("/ovirt-engine/sso/oauth/token")
+    def sso():
+        f = request.form
+        if f.get("grant_type") != "password" or f.get("scope") != "ovirt-app-api":
+            return {"error_code": "invalid_request", "error": "Invalid request."}, 400
+        if f.get("username") != eng.user or f.get("password") != eng.password:
+            return {"error_code": "access_denied",
+                    "error": f"Cannot authenticate user '{f.get('username')}': The username "
+                             "or password is incorrect.."}, 400
+        tok = secrets.token_urlsafe(24)
+        eng.tokens.add(tok)
+        return {"access_token": tok, "token_type": "bearer", "scope": "ovirt-app-api",
+                "exp": str(int(time.time() * 1000) + 3600_000)}
+
+    @app.get("/ovirt-engine/services/pki-resource")
+    def pki():
+        if not eng.ca_pem:
+            return Response(b"", 404)
+        return Response(eng.ca_pem, content_type="application/x-x509-ca-cert")
+
+    @app.route("/<path:path>", methods=["GET", "POST", "PUT", "DELETE"])
+    @app.route("/", defaults={"path": ""}, methods=["GET"])
+    def api_route(path: str):
+        path = "/" + path
+        if path.startswith(V4 + "/") or path == V4:
+            base = V4
+            if eng.api_mode == "3":
+                return Response(b"<html><head><title>Error</title></head><body>Not Found"
+                                b"</body></html>", 404, content_type="text/html")
+            version = request.headers.get("Version") or ("3" if eng.api_mode == "3" else "4")
+            if path.startswith(V4 + "/v3/") or path.startswith(V4 + "/v4/"):
+                version, path = path[len(V4) + 2], V4 + path[len(V4) + 3:]
+            if version == "3" and eng.api_mode == "4":
+                return Response(b"", 400)
+        elif (path.startswith("/api/") or path == "/api") and eng.api_mode in ("3", "both"):
+            base, version = "/api", "3"
+        else:
+            return Response(b"<html><head><title>Error</title></head><body>Not Found"
+                            b"</body></html>", 404, content_type="text/html")
+        ok, sid = authenticated()
+        if not ok:
+            return unauthorized()
+        rel = path[len(base):].strip("/")
+        with eng.lock:
+            eng.requests.append((request.method, path, dict(request.headers)))
+            eng.tick()
+            eng.tick_jobs()
+            r = Renderer(eng, base)
+            try:
+                code, out, headers = handle(eng, r, request.method, rel, version)
+            except Fault as f:
+                resp = fault_resp(f, version, base)
+            else:
+                if out is not None and version == "3":
+                    out = to_v3(out, base)
+                resp = xml(out, code, headers)
+        if sid:
+            resp.set_cookie("JSESSIONID", sid, path=base, httponly=True, secure=request.is_secure)
+        return resp
+
+    return app
+
+
+def _body() -> ET.Element:
+    data = request.get_data()
+    if not data.strip():
+        return ET.Element("action")
+    try:
+        return ET.fromstring(data)
+    except ET.ParseError as exc:
+        raise Fault(400, f"Invalid XML: {exc}", reason="Invalid value") from None
+
+
+def _ref_id(eng: Engine, x: ET.Element | None, coll: str, what: str) -> str | None:
+    """Resolve a ``<cluster id=..>`` / ``<cluster><name>..`` reference; 404 when unknown."""
+    if x is None:
+        return None
+    oid = x.get("id")
+    if oid:
+        if oid not in eng.objs[coll]:
+            raise Fault(404, f"Entity not found: {oid}", reason="Operation Failed")
+        return oid
+    name = api.text(x, "name")
+    o = eng.by_name(coll, name) if name else None
+    if o is None:
+        raise Fault(404, f"Entity not found: {what}: name={name}")
+    return o["id"]
+
+
+def _collection(tag: str, items: list[ET.Element]) -> ET.Element:
+    c = ET.Element(PLURAL[tag])
+    c.extend(items)
+    return c
+
+
+def _search(eng: Engine, coll: str, objs: list[dict]) -> list[dict]:
+    q = request.args.get("search")
+    if not q:
+        return objs
+    m = re.fullmatch(r"\s*(name|host|Host\.name)\s*=\s*(\S+)\s*", q)
+    if not m:
+        raise Fault(400, f"Invalid search: {q}", reason="Invalid value")
+    key, pat = m.groups()
+    rx = re.compile("^" + re.escape(pat).replace(r"\*", ".*") + "$", re.I)
+    if key == "name":
+        return [o for o in objs if rx.match(o.get("name") or "")]
+    hosts = {h["id"] for h in eng.objs["hosts"].values() if rx.match(h["name"])}
+    return [o for o in objs if o.get("host") in hosts and o["status"] not in ("down",)]
+
+
+VM_RUNNING = {"up", "powering_up", "wait_for_launch", "migrating", "reboot_in_progress",
+              "powering_down", "paused", "restoring_state", "saving_state"}
+
+
+def handle(eng: Engine, r: Renderer, method: str, rel: str, version: str):
+    """Dispatch one API request; returns (status, element or None, headers)."""
+    parts = [p for p in rel.split("/") if p]
+    if not parts:
+        if method != "GET":
+            raise Fault(405, None)
+        return 200, r.r_api(), {}
+    coll = parts[0]
+    if coll not in COLL:
+        raise Fault(404, None)
+    objs = eng.objs[coll]
+    if len(parts) == 1:
+        if method == "GET":
+            items = [r.obj(coll, o) for o in _search(eng, coll, list(objs.values()))]
+            return 200, _collection(COLL[coll], items), {}
+        if method == "POST":
+            return ADD[coll](eng, r, _body(), version)
+        raise Fault(405, None)
+    oid = parts[1]
+    o = objs.get(oid)
+    if o is None:
+        raise Fault(404, None)  # real 4.x: empty body
+    if len(parts) == 2:
+        if method == "GET":
+            return 200, r.obj(coll, o), {}
+        if method == "PUT":
+            return UPDATE[coll](eng, r, o, _body(), version)
+        if method == "DELETE":
+            return REMOVE[coll](eng, r, o, version)
+        raise Fault(405, None)
+    if len(parts) == 3 and method == "POST" and (coll, parts[2]) in ACTIONS:
+        body = _body()
+        res = ACTIONS[(coll, parts[2])](eng, r, o, body, version)
+        if api.text(body, "async") == "true":
+            act = r.action("pending")
+            act.set("href", f"{r.href(coll, oid)}/{parts[2]}/{uuid.uuid4()}")
+            return 202, act, {}
+        return res
+    return SUB[(coll, parts[2])](eng, r, o, parts[3:], method, version)
+
+
+# -- VMs ---------------------------------------------------------------------------------------
+
+
+def add_vm(eng: Engine, r: Renderer, b: ET.Element, version: str, *, clone_of=None):
+    name = api.text(b, "name")
+    if not name:
+        raise Fault(400, "Vm [name] required for add", reason="Incomplete parameters")
+    if eng.by_name("vms", name):
+        raise Fault(409, "Cannot add VM. The VM name is already in use, please choose a "
+                         "unique name and try again.")
+    cl = _ref_id(eng, b.find("cluster"), "clusters", "Cluster")
+    if cl is None:
+        raise Fault(400, "Vm [cluster] required for add", reason="Incomplete parameters")
+    tpl = _ref_id(eng, b.find("template"), "templates", "VmTemplate") or BLANK_ID
+    t = eng.objs["templates"][tpl]
+    if t["status"] != "ok":
+        raise Fault(409, "Cannot add VM. Template image is locked.")
+    sockets, cores = api.topology(b) if b.find("cpu/topology") is not None else (
+        t["sockets"], t["cores"])
+    pp = b.find("placement_policy")
+    pin = None
+    if pp is not None:
+        pin = _ref_id(eng, pp.find("hosts/host"), "hosts", "VDS") or \
+            _ref_id(eng, pp.find("host"), "hosts", "VDS")
+    vid = eng.add("vms", name=name, status="down", memory=int(api.text(b, "memory") or t["memory"]),
+                  sockets=sockets, cores=cores, boot=api.boot_devices(b) or ["hd"],
+                  display=api.text(b, "display/type", "vnc"), type=api.text(b, "type", "server"),
+                  affinity=api.text(b, "placement_policy/affinity", "migratable"),
+                  pin_host=pin, cluster=cl, template=tpl, host=None, nics=[], disks=[],
+                  ip=f"192.0.2.{len(eng.objs['vms']) + 20}")
+    vm = eng.objs["vms"][vid]
+    for n in t.get("nics", []):
+        vm["nics"].append(dict(n, id=str(uuid.uuid4()), mac=eng.mac()))
+    code = 201
+    if t["disks"]:
+        thin = request.args.get("clone") != "true"
+        for d in t["disks"]:
+            did = eng.add("disks", name=f"{name}_{d['name']}", size=d["size"], format=d["format"],
+                          sd=d["sd"], status="locked", bootable=d["bootable"],
+                          interface=d["interface"])
+            vm["disks"].append(did)
+            eng.later(eng.objs["disks"][did], "ok", after=2 if thin else 6)
+        vm["status"] = "image_locked"
+        eng.later(vm, "down", after=2 if thin else 6)
+        code = 202
+    return code, r.r_vm(vm), {"Location": r.href("vms", vid)}
+
+
+def update_vm(eng: Engine, r: Renderer, vm: dict, b: ET.Element, version: str):
+    if vm["status"] == "image_locked":
+        raise Fault(409, "Cannot edit VM. VM is being created or its disks are locked.")
+    if api.text(b, "memory"):
+        vm["memory"] = int(api.text(b, "memory"))
+    if b.find("cpu/topology") is not None:
+        vm["sockets"], vm["cores"] = api.topology(b)
+    if api.boot_devices(b):
+        vm["boot"] = api.boot_devices(b)
+    if api.text(b, "display/type"):
+        vm["display"] = api.text(b, "display/type")
+    if b.find("placement_policy") is not None:
+        vm["affinity"] = api.text(b, "placement_policy/affinity", vm["affinity"])
+        pp = b.find("placement_policy")
+        vm["pin_host"] = _ref_id(eng, pp.find("hosts/host"), "hosts", "VDS") or \
+            _ref_id(eng, pp.find("host"), "hosts", "VDS")
+    if api.text(b, "name"):
+        vm["name"] = api.text(b, "name")
+    return 200, r.r_vm(vm), {}
+
+
+def remove_vm(eng: Engine, r: Renderer, vm: dict, version: str):
+    if vm["status"] in VM_RUNNING or vm["status"] == "suspended":
+        raise Fault(409, "Cannot remove VM. VM is running.")
+    if vm["status"] == "image_locked":
+        raise Fault(409, "Cannot remove VM: VM is locked. Please try again in a few minutes.")
+    for did in vm["disks"]:
+        eng.objs["disks"].pop(did, None)
+    del eng.objs["vms"][vm["id"]]
+    return 200, None, {}
+
+
+def _pick_host(eng: Engine, vm: dict, exclude: str | None = None) -> str | None:
+    if vm.get("pin_host") and vm["pin_host"] != exclude:
+        h = eng.objs["hosts"].get(vm["pin_host"])
+        return h["id"] if h and h["status"] == "up" else None
+    for h in eng.objs["hosts"].values():
+        if h["status"] == "up" and h.get("cluster") == vm["cluster"] and h["id"] != exclude:
+            return h["id"]
+    return None
+
+
+def _vm_job(eng: Engine, r: Renderer, vm: dict, desc: str, want: str):
+    jid = eng.job(f"{desc} VM {vm['name']}", lambda: vm["status"] == want)
+    return 200, r.action("complete", jid), {}
+
+
+def vm_start(eng, r, vm, b, version):
+    st = vm["status"]
+    if st in VM_RUNNING:
+        raise Fault(409, "Cannot run VM. VM is running." if st == "up" else
+                    f"Cannot run VM because the VM is in {st.replace('_', ' ').title()} status.",
+                    action=True)
+    if st == "image_locked":
+        raise Fault(409, "Cannot run VM: VM is locked. Please try again in a few minutes.",
+                    action=True)
+    host = vm.get("host") if st == "suspended" else _pick_host(eng, vm)
+    if host is None:
+        raise Fault(409, "Cannot run VM. There is no host that satisfies current scheduling "
+                         "constraints.", action=True)
+    vm["host"] = host
+    vm["start_time"] = time.strftime("%Y-%m-%dT%H:%M:%S.000+00:00", time.gmtime())
+    if st == "suspended":
+        vm["status"] = "restoring_state"
+        eng.later(vm, "up")
+    else:
+        vm["status"] = "wait_for_launch"
+        eng.later(vm, "powering_up", "up")
+    return _vm_job(eng, r, vm, "Launching", "up")
+
+
+def vm_stop(eng, r, vm, b, version):
+    if vm["status"] in ("down", "image_locked"):
+        raise Fault(409, "Cannot stop VM. VM is not running.", action=True)
+    eng.later(vm, "down", after=1)
+    return _vm_job(eng, r, vm, "Stopping", "down")
+
+
+def vm_shutdown(eng, r, vm, b, version):
+    if vm["status"] != "up":
+        raise Fault(409, "Cannot shutdown VM. VM is not running.", action=True)
+    vm["status"] = "powering_down"
+    eng.later(vm, "down", after=2)
+    return _vm_job(eng, r, vm, "Shutting down", "down")
+
+
+def vm_suspend(eng, r, vm, b, version):
+    if vm["status"] != "up":
+        raise Fault(409, "Cannot hibernate VM. VM is not up.", action=True)
+    vm["status"] = "saving_state"
+    eng.later(vm, "suspended", after=2)
+    return _vm_job(eng, r, vm, "Hibernating", "suspended")
+
+
+def vm_reboot(eng, r, vm, b, version):
+    if vm["status"] != "up":
+        raise Fault(409, "Cannot reboot VM. VM is not up.", action=True)
+    vm["status"] = "reboot_in_progress"
+    eng.later(vm, "up", after=2)
+    return _vm_job(eng, r, vm, "Rebooting", "up")
+
+
+def vm_migrate(eng, r, vm, b, version):
+    if vm["status"] != "up":
+        raise Fault(409, "Cannot migrate VM. VM is not running.", action=True)
+    target = _ref_id(eng, b.find("host"), "hosts", "VDS")
+    if target == vm["host"]:
+        raise Fault(409, "Cannot migrate VM. VM is already running on this host.", action=True)
+    if target is None:
+        target = _pick_host(eng, dict(vm, pin_host=None), exclude=vm["host"])
+    elif eng.objs["hosts"][target]["status"] != "up":
+        raise Fault(409, "Cannot migrate VM. Destination host is not up.", action=True)
+    if target is None:
+        raise Fault(409, "Cannot migrate VM. There is no host that satisfies current "
+                         "scheduling constraints.", action=True)
+    vm["status"] = "migrating"
+
+    def land(o, t=target):
+        o["host"] = t
+        o["status"] = "up"
+
+    vm["_trans"] = [(time.monotonic() + eng.step * 3, land)]
+    return _vm_job(eng, r, vm, "Migrating", "up")
+
+
+def vm_ticket(eng, r, vm, b, version):
+    t = ET.Element("ticket")
+    ET.SubElement(t, "value").text = secrets.token_hex(6)
+    ET.SubElement(t, "expiry").text = "120"
+    return 200, r.action("complete", extra=[t]), {}
+
+
+def vm_sub(eng, r, vm, rest, method, version, kind):
+    if kind == "nics":
+        if method == "GET" and not rest:
+            return 200, _collection("nic", [r.r_nic(vm, n) for n in vm["nics"]]), {}
+        if method == "POST" and not rest:
+            b = _body()
+            name = api.text(b, "name")
+            if not name:
+                raise Fault(400, "Nic [name] required for add", reason="Incomplete parameters")
+            if any(n["name"] == name for n in vm["nics"]):
+                raise Fault(409, "Cannot add Interface. The VM Network Interface name is "
+                                 "already in use.")
+            if version == "3":
+                net = _ref_id(eng, b.find("network"), "networks", "Network")
+                prof = next((p["id"] for p in eng.objs["vnicprofiles"].values()
+                             if p["network"] == net), None)
+            else:
+                prof = _ref_id(eng, b.find("vnic_profile"), "vnicprofiles", "VnicProfile")
+                net = eng.objs["vnicprofiles"][prof]["network"] if prof else None
+            n = {"id": str(uuid.uuid4()), "name": name, "mac": api.mac(b) or eng.mac(),
+                 "interface": api.text(b, "interface", "virtio"), "profile": prof,
+                 "network": net}
+            vm["nics"].append(n)
+            return 201, r.r_nic(vm, n), {}
+    if kind in ("diskattachments", "disks") and (kind == "disks") == (version == "3"):
+        disks = [eng.objs["disks"][d] for d in vm["disks"] if d in eng.objs["disks"]]
+        if method == "GET" and not rest:
+            if kind == "disks":
+                return 200, _collection("disk", [r.r_disk_v3(vm, d) for d in disks]), {}
+            return 200, _collection("disk_attachment", [
+                r.r_disk_attachment(vm, d, i) for i, d in enumerate(disks)]), {}
+        if method == "POST" and not rest:
+            b = _body()
+            d = b if kind == "disks" else b.find("disk")
+            if d is None:
+                raise Fault(400, "DiskAttachment [disk] required for add",
+                            reason="Incomplete parameters")
+            sd = _ref_id(eng, d.find("storage_domains/storage_domain"), "storagedomains",
+                         "StorageDomain")
+            if sd is None:
+                raise Fault(400, "Disk [storageDomain] required for add",
+                            reason="Incomplete parameters")
+            if eng.objs["storagedomains"][sd].get("dc_status") != "active":
+                raise Fault(409, "Cannot add Virtual Disk. Storage Domain is not active.")
+            size = int(api.text(d, "provisioned_size") or api.text(d, "size") or 0)
+            src = b
+            did = eng.add("disks", name=api.text(d, "name") or f"{vm['name']}_Disk",
+                          size=size, format=api.text(d, "format", "cow"), sd=sd,
+                          status="locked",
+                          bootable=(api.text(src, "bootable") or "false") == "true",
+                          interface=api.text(src, "interface", "virtio"))
+            eng.later(eng.objs["disks"][did], "ok")
+            vm["disks"].append(did)
+            dd = eng.objs["disks"][did]
+            out = r.r_disk_v3(vm, dd) if kind == "disks" else \
+                r.r_disk_attachment(vm, dd, len(vm["disks"]) - 1)
+            return 201, out, {}
+        if method == "DELETE" and len(rest) == 1 and rest[0] in vm["disks"]:
+            if vm["status"] != "down":
+                raise Fault(409, "Cannot remove Virtual Disk. VM is running.")
+            vm["disks"].remove(rest[0])
+            if request.args.get("detach_only") != "true":
+                eng.objs["disks"].pop(rest[0], None)
+            return 200, None, {}
+    if kind == "statistics" and method == "GET":
+        return 200, _collection("statistic", r.r_statistics(vm)), {}
+    if kind == "reporteddevices" and method == "GET" and version == "4":
+        return 200, _collection("reported_device", r.r_reported(vm)), {}
+    raise Fault(404, None)
+
+
+# -- templates, hosts, data center objects -------------------------------------------------------
+
+
+def add_template(eng, r, b, version):
+    name = api.text(b, "name")
+    if not name:
+        raise Fault(400, "Template [name] required for add", reason="Incomplete parameters")
+    vid = _ref_id(eng, b.find("vm"), "vms", "VM")
+    if vid is None:
+        raise Fault(400, "Template [vm] required for add", reason="Incomplete parameters")
+    if eng.by_name("templates", name):
+        raise Fault(409, "Cannot add Template. The Template name is already in use, please "
+                         "choose a unique name and try again.")
+    vm = eng.objs["vms"][vid]
+    if vm["status"] != "down":
+        raise Fault(409, "Cannot add Template. VM is running." if vm["status"] in VM_RUNNING
+                    else f"Cannot add Template. VM is {vm['status']}.")
+    disks = [dict(eng.objs["disks"][d]) for d in vm["disks"] if d in eng.objs["disks"]]
+    tid = eng.add("templates", name=name, status="locked", memory=vm["memory"],
+                  sockets=vm["sockets"], cores=vm["cores"], cluster=vm["cluster"], vm=vid,
+                  disks=disks, nics=[{k: n[k] for k in ("name", "interface", "profile",
+                                                         "network")} for n in vm["nics"]])
+    vm["status"] = "image_locked"
+    eng.later(vm, "down", after=3)
+    eng.later(eng.objs["templates"][tid], "ok", after=3)
+    return 202, r.r_template(eng.objs["templates"][tid]), {}
+
+
+def remove_template(eng, r, t, version):
+    if t["id"] == BLANK_ID:
+        raise Fault(409, "Cannot remove Template. Blank Template cannot be removed.")
+    if any(v["template"] == t["id"] for v in eng.objs["vms"].values()):
+        raise Fault(409, "Cannot remove Template. The following VMs are based on it.")
+    del eng.objs["templates"][t["id"]]
+    return 200, None, {}
+
+
+def add_host(eng, r, b, version):
+    name = api.text(b, "name")
+    if not name or not api.text(b, "address"):
+        raise Fault(400, "Host [name|address] required for add", reason="Incomplete parameters")
+    if eng.by_name("hosts", name):
+        raise Fault(409, "Cannot add Host. The Host name is already in use, please choose a "
+                         "unique name and try again.")
+    cl = _ref_id(eng, b.find("cluster"), "clusters", "Cluster")
+    if cl is None:
+        raise Fault(400, "Host [cluster] required for add", reason="Incomplete parameters")
+    if not api.text(b, "root_password"):
+        raise Fault(400, "Host [rootPassword] required for add", reason="Incomplete parameters")
+    hid = eng.add("hosts", name=name, address=api.text(b, "address"), status="installing",
+                  cluster=cl, memory=16 * GIB)
+    eng.later(eng.objs["hosts"][hid], "initializing", "up", after=2)
+    return 201, r.r_host(eng.objs["hosts"][hid]), {"Location": r.href("hosts", hid)}
+
+
+def remove_host(eng, r, h, version):
+    if h["status"] not in ("maintenance", "pending_approval", "install_failed", "down"):
+        raise Fault(409, "Cannot remove Host. Host must be in Maintenance mode first.")
+    del eng.objs["hosts"][h["id"]]
+    return 200, None, {}
+
+
+def host_activate(eng, r, h, b, version):
+    if h["status"] == "up":
+        raise Fault(409, "Cannot activate Host. Host is already Up.", action=True)
+    if h["status"] != "maintenance":
+        raise Fault(409, f"Cannot activate Host. Host is {h['status']}.", action=True)
+    h["status"] = "activating" if False else "initializing"
+    eng.later(h, "up")
+    return 200, r.action("complete"), {}
+
+
+def host_deactivate(eng, r, h, b, version):
+    if h["status"] == "maintenance":
+        raise Fault(409, "Cannot switch Host to Maintenance mode. Host is already in "
+                         "Maintenance mode.", action=True)
+    if any(v.get("host") == h["id"] and v["status"] in VM_RUNNING
+           for v in eng.objs["vms"].values()):
+        raise Fault(409, "Cannot switch Host to Maintenance mode. Host has running VMs and "
+                         "no host to migrate them to.", action=True)
+    h["status"] = "preparing_for_maintenance"
+    eng.later(h, "maintenance")
+    return 200, r.action("complete"), {}
+
+
+def host_approve(eng, r, h, b, version):
+    if h["status"] != "pending_approval":
+        raise Fault(409, f"Cannot approve Host. Host is {h['status']}.", action=True)
+    cl = _ref_id(eng, b.find("cluster"), "clusters", "Cluster")
+    if cl:
+        h["cluster"] = cl
+    h["status"] = "installing"
+    eng.later(h, "initializing", "up")
+    return 200, r.action("complete"), {}
+
+
+def host_sub(eng, r, h, rest, method, version, kind):
+    if kind == "nics" and method == "GET" and not rest:
+        return 200, _collection("host_nic", [r.r_host_nic(h)]), {}
+    raise Fault(404, None)
+
+
+def add_dc(eng, r, b, version):
+    name = api.text(b, "name")
+    if not name:
+        raise Fault(400, "DataCenter [name] required for add", reason="Incomplete parameters")
+    if eng.by_name("datacenters", name):
+        raise Fault(409, "Cannot create Data Center. The Data Center name is already in use.")
+    local = api.text(b, "local") == "true" or api.text(b, "storage_type") == "localfs"
+    did = eng.add("datacenters", name=name, status="uninitialized", local=local)
+    return 201, r.r_data_center(eng.objs["datacenters"][did]), {}
+
+
+def remove_dc(eng, r, dc, version):
+    if any(c["data_center"] == dc["id"] for c in eng.objs["clusters"].values()) and \
+            request.args.get("force") != "true":
+        raise Fault(409, "Cannot remove Data Center. There are clusters in it.")
+    if any(s.get("data_center") == dc["id"] for s in eng.objs["storagedomains"].values()):
+        raise Fault(409, "Cannot remove Data Center. Storage domains are attached to it.")
+    del eng.objs["datacenters"][dc["id"]]
+    return 200, None, {}
+
+
+def dc_sub(eng, r, dc, rest, method, version, kind):
+    if kind != "storagedomains":
+        raise Fault(404, None)
+    sds = [s for s in eng.objs["storagedomains"].values() if s.get("data_center") == dc["id"]]
+    dch = r.href("datacenters", dc["id"])
+    if not rest and method == "GET":
+        return 200, _collection("storage_domain", [
+            r.r_storage_domain(s, f"{dch}/storagedomains/{s['id']}") for s in sds]), {}
+    if not rest and method == "POST":
+        sid = _ref_id(eng, _body(), "storagedomains", "StorageDomain")
+        s = eng.objs["storagedomains"][sid]
+        if s.get("data_center"):
+            raise Fault(409, "Cannot attach Storage. Storage Domain is already attached to a "
+                             "Data Center.")
+        if bool(dc["local"]) != (s["storage_type"] == "localfs"):
+            raise Fault(409, "Cannot attach Storage. Storage Domain type does not match the "
+                             "Data Center type.")
+        s["data_center"], s["dc_status"] = dc["id"], "locked"
+        eng.later(s, lambda o: o.update(dc_status="active"))
+        dc["status"] = "up"
+        return 201, r.r_storage_domain(s, f"{dch}/storagedomains/{sid}"), {}
+    s = eng.objs["storagedomains"].get(rest[0]) if rest else None
+    if s is None or s.get("data_center") != dc["id"]:
+        raise Fault(404, None)
+    if len(rest) == 1 and method == "GET":
+        return 200, r.r_storage_domain(s, f"{dch}/storagedomains/{s['id']}"), {}
+    if len(rest) == 1 and method == "DELETE":
+        if s["dc_status"] != "maintenance":
+            raise Fault(409, "Cannot detach Storage. Storage Domain status is not Maintenance.")
+        s["data_center"], s["dc_status"] = None, None
+        return 200, None, {}
+    if len(rest) == 2 and method == "POST" and rest[1] in ("activate", "deactivate"):
+        if rest[1] == "activate":
+            if s["dc_status"] == "active":
+                raise Fault(409, "Cannot activate Storage. Storage Domain is already active.",
+                            action=True)
+            s["dc_status"] = "activating"
+            eng.later(s, lambda o: o.update(dc_status="active"))
+        else:
+            if s["dc_status"] != "active":
+                raise Fault(409, "Cannot deactivate Storage. Storage Domain is not active.",
+                            action=True)
+            if any(eng.objs["vms"][v]["status"] in VM_RUNNING for v in eng.objs["vms"]
+                   if any(eng.objs["disks"].get(d, {}).get("sd") == s["id"]
+                          for d in eng.objs["vms"][v]["disks"])):
+                raise Fault(409, "Cannot deactivate Storage. Running VMs use disks on it.",
+                            action=True)
+            s["dc_status"] = "preparing_for_maintenance"
+            eng.later(s, lambda o: o.update(dc_status="maintenance"))
+        return 200, r.action("complete"), {}
+    raise Fault(404, None)
+
+
+def add_cluster(eng, r, b, version):
+    name = api.text(b, "name")
+    if not name:
+        raise Fault(400, "Cluster [name] required for add", reason="Incomplete parameters")
+    if eng.by_name("clusters", name):
+        raise Fault(409, "Cannot create Cluster. Cluster name is already in use.")
+    dc = _ref_id(eng, b.find("data_center"), "datacenters", "DataCenter")
+    if dc is None:
+        raise Fault(400, "Cluster [dataCenter] required for add", reason="Incomplete parameters")
+    cpu = b.find("cpu")
+    cpu_type = (cpu.get("id") or api.text(cpu, "type")) if cpu is not None else None
+    mgmt = next((n["id"] for n in eng.objs["networks"].values()
+                 if n["data_center"] == dc and n["name"] == "ovirtmgmt"), None)
+    cid = eng.add("clusters", name=name, data_center=dc, cpu_type=cpu_type or "Intel Penryn Family",
+                  networks=[mgmt] if mgmt else [])
+    return 201, r.r_cluster(eng.objs["clusters"][cid]), {}
+
+
+def remove_cluster(eng, r, c, version):
+    if any(h.get("cluster") == c["id"] for h in eng.objs["hosts"].values()) or \
+            any(v["cluster"] == c["id"] for v in eng.objs["vms"].values()):
+        raise Fault(409, "Cannot remove Cluster. Host Cluster contains one or more Hosts or "
+                         "VMs.")
+    del eng.objs["clusters"][c["id"]]
+    return 200, None, {}
+
+
+def cluster_sub(eng, r, c, rest, method, version, kind):
+    if kind != "networks":
+        raise Fault(404, None)
+    if not rest and method == "GET":
+        return 200, _collection("network", [r.r_network(eng.objs["networks"][n])
+                                            for n in c["networks"] if n in eng.objs["networks"]]), {}
+    if not rest and method == "POST":
+        nid = _ref_id(eng, _body(), "networks", "Network")
+        if nid in c["networks"]:
+            raise Fault(409, "Cannot add Network. The Network is already attached to the "
+                             "Cluster.")
+        if eng.objs["networks"][nid]["data_center"] != c["data_center"]:
+            raise Fault(409, "Cannot add Network. The Network belongs to another Data Center.")
+        c["networks"].append(nid)
+        return 201, r.r_network(eng.objs["networks"][nid]), {}
+    if len(rest) == 1 and method == "DELETE" and rest[0] in c["networks"]:
+        c["networks"].remove(rest[0])
+        return 200, None, {}
+    raise Fault(404, None)
+
+
+def add_network(eng, r, b, version):
+    name = api.text(b, "name")
+    dc = _ref_id(eng, b.find("data_center"), "datacenters", "DataCenter")
+    if not name or dc is None:
+        raise Fault(400, "Network [name|dataCenter] required for add",
+                    reason="Incomplete parameters")
+    if any(n["name"] == name and n["data_center"] == dc for n in eng.objs["networks"].values()):
+        raise Fault(409, "Cannot create Network. The Network name is already in use.")
+    vl = b.find("vlan")
+    vlan = (vl.get("id") or api.text(vl, "id")) if vl is not None else None
+    nid = eng.add("networks", name=name, data_center=dc, vlan=vlan)
+    eng.add("vnicprofiles", name=name, network=nid)
+    return 201, r.r_network(eng.objs["networks"][nid]), {}
+
+
+def remove_network(eng, r, n, version):
+    if any(n["id"] in c["networks"] for c in eng.objs["clusters"].values()):
+        raise Fault(409, "Cannot remove Network. The Network is attached to a Cluster.")
+    for pid in [p for p, v in eng.objs["vnicprofiles"].items() if v["network"] == n["id"]]:
+        del eng.objs["vnicprofiles"][pid]
+    del eng.objs["networks"][n["id"]]
+    return 200, None, {}
+
+
+def add_sd(eng, r, b, version):
+    name = api.text(b, "name")
+    st = b.find("storage")
+    if not name or st is None or not api.text(st, "type") or not api.text(st, "path"):
+        raise Fault(400, "StorageDomain [name|storage.type|storage.path] required for add",
+                    reason="Incomplete parameters")
+    hid = _ref_id(eng, b.find("host"), "hosts", "VDS")
+    if hid is None:
+        raise Fault(400, "StorageDomain [host] required for add", reason="Incomplete parameters")
+    if eng.by_name("storagedomains", name):
+        raise Fault(409, "Cannot add Storage. The Storage Domain name is already in use.")
+    kind = api.text(st, "type")
+    if kind not in ("nfs", "localfs"):
+        raise Fault(400, f"Invalid value: {kind} is not a member of StorageType",
+                    reason="Invalid value")
+    if kind == "nfs" and not api.text(st, "address"):
+        raise Fault(400, "StorageDomain [storage.address] required for add",
+                    reason="Incomplete parameters")
+    sid = eng.add("storagedomains", name=name, storage_type=kind, address=api.text(st, "address"),
+                  path=api.text(st, "path"), data_center=None, dc_status=None)
+    return 201, r.r_storage_domain(eng.objs["storagedomains"][sid]), {}
+
+
+def remove_sd(eng, r, s, version):
+    if s.get("data_center"):
+        raise Fault(409, "Cannot remove Storage. Storage Domain is attached to a Data Center.")
+    del eng.objs["storagedomains"][s["id"]]
+    return 200, None, {}
+
+
+def _nope(*a):
+    raise Fault(405, None)
+
+
+def update_simple(eng, r, o, b, version):
+    if api.text(b, "name"):
+        o["name"] = api.text(b, "name")
+    return 200, r.r_host(o) if "address" in o else r.obj("clusters", o), {}
+
+
+ADD = {"vms": add_vm, "templates": add_template, "hosts": add_host, "datacenters": add_dc,
+       "clusters": add_cluster, "networks": add_network, "storagedomains": add_sd,
+       "vnicprofiles": _nope, "jobs": _nope, "disks": _nope}
+UPDATE = {"vms": update_vm}
+UPDATE.update({k: _nope for k in COLL if k != "vms"})
+REMOVE = {"vms": remove_vm, "templates": remove_template, "hosts": remove_host,
+          "datacenters": remove_dc, "clusters": remove_cluster, "networks": remove_network,
+          "storagedomains": remove_sd, "vnicprofiles": _nope, "jobs": _nope, "disks": _nope}
+ACTIONS = {("vms", "start"): vm_start, ("vms", "stop"): vm_stop,
+           ("vms", "shutdown"): vm_shutdown, ("vms", "suspend"): vm_suspend,
+           ("vms", "reboot"): vm_reboot, ("vms", "migrate"): vm_migrate,
+           ("vms", "ticket"): vm_ticket, ("hosts", "activate"): host_activate,
+           ("hosts", "deactivate"): host_deactivate, ("hosts", "approve"): host_approve}
+
+
+class _Sub(dict):
+    def __missing__(self, key):
+        coll, kind = key
+        fn = {"vms": vm_sub, "hosts": host_sub, "datacenters": dc_sub,
+              "clusters": cluster_sub}.get(coll)
+        if fn is None:
+            return lambda *a: (_ for _ in ()).throw(Fault(404, None))
+        return lambda eng, r, o, rest, method, version: fn(eng, r, o, rest, method, version,
+                                                           kind)
+
+
+SUB = _Sub()
+
+
+# -- serving -----------------------------------------------------------------------------------
+
+
+class Server:
+    """The simulator on a loopback port in a background thread (tests)."""
+
+    def __init__(self, engine: Engine, port: int = 0, ssl_context=None,
+                 host: str = "127.0.0.1") -> None:
+        from werkzeug.serving import WSGIRequestHandler, make_server
+
+        class Quiet(WSGIRequestHandler):
+            def log_request(self, *a, **k):
+                pass
+
+        self.engine = engine
+        self.httpd = make_server(host, port, create_app(engine), threaded=True,
+                                 ssl_context=ssl_context, request_handler=Quiet)
+        self.port = self.httpd.server_port
+        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
+
+    def __enter__(self) -> Server:
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.httpd.shutdown()
+        self.httpd.server_close()
+
+
+def self_signed(tmpdir: Path, names=("localhost", "127.0.0.1")) -> tuple[Path, Path, Path]:
+    """A test CA and a server certificate it signed for *names*: (ca.pem, cert.pem, key.pem),
+    made with the ``cryptography`` package."""
+    import datetime
+    import ipaddress
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    now = datetime.datetime.now(datetime.UTC)
+    ca_key = ec.generate_private_key(ec.SECP256R1())
+    ca_name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "ovirt-sim test CA")])
+    ca = (x509.CertificateBuilder().subject_name(ca_name).issuer_name(ca_name)
+          .public_key(ca_key.public_key()).serial_number(x509.random_serial_number())
+          .not_valid_before(now - datetime.timedelta(minutes=5))
+          .not_valid_after(now + datetime.timedelta(days=2))
+          .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+          .add_extension(x509.KeyUsage(digital_signature=True, key_cert_sign=True, crl_sign=True,
+                                       content_commitment=False, key_encipherment=False,
+                                       data_encipherment=False, key_agreement=False,
+                                       encipher_only=False, decipher_only=False), critical=True)
+          .sign(ca_key, hashes.SHA256()))
+    key = ec.generate_private_key(ec.SECP256R1())
+    sans = []
+    for n in names:
+        try:
+            sans.append(x509.IPAddress(ipaddress.ip_address(n)))
+        except ValueError:
+            sans.append(x509.DNSName(n))
+    cert = (x509.CertificateBuilder()
+            .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, names[0])]))
+            .issuer_name(ca_name).public_key(key.public_key())
+            .serial_number(x509.random_serial_number())
+            .not_valid_before(now - datetime.timedelta(minutes=5))
+            .not_valid_after(now + datetime.timedelta(days=2))
+            .add_extension(x509.SubjectAlternativeName(sans), critical=False)
+            .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
+            .sign(ca_key, hashes.SHA256()))
+    tmpdir = Path(tmpdir)
+    tmpdir.mkdir(parents=True, exist_ok=True)
+    paths = tmpdir / "ca.pem", tmpdir / "cert.pem", tmpdir / "key.pem"
+    paths[0].write_bytes(ca.public_bytes(serialization.Encoding.PEM))
+    paths[1].write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    paths[2].write_bytes(key.private_bytes(serialization.Encoding.PEM,
+                                           serialization.PrivateFormat.PKCS8,
+                                           serialization.NoEncryption()))
+    return paths
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m tests.simulators.ovirt --port N [--tls] [--password P] [--api 4|3|both]``"""
+    import ssl
+    import tempfile
+
+    p = argparse.ArgumentParser(prog="python -m tests.simulators.ovirt",
+                                description="Simulated oVirt / RHEV-M engine (admin@internal).")
+    p.add_argument("--port", type=int, required=True)
+    p.add_argument("--host", default="127.0.0.1")
+    p.add_argument("--tls", action="store_true", help="serve HTTPS with a fresh test CA "
+                   "(its path is printed; also served at /ovirt-engine/services/pki-resource)")
+    p.add_argument("--password", default="password")
+    p.add_argument("--api", choices=("4", "3", "both"), default="4")
+    p.add_argument("--step", type=float, default=0.5, help="seconds between state changes")
+    a = p.parse_args(argv)
+    ctx = None
+    ca_pem = None
+    if a.tls:
+        d = Path(tempfile.mkdtemp(prefix="ovirt-sim-"))
+        ca, cert, key = self_signed(d, ("localhost", a.host))
+        ca_pem = ca.read_bytes()
+        ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        ctx.load_cert_chain(cert, key)
+        print(f"CA certificate: {ca}", flush=True)
+    eng = Engine(password=a.password, step=a.step, api_mode=a.api, ca_pem=ca_pem)
+    srv = Server(eng, a.port, ctx, a.host)
+    base = "/api" if a.api == "3" else V4
+    print(f"serving {'https' if a.tls else 'http'}://{a.host}:{srv.port}{base}", flush=True)
+    try:
+        srv.httpd.serve_forever()
+    except KeyboardInterrupt:
+        pass
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
+
+
+class TlsEngine:
+    """A simulated engine on loopback HTTPS with a fresh test CA, for tests:
+    ``with TlsEngine(tmp_path) as t: t.url, t.ca, t.engine``."""
+
+    def __init__(self, tmpdir: Path, api_mode: str = "4", password: str = "password",
+                 step: float = 0.02) -> None:
+        import ssl
+
+        self.ca, cert, key = self_signed(Path(tmpdir) / f"pki-{secrets.token_hex(3)}")
+        ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        ctx.load_cert_chain(cert, key)
+        self.engine = Engine(password=password, step=step, api_mode=api_mode,
+                             ca_pem=self.ca.read_bytes())
+        self.server = Server(self.engine, 0, ctx)
+        self.path = "/api" if api_mode == "3" else V4
+        self.url = f"https://127.0.0.1:{self.server.port}{self.path}"
+
+    def __enter__(self) -> TlsEngine:
+        self.server.__enter__()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.server.__exit__(*exc)

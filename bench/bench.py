@@ -415,6 +415,9 @@ def main() -> int:
         work = Path(tmp)
         cold_start(t, work, runs, hyperfine)
         fanout(t, work, args.quick)
+        import nodeset_bench  # bench/nodeset_bench.py
+
+        nodeset_bench.run(t, work)
     t.emit("")
     t.emit(f"bench took {time.monotonic() - t0:.0f} s; commands run with byte-code caches "
            "(PYTHONDONTWRITEBYTECODE unset for them)")

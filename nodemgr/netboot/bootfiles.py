@@ -244,6 +244,7 @@ class TftpTree:
     def __init__(self, root: str) -> None:
         self.root = os.path.abspath(root)
         self._aliases: dict[str, dict[str, set[str]]] = {}
+        self._owner: dict[str, dict[str, str]] = {}
         self._made: set[str] = set()
         self._suffix = f".tmp{os.getpid()}"
 
@@ -283,6 +284,7 @@ class TftpTree:
                 if target.startswith(prefix) and "/" not in target[len(prefix):]:
                     amap.setdefault(target[len(prefix):], set()).add(f"{adir}/{e.name}")
         self._aliases[family] = amap
+        self._owner[family] = {a: n for n, links in amap.items() for a in links}
         return amap
 
     # -- primitives -------------------------------------------------------------------
@@ -338,14 +340,18 @@ class TftpTree:
         # aliases first: a brand-new alias dangles for an instant (= "no file"), never
         # shows another node's file; the node file's rename is the switch-over point
         amap = self._alias_map(fam)
+        owner = self._owner[fam]
         for a in wanted:
             self.link(a, prefix + spec.node)
-            for other in amap.values():
-                other.discard(a)
+            prev = owner.get(a)
+            if prev is not None and prev != spec.node:
+                amap.get(prev, set()).discard(a)
+            owner[a] = spec.node
         self.write_file(main, text)
         mine = amap.setdefault(spec.node, set())
         for stale in mine - set(wanted):
             self._unlink(stale)
+            owner.pop(stale, None)
         mine.clear()
         mine.update(wanted)
         for other_fam in _DIRS:
@@ -358,8 +364,10 @@ class TftpTree:
         if not os.path.isdir(self.path(ndir)):
             return
         amap = self._alias_map(fam)
+        owner = self._owner[fam]
         for a in amap.pop(node, set()):
             self._unlink(a)
+            owner.pop(a, None)
         self._unlink(f"{ndir}/{node}")
 
     def remove(self, node: str) -> None:

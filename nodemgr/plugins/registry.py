@@ -27,6 +27,7 @@ BUILTIN: dict[str, tuple[str, str]] = {
     "libvirt": ("nodemgr.plugins.libvirt", "LibvirtDriver"),
     "kvm": ("nodemgr.plugins.libvirt", "LibvirtDriver"),
     "fake": ("nodemgr.plugins.fake", "FakeDriver"),
+    "rhevm": ("nodemgr.plugins.rhevm", "RhevmDriver"),
     "xen": ("nodemgr.plugins.xen", "XenDriver"),
 }
 

@@ -35,6 +35,7 @@ COMMANDS = {
     "cfgve": "nodemgr.cli.rhevcmds:cfgve",
     "chhypervisor": "nodemgr.cli.rhevcmds:chhypervisor",
     "rmhypervisor": "nodemgr.cli.rhevcmds:rmhypervisor",
+    "discoverip": "nodemgr.cli.discovercmds:discoverip",
 }
 
 

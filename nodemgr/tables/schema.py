@@ -441,6 +441,17 @@ TABLES: dict[str, TableSchema] = {
            authmethod="Authentication method of the pool user (default ssh).",
            snmpagents="SNMP agents holding the subnet's neighbour table: "
            "host[:port][@v2c|@v3], '|'-separated; credentials from passwd (key snmp)."),
+        _t("ipdiscovery", "node mac ip via switchport age discovered", nodecol="node",
+           description="nodemgr: the last MAC->IP answer discoverip wrote into hosts.ip, "
+           "with where it came from and how old it was.",
+           node=_NODE,
+           mac="The MAC address that was looked up.",
+           ip="The address found (also written to hosts.ip).",
+           via="Who answered: an SNMP agent host:port, or neigh:<interface> for the local "
+           "neighbour table.",
+           switchport="Switch port of the MAC from BRIDGE-MIB/Q-BRIDGE-MIB, with its agent.",
+           age="Seconds since the answering table last updated the entry, when it says.",
+           discovered="UTC time of the answer, YYYY-MM-DDTHH:MM:SSZ."),
     )
 }
 

@@ -216,9 +216,22 @@ def _getca(target, out_path: str) -> int:
     with os.fdopen(fd, "wb") as f:
         f.write(pem)
     os.replace(tmp, out_path)
-    print(f"{target.node}: CA certificate written to {out_path}; set hostconn.options "
-          f"ca_file={out_path}")
+    fingerprint = _fingerprint(pem)
+    print(f"{target.node}: CA certificate written to {out_path} (SHA-256 {fingerprint}: "
+          f"compare it with the engine's); set hostconn.options ca_file={out_path}")
     return 0
+
+
+def _fingerprint(pem: bytes) -> str:
+    """SHA-256 fingerprint (``AB:CD:...``) of the first certificate in *pem*."""
+    import hashlib
+    import ssl
+
+    text = pem.decode("ascii", "replace")
+    start = text.index("-----BEGIN CERTIFICATE-----")
+    end = text.index("-----END CERTIFICATE-----", start) + len("-----END CERTIFICATE-----")
+    digest = hashlib.sha256(ssl.PEM_cert_to_DER_cert(text[start:end])).hexdigest().upper()
+    return ":".join(digest[i:i + 2] for i in range(0, len(digest), 2))
 
 
 # -- chhypervisor / rmhypervisor ---------------------------------------------------------------

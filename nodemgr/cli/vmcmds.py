@@ -183,12 +183,19 @@ options:
   --mem SIZE                 memory (bare number = MiB; 4G accepted); written to vm.memory
   --cpus N                   virtual CPUs; written to vm.cpus
   -f, --force                replace an existing definition and existing disk files
+  --bootparams KEY=VALUE ...  parameters the guest reads at first boot, kept in the
+                             vmbootparams table (replacing what was there): ip
+                             (address/prefix or dhcp: how the VM's address is set),
+                             gateway, dns, hostname, any other key. Oracle VM: written
+                             to the VM's Bootparams.img; libvirt: a cloud-init NoCloud
+                             disk (label cidata) attached as the cdrom
 
 Silent on success (like xCAT).
 
 examples:
   mkvm vm1 -s 20G
   mkvm 'vm[1-4]' -s 10G,2G --mem 2048 --cpus 2
+  mkvm web1 --bootparams ip=10.0.0.5/24 gateway=10.0.0.1 dns=10.0.0.1 role=web
 """ + EXIT
 
 
@@ -202,30 +209,42 @@ def mkvm(argv: list[str]) -> int:
     p.add_argument("--mem")
     p.add_argument("--cpus")
     p.add_argument("-f", "--force", action="store_true")
+    p.add_argument("--bootparams", nargs="+", action="extend", metavar="KEY=VALUE")
     _common(p)
     a = p.parse_args(argv)
+    boot = None
+    if a.bootparams:
+        from nodemgr.bootparams import format_column, parse_pairs
+
+        boot = parse_pairs(a.bootparams)
     sizes = parse_sizes_mib(a.size, "G") if a.size else []
     mem = parse_size_mib(a.mem, "M") if a.mem else None
     if a.cpus is not None and (not a.cpus.isdigit() or int(a.cpus) < 1):
         raise UsageError(f"invalid --cpus '{a.cpus}' (a whole number of at least 1)")
     cpus = int(a.cpus) if a.cpus else None
     ctx = Ctx("mkvm", a.noderange, argv, a.json)
-    from nodemgr.vmspec import fill_identity, vm_targets
+    from nodemgr.vmspec import MANAGER_DRIVERS, fill_identity, vm_targets
 
     res = ctx.resolved()
     targets = vm_targets(res, disk_sizes_mib=sizes, memory_mib=mem, cpus=cpus, need_host=False)
     adopted = _adopt_hosts(ctx, res, targets)
     for t in targets:
         if t.endpoint is None and t.error is None:
-            t.error = "vm.host is not set (and no vm.migrationdest to choose from)"
+            t.error = ("vm.mgr is not set (the managing engine)" if t.driver in MANAGER_DRIVERS
+                       else "vm.host is not set (and no vm.migrationdest to choose from)")
     identity = {}
     for t in targets:
         if t.spec is not None and t.error is None:
-            identity[t.node] = fill_identity(res, t.spec)
+            # a manager (RHEV-M) assigns MACs and the VM id itself; its driver returns them
+            identity[t.node] = ({} if t.driver in MANAGER_DRIVERS
+                                else fill_identity(res, t.spec))
             if mem:
                 identity[t.node]["vm.memory"] = str(mem)
             if cpus:
                 identity[t.node]["vm.cpus"] = str(cpus)
+            if boot is not None:
+                t.spec.bootparams = dict(boot)
+                identity[t.node]["vmbootparams.params"] = format_column(boot)
             identity[t.node].update(adopted.get(t.node, {}))
     results = ctx.stream(targets, lambda drv, group: drv.create([t.spec for t in group],
                                                                 force=a.force))
@@ -422,7 +441,8 @@ RMIGRATE_HELP = """\
 Live-migrate virtual machines to another hypervisor.
 
 The target is the given hypervisor node, else the host in vm.migrationdest (a noderange)
-with the most free memory, skipping the current host and unreachable ones. vm.host is
+with the most free memory, skipping the current host and unreachable ones; for a VM
+managed by RHEV-M (nodehm.mgt=rhevm) with neither, the engine chooses the host. vm.host is
 changed only after the VM is verified running on the target. Migrations run one at a
 time, as xCAT does. Shared storage (or diskless guests) is a prerequisite.
 
@@ -445,7 +465,7 @@ def rmigrate(argv: list[str]) -> int:
     _common(p)
     a = p.parse_args(argv)
     ctx = Ctx("rmigrate", a.noderange, argv, a.json)
-    from nodemgr.vmspec import host_endpoint, vm_targets
+    from nodemgr.vmspec import MANAGER_DRIVERS, host_endpoint, vm_targets
 
     res = ctx.resolved()
     if a.target:
@@ -458,7 +478,10 @@ def rmigrate(argv: list[str]) -> int:
         if t.error or t.endpoint is None:
             continue
         target = a.target or _pick_host(ctx, res, t.node, exclude=t.endpoint.host)
-        if not target:
+        if not target and t.driver in MANAGER_DRIVERS and \
+                not res.attrs[t.node].get("vm.migrationdest"):
+            dest[t.node] = None  # no target named: the manager (RHEV-M) chooses the host
+        elif not target:
             local[t.node] = _result(t.node, "Unable to identify a suitable target host for "
                                     f"guest {t.node}", ok=False)
         elif target == t.endpoint.host:
@@ -472,7 +495,7 @@ def rmigrate(argv: list[str]) -> int:
 
     results = []
     for r in ctx.stream(targets, call, local, maxp=1):
-        if not r.ok and a.force and r.node in dest and r.data.get("error") in ("Unreachable",
+        if not r.ok and a.force and dest.get(r.node) and r.data.get("error") in ("Unreachable",
                                                                               "Timeout"):
             r = _result(r.node, f"migrated to {dest[r.node].host}",
                         **{"vm.host": dest[r.node].host})
@@ -554,7 +577,7 @@ def clonevm(argv: list[str]) -> int:
     _common(p)
     a = p.parse_args(argv)
     ctx = Ctx("clonevm", a.noderange, argv, a.json)
-    from nodemgr.vmspec import fill_identity, vm_targets
+    from nodemgr.vmspec import MANAGER_DRIVERS, driver_of, fill_identity, vm_targets
 
     res = ctx.resolved()
     if a.make:
@@ -590,11 +613,15 @@ def clonevm(argv: list[str]) -> int:
         return ctx.out.exit_code
 
     master = ctx.store.get("vmmaster", {"name": a.base})
-    if master is None:
+    managed = {n for n in ctx.nodes if driver_of(res.attrs[n]) in MANAGER_DRIVERS}
+    if master is None and len(managed) < len(ctx.nodes):
         raise UsageError(f"no master named '{a.base}' in the vmmaster table")
+    master = master or {}  # a manager's template: the manager checks the name
     mdata = ctx.store.get("kvm_masterdata", {"name": a.base})
     mxml = mdata["xml"] if mdata else None
     for node in ctx.nodes:  # a VM without its own nics/storage takes the master's
+        if node in managed:
+            continue  # a manager's template carries its own disks and NICs
         at = res.attrs[node]
         for col in ("nics", "storage", "storagemodel"):
             if not at.get(f"vm.{col}") and master.get(col):
@@ -603,7 +630,8 @@ def clonevm(argv: list[str]) -> int:
     identity = {}
     for t in targets:
         if t.spec is not None and t.error is None:
-            identity[t.node] = fill_identity(res, t.spec)
+            identity[t.node] = ({} if t.driver in MANAGER_DRIVERS
+                                else fill_identity(res, t.spec))
             if not a.detached:
                 identity[t.node]["vm.master"] = a.base
     results = ctx.stream(targets, lambda drv, group: drv.clone_from_master(

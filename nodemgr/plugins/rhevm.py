@@ -304,8 +304,9 @@ class RhevmDriver(HypervisorDriver):
             macs = self._add_devices(spec, vm_id)
         except DriverError as exc:
             raise type(exc)(f"VM created but not completed: {exc}") from None
-        return NodeResult(spec.node, updates=self._mac_updates(spec, macs),
-                          data={"id": vm_id})
+        updates = self._mac_updates(spec, macs)
+        updates["vpd.uuid"] = vm_id  # the engine's id identifies the VM from now on
+        return NodeResult(spec.node, updates=updates, data={"id": vm_id})
 
     def remove(self, specs: Sequence[VmSpec], *, force: bool = False,
                purge: bool = False) -> Iterator[NodeResult]:
@@ -315,12 +316,19 @@ class RhevmDriver(HypervisorDriver):
             if force and status(vm) not in ("down",):
                 self._action(f"vms/{vid}/stop", el("action", children=[el("force", "true")]))
                 self._wait(f"vms/{vid}", {"down"}, f"VM {spec.node}")
+            # disks: kept (detached, as floating disks of their storage domain) unless
+            # purge; v4 query parameters, v3 the <action> body xCAT sent
             if self.v3:
-                body = el("action", children=[el("force", "true")]) if force else el("action")
-                self.engine.request("DELETE", f"vms/{vid}", body)
+                kids = [el("force", "true")] if force else []
+                if not purge:
+                    kids.append(el("vm", children=[el("disks", children=[
+                        el("detach_only", "true")])]))
+                self.engine.request("DELETE", f"vms/{vid}", el("action", children=kids))
             else:
-                self.engine.request("DELETE", f"vms/{vid}",
-                                    params={"force": "true"} if force else None)
+                params = {"detach_only": "false" if purge else "true"}
+                if force:
+                    params["force"] = "true"
+                self.engine.request("DELETE", f"vms/{vid}", params=params)
             return NodeResult(spec.node)
 
         return self._results(specs, one)

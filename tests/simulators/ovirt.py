@@ -45,12 +45,84 @@ V4 = "/ovirt-engine/api"
 GIB = 1024 ** 3
 
 
+#: Typos in the official documentation examples (ovirt-engine-api-model@4fb1a804), kept
+#: verbatim in the fixtures and repaired here, exactly and only where they occur:
+#: file -> [(as printed in the docs, repaired)]
+DOC_TYPOS = {
+    "model_docs/vm_start_cloud_init.http": [("<gateway>192.168.0.1</netmask>",
+                                             "<gateway>192.168.0.1</gateway>")],
+    "model_docs/vms_add_from_template_clone.http": [("myvm<name>", "myvm</name>"),
+                                                    ("mytemplate<name>", "mytemplate</name>"),
+                                                    ("mycluster<name>", "mycluster</name>")],
+}
+
+
+def split_http(text: str, name: str = "") -> dict:
+    """Split a documentation ``.http`` example into its parts.
+
+    Format (as extracted from ovirt-engine-api-model): an optional request line
+    (``POST /ovirt-engine/api/vms HTTP/1.1``) with headers, then XML documents whose root
+    elements start in column 0; an ``HTTP/1.1 201 Created`` status line (plus headers)
+    marks the documents after it as the response. Without a status line, two documents are
+    request and response; a single one is the response of a GET and the request otherwise.
+    Lines holding only ``...`` (the docs' ellipsis) are dropped; :data:`DOC_TYPOS` are
+    repaired.
+
+    Returns:
+        ``{"method": str|None, "path": str|None, "status": int|None,
+        "request": Element|None, "response": Element|None}``.
+    Raises:
+        xml.etree.ElementTree.ParseError: a body that is not well-formed.
+    """
+    for wrong, right in DOC_TYPOS.get(name, []):
+        text = text.replace(wrong, right)
+    method = path = status = None
+    docs: list[tuple[bool, list[str]]] = []  # (after a status line, lines)
+    in_response = False
+    cur: list[str] | None = None
+    for line in text.splitlines():
+        if line.strip() == "...":
+            continue
+        if cur is None and line.startswith("HTTP/1."):
+            in_response, status = True, int(line.split()[1])
+            continue
+        if cur is None and method is None and not docs and re.match(r"[A-Z]+ /", line):
+            method, path = line.split()[:2]
+            continue
+        if cur is None:
+            if line.startswith("<") and not line.startswith("</"):
+                cur = [line]
+                docs.append((in_response, cur))
+                if line.rstrip().endswith("/>") and line.count("<") == 1:
+                    cur = None
+            continue  # headers and blank lines between documents
+        cur.append(line)
+        if line.startswith("</"):
+            cur = None
+    parsed = [(resp, ET.fromstring("\n".join(lines).strip())) for resp, lines in docs]
+    request_doc = next((x for resp, x in parsed if not resp), None)
+    response_doc = next((x for resp, x in parsed if resp), None)
+    if response_doc is None and status is None:
+        plain = [x for _, x in parsed]
+        if len(plain) >= 2:
+            request_doc, response_doc = plain[0], plain[1]
+        elif plain and method in ("GET", None):
+            request_doc, response_doc = None, plain[0]
+    return {"method": method, "path": path, "status": status, "request": request_doc,
+            "response": response_doc}
+
+
 def load_xml(name: str) -> ET.Element:
-    """A recording under the fixtures: ``.xml`` as is, ``.http`` = the body after the
-    request line (documentation ``...`` ellipsis lines dropped)."""
+    """A recording under the fixtures: ``.xml`` as is (``...`` lines dropped); for a
+    documentation ``.http`` example its response body, else its request body
+    (:func:`split_http`)."""
     raw = (FIXTURES / name).read_text()
     if name.endswith(".http"):
-        raw = raw[raw.index("\n<") + 1:]
+        parts = split_http(raw, name)
+        doc = parts["response"] if parts["response"] is not None else parts["request"]
+        if doc is None:
+            raise ValueError(f"{name} has no XML body")
+        return doc
     raw = "\n".join(line for line in raw.splitlines() if line.strip() != "...")
     return ET.fromstring(raw.strip())
 
@@ -225,8 +297,8 @@ class Engine:
 class Renderer:
     """Build v4 elements from the skeletons; convert to v3."""
 
-    def __init__(self, eng: Engine, base: str) -> None:
-        self.e, self.base = eng, base
+    def __init__(self, eng: Engine, base: str, version: str = "4") -> None:
+        self.e, self.base, self.version = eng, base, version
 
     def href(self, coll: str, oid: str) -> str:
         return f"{V4}/{coll}/{oid}"
@@ -267,6 +339,9 @@ class Renderer:
             ET.SubElement(hs, "host", {"href": self.href("hosts", o["pin_host"]),
                                        "id": o["pin_host"]})
         running = o["status"] not in ("down", "image_locked", "suspended")
+        if self.version == "3" and o["status"] == "up" and o["nics"]:
+            # RHEV 3.x reported the guest agent's addresses inline (<ip address=""/>)
+            _setp(x, "guest_info/ips/ip/address", o["ip"])
         self._ref(x, "host", "hosts", o.get("host") if running else None)
         self._ref(x, "cluster", "clusters", o["cluster"])
         self._ref(x, "template", "templates", o["template"])
@@ -640,7 +715,7 @@ def create_app(eng: Engine) -> Flask:
             eng.requests.append((request.method, path, dict(request.headers)))
             eng.tick()
             eng.tick_jobs()
-            r = Renderer(eng, base)
+            r = Renderer(eng, base, version)
             try:
                 code, out, headers = handle(eng, r, request.method, rel, version)
             except Fault as f:
@@ -822,8 +897,16 @@ def remove_vm(eng: Engine, r: Renderer, vm: dict, version: str):
         raise Fault(409, "Cannot remove VM. VM is running.")
     if vm["status"] == "image_locked":
         raise Fault(409, "Cannot remove VM: VM is locked. Please try again in a few minutes.")
+    # disks are deleted unless detach_only (v4 query parameter; v3 <action><vm><disks>
+    # <detach_only>); detached ones stay as floating disks
+    body = _body() if version == "3" else None
+    detach = request.args.get("detach_only") == "true" or (
+        body is not None and api.text(body, "vm/disks/detach_only") == "true")
     for did in vm["disks"]:
-        eng.objs["disks"].pop(did, None)
+        if detach:
+            eng.objs["disks"].get(did, {})["floating"] = True
+        else:
+            eng.objs["disks"].pop(did, None)
     del eng.objs["vms"][vm["id"]]
     return 200, None, {}
 

@@ -1,0 +1,199 @@
+"""VM commands for RHEV-M-managed VMs (nodehm.mgt=rhevm, vm.mgr=<engine node>) end to end:
+tables -> noderange -> dispatch -> RhevmDriver -> simulated engines over HTTPS on loopback
+with a test CA. Two engines run at once, one speaking API v4 and one a RHEV-M 3.x (v3), so
+every flow runs in both versions and per-manager grouping is visible on the engines."""
+
+from __future__ import annotations
+
+import pytest
+
+from nodemgr.cli import nodecmds, tablecmds, vmcmds
+from nodemgr.tables.store import Store
+from tests.simulators.ovirt import GIB, TlsEngine
+
+pytestmark = pytest.mark.slow
+
+
+def add_storage(eng, name="data1"):
+    dc = eng.by_name("datacenters", "Default")["id"]
+    return eng.add("storagedomains", name=name, storage_type="nfs", address="nfs.example.com",
+                   path=f"/exports/{name}", data_center=dc, dc_status="active")
+
+
+def define_engine(node, sim):
+    assert nodecmds.nodeadd([node, "groups=engine,all"]) == 0
+    assert tablecmds.chtab([f"node={node}", f"hostconn.uri={sim.url}",
+                            f"hostconn.options=ca_file={sim.ca};poll=0.02"]) == 0
+
+
+@pytest.fixture
+def engines(cli_env, tmp_path):
+    """rhevm4 (API v4) manages vma1, vma2 and hosts host1, host2; rhevm3 (RHEV-M 3.x, v3)
+    manages vmb1."""
+    with TlsEngine(tmp_path, api_mode="4") as a, TlsEngine(tmp_path, api_mode="3") as b:
+        for sim in (a, b):
+            add_storage(sim.engine)
+        cl = a.engine.by_name("clusters", "Default")["id"]
+        a.engine.add("hosts", name="host2", address="192.0.2.12", status="up", cluster=cl,
+                     memory=16 * GIB)
+        define_engine("rhevm4", a)
+        define_engine("rhevm3", b)
+        assert tablecmds.chtab(["key=rhevm", "passwd.username=admin@internal",
+                                "passwd.password=password"]) == 0
+        assert nodecmds.nodeadd(["host1,host2", "groups=rhevh,all", "hypervisor.type=rhevh",
+                                 "hypervisor.mgr=rhevm4"]) == 0
+        common = ["groups=vm,all", "nodehm.mgt=rhevm", "vm.storage=data1:1G:system",
+                  "vm.nics=ovirtmgmt:eth0:yes", "vm.memory=1024", "vm.cpus=1:2",
+                  "vm.bootorder=network,hd"]
+        assert nodecmds.nodeadd(["vma1,vma2", "vm.mgr=rhevm4", *common]) == 0
+        assert nodecmds.nodeadd(["vmb1", "vm.mgr=rhevm3", *common]) == 0
+        yield {"a": a.engine, "b": b.engine, "url": cli_env}
+
+
+def rows(url, name, key="node"):
+    return {r[key]: r for r in Store(url).select(name)}
+
+
+def roots(eng):
+    """How many sessions were opened (each connect reads the API root once)."""
+    return sum(1 for m, p, _ in eng.requests if m == "GET" and p in ("/ovirt-engine/api", "/api"))
+
+
+def vm_of(eng, name):
+    return eng.by_name("vms", name)
+
+
+def test_vm_flows_on_two_engines(engines, capsys):
+    a, b, url = engines["a"], engines["b"], engines["url"]
+    # mkvm: one session per engine, each VM on its own engine
+    assert vmcmds.mkvm(["vma1,vma2,vmb1"]) == 0, capsys.readouterr().err
+    assert capsys.readouterr() == ("", "")
+    assert roots(a) == 1 and roots(b) == 1
+    assert {v["name"] for v in a.objs["vms"].values()} == {"vma1", "vma2"}
+    assert {v["name"] for v in b.objs["vms"].values()} == {"vmb1"}
+    va, vb = vm_of(a, "vma1"), vm_of(b, "vmb1")
+    assert va["memory"] == 1024 << 20 and (va["sockets"], va["cores"]) == (1, 2)
+    assert vb["boot"] == ["network", "hd"] and len(vb["disks"]) == 1
+    assert a.objs["disks"][va["disks"][0]]["bootable"] is True
+    macs, vpd = rows(url, "mac"), rows(url, "vpd")
+    assert macs["vma1"]["mac"] == va["nics"][0]["mac"]  # the engine's MAC pool
+    assert macs["vmb1"]["mac"] == vb["nics"][0]["mac"]
+    assert vpd["vma1"]["uuid"] == va["id"] and vpd["vmb1"]["uuid"] == vb["id"]
+
+    # rpower in both versions
+    assert vmcmds.rpower(["vma1,vmb1", "stat"]) == 0
+    assert capsys.readouterr().out == "vma1: off\nvmb1: off\n"
+    assert vmcmds.rpower(["vma1,vmb1", "on"]) == 0
+    assert capsys.readouterr().out == "vma1: on\nvmb1: on\n"
+    assert rows(url, "nodelist")["vma1"]["status"] == "powering-on"
+    assert vmcmds.rpower(["vmb1", "suspend"]) == 0
+    assert capsys.readouterr().out == "vmb1: suspended\n"
+    assert vmcmds.rpower(["vmb1", "stat"]) == 0
+    assert capsys.readouterr().out == "vmb1: suspended\n"
+    assert vmcmds.rpower(["vmb1", "on"]) == 0
+    assert vmcmds.rpower(["vma1,vmb1", "boot"]) == 0
+    assert capsys.readouterr().out == "vmb1: on\nvma1: on reset\nvmb1: on reset\n"
+    assert vmcmds.rpower(["vma1", "bogus"]) == 1
+    assert "Unsupported power directive 'bogus'" in capsys.readouterr().err
+
+    # lsvm: VM form (v4 and v3) and host form
+    assert vmcmds.lsvm(["vma1,vmb1"]) == 0
+    out = capsys.readouterr().out
+    assert f"vma1: Id: {va['id']}" in out and f"vmb1: Id: {vb['id']}" in out
+    assert "vmb1: Memory: 1024 MiB" in out and "vma1: CPU: 2 (sockets 1, cores 2)" in out
+    assert vmcmds.lsvm(["host1,host2"]) == 0
+    out = capsys.readouterr().out
+    host_of_vma1 = a.objs["hosts"][va["host"]]["name"]
+    assert f"{host_of_vma1}: vma1: on" in out
+
+    # addresses: v4 reported devices, v3 guest_info
+    from nodemgr.plugins.rhevm import RhevmDriver
+    from nodemgr.tables.resolve import Resolver
+    from nodemgr.vmspec import Resolved, vm_targets
+
+    store = Store(url)
+    ts = vm_targets(Resolved(Resolver(store), ["vma1", "vmb1"]))
+    for t, eng in zip(ts, (a, b), strict=True):
+        d = RhevmDriver(t.endpoint, 20)
+        d.connect()
+        [r] = d.addresses([t.spec])
+        assert r.ok and r.data["addresses"] == [vm_of(eng, t.node)["ip"]], r.message
+        [r] = d.stats([t.spec])
+        assert r.ok and r.data["memory_mib"] == 1024
+        d.close()
+
+    # rmigrate: engine's choice (no target, no migrationdest), then a named host
+    assert vmcmds.rmigrate(["vma1"]) == 0, capsys.readouterr().err
+    other = "host2" if host_of_vma1 == "host1" else "host1"
+    assert capsys.readouterr().out == f"vma1: migrated to {other}\n"
+    assert rows(url, "vm")["vma1"]["host"] == other
+    assert a.objs["hosts"][vm_of(a, "vma1")["host"]]["name"] == other
+    assert vmcmds.rmigrate(["vma1", host_of_vma1]) == 0
+    assert capsys.readouterr().out == f"vma1: migrated to {host_of_vma1}\n"
+    assert vmcmds.rmigrate(["vmb1"]) == 1  # the v3 engine has one host only
+    assert "no host that satisfies" in capsys.readouterr().err
+
+    # chvm: push table changes, add and remove a disk
+    assert tablecmds.chtab(["node=vma2", "vm.memory=2048", "vm.cpus=2:1"]) == 0
+    assert vmcmds.chvm(["vma2,vmb1"]) == 0
+    assert capsys.readouterr().out == "vma2: change vm completed.\nvmb1: change vm completed.\n"
+    va2 = vm_of(a, "vma2")
+    assert va2["memory"] == 2048 << 20 and (va2["sockets"], va2["cores"]) == (2, 1)
+    assert vmcmds.chvm(["vma2", "-a", "2G"]) == 0
+    assert len(va2["disks"]) == 2 and a.objs["disks"][va2["disks"][1]]["size"] == 2 * GIB
+    assert vmcmds.chvm(["vma2", "-p", "disk2"]) == 0
+    assert len(va2["disks"]) == 1
+    assert vmcmds.chvm(["vma2", "-p", "disk7"]) == 1
+    assert "vma2: Error: no disk disk7 on vma2" in capsys.readouterr().err
+
+    # clonevm: template from a VM (v4 and v3), then a VM from it
+    assert vmcmds.clonevm(["vma2", "-t", "gold"]) == 0, capsys.readouterr().err
+    assert capsys.readouterr().out == "vma2: gold: ok.\n"
+    assert a.by_name("templates", "gold")["vm"] == va2["id"]
+    assert nodecmds.nodeadd(["vmc1", "groups=vm,all", "nodehm.mgt=rhevm", "vm.mgr=rhevm4"]) == 0
+    assert vmcmds.clonevm(["vmc1", "-b", "gold", "-d"]) == 0, capsys.readouterr().err
+    vc = vm_of(a, "vmc1")
+    assert vc["template"] == a.by_name("templates", "gold")["id"] and len(vc["disks"]) == 1
+    assert rows(url, "vpd")["vmc1"]["uuid"] == vc["id"]
+    assert vmcmds.rpower(["vmb1", "off"]) == 0
+    capsys.readouterr()
+    assert vmcmds.clonevm(["vmb1", "-t", "goldb"]) == 0, capsys.readouterr().err
+    assert b.by_name("templates", "goldb") is not None
+
+    # rmvm: refused while running; -f stops it, disks kept; -p deletes them (v4 and v3)
+    assert vmcmds.rmvm(["vma1"]) == 1
+    assert "vma1: Error: Cannot remove VM. VM is running." in capsys.readouterr().err
+    disk_a = vm_of(a, "vma1")["disks"][0]
+    assert vmcmds.rmvm(["vma1", "-f"]) == 0
+    assert vm_of(a, "vma1") is None and disk_a in a.objs["disks"]  # detached, kept
+    disk_b = vm_of(b, "vmb1")["disks"][0]
+    import time
+
+    deadline = time.monotonic() + 5
+    while vm_of(b, "vmb1")["status"] != "down" and time.monotonic() < deadline:
+        time.sleep(0.02)  # the template copy locks vmb1 for a moment
+    assert vmcmds.rmvm(["vmb1", "-p"]) == 0, capsys.readouterr().err
+    assert vm_of(b, "vmb1") is None and disk_b not in b.objs["disks"]
+    assert vmcmds.rmvm(["vmb1"]) == 1
+    assert "vmb1: Error: vmb1: node was not defined in the rhevm" in capsys.readouterr().err
+
+
+def test_bad_input_one_line_nothing_changed(engines, capsys):
+    a, url = engines["a"], engines["url"]
+    assert tablecmds.chtab(["node=vma1", "vm.master=nosuch"]) == 0
+    assert tablecmds.chtab(["node=vma2", "vm.storage=nosd:1G"]) == 0
+    assert nodecmds.nodeadd(["vmx", "groups=vm,all", "nodehm.mgt=rhevm"]) == 0
+    assert vmcmds.mkvm(["vma1,vma2,vmx"]) == 1
+    err = capsys.readouterr().err.splitlines()
+    assert err[0] == "vma1: Error: template 'nosuch' not found on engine 127.0.0.1"
+    assert err[1] == "vma2: Error: storage domain 'nosd' not found on engine 127.0.0.1"
+    assert err[2].startswith("vmx: Error: ") and "vm.mgr" in err[2]
+    assert a.objs["vms"] == {} and rows(url, "mac") == {} and rows(url, "vpd") == {}
+    # wrong password: one line per node, no retry storm, the password never shown
+    assert tablecmds.chtab(["key=rhevm", "passwd.username=admin@internal",
+                            "passwd.password=wrong-secret"]) == 0
+    n = len(a.requests)
+    assert vmcmds.rpower(["vma1,vma2", "stat"]) == 1
+    err = capsys.readouterr().err
+    assert err.count("rejected the credentials of admin@internal") == 2
+    assert "wrong-secret" not in err and len(a.requests) == n

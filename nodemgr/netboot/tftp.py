@@ -243,6 +243,7 @@ class Server:
         self.reuse_port = reuse_port
         self.sock: socket.socket | None = None
         self._stop = False
+        quiet_tftpy()
         self.transfers = 0
         self.failures = 0
 

@@ -144,16 +144,16 @@ def finish(store, node: str, *, kind: str, remote_addr: str, forwarded_for: str 
     args = ["auth=token" if use_tokens else "auth=address"]
     shown_host = str(source) if source is not None else (remote_addr or "?")
     try:
+        # read-only checks first, outside the write lock (SQLite serialises writers)
+        if source is None or source not in node_addresses(resolver, node):
+            raise _Refused(403, f"{node}: request from {shown_host} is not from the "
+                                "node's address")
+        try:
+            policy.check(store.select("policy"), user="", host=node, command=command,
+                         nodes=[node], args=args, expand=lambda nr: _expand(nr, resolver))
+        except PolicyDenied:
+            raise _Refused(403, f"{node}: {command} denied by the policy table") from None
         with store.transaction():
-            if source is None or source not in node_addresses(resolver, node):
-                raise _Refused(403, f"{node}: request from {shown_host} is not from the "
-                                    "node's address")
-            try:
-                policy.check(store.select("policy"), user="", host=node, command=command,
-                             nodes=[node], args=args,
-                             expand=lambda nr: _expand(nr, resolver))
-            except PolicyDenied:
-                raise _Refused(403, f"{node}: {command} denied by the policy table") from None
             if use_tokens and not tokens.consume(store, node, token or ""):
                 raise _Refused(403, f"{node}: missing, wrong, used or expired token")
             results = nodeset.nodeset(store, resolver, [node], "next")

@@ -39,13 +39,13 @@ VM_ATTRS = [f"vm.{c}" for c in (
     "datacenter", "cluster", "guestostype", "othersettings", "vidmodel", "vidproto")]
 NODE_ATTRS = VM_ATTRS + ["nodehm.mgt", "nodehm.power", "mac.mac", "vpd.uuid",
                          "kvm_nodedata.xml", "nodetype.os", "nodetype.arch",
-                         "nodetype.profile", "hypervisor.type"]
+                         "nodetype.profile", "hypervisor.type", "vmbootparams.params"]
 HOST_ATTRS = ["hypervisor.type", "hypervisor.mgr", "hostconn.uri", "hostconn.authmethod",
               "hostconn.username", "hostconn.options", "nodehm.mgt", "nodehm.power",
               "hypervisor.cluster", "hosts.ip"]
 #: Drivers that reach their host over SSH: they get ``known_hosts``/``key`` options from
 #: ``site.sshknownhosts``/``site.sshkey`` unless ``hostconn.options`` sets them.
-SSH_DRIVERS = {"xen"}
+SSH_DRIVERS = {"xen", "ovm"}
 
 
 
@@ -307,8 +307,14 @@ def build_spec(node: str, attrs: Mapping[str, str | None], *, disk_sizes_mib: li
         storagemodel=model,
         extra=extra,
     )
+    if a.get("vmbootparams.params"):
+        from nodemgr.bootparams import parse_column
+
+        spec.bootparams = parse_column(a["vmbootparams.params"])
     if driver_of(a) == "rhevm":
         _rhevm_spec(spec, a, disk_sizes_mib)
+    elif driver_of(a) == "ovm" and a.get("vm.host"):
+        spec.extra["host"] = a["vm.host"]  # preferred OVM server of the pool
     return spec
 
 

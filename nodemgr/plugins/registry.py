@@ -29,6 +29,7 @@ BUILTIN: dict[str, tuple[str, str]] = {
     "fake": ("nodemgr.plugins.fake", "FakeDriver"),
     "rhevm": ("nodemgr.plugins.rhevm", "RhevmDriver"),
     "xen": ("nodemgr.plugins.xen", "XenDriver"),
+    "ovm": ("nodemgr.plugins.ovm", "OvmDriver"),
 }
 
 _cache: dict[str, type[HypervisorDriver]] = {}

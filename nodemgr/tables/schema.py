@@ -408,6 +408,14 @@ TABLES: dict[str, TableSchema] = {
            description="Persistent store for the KVM plugin for masters.",
            name="The name of the relevant master.",
            xml="The domain XML to be customized for clones of this master."),
+        _t("vmbootparams", "node params",
+           description="nodemgr: boot parameters given to a VM at first boot (mkvm "
+           "--bootparams): OVM through Bootparams.img, libvirt/Xen through a cloud-init "
+           "NoCloud config disk.",
+           node=_NODE,
+           params="key=value pairs separated by '|', e.g. ip=10.0.0.5/24|gateway=10.0.0.1|"
+           "dns=10.0.0.1|hostname=web1; ip (address/prefix or dhcp) sets the guest's "
+           "address."),
         _t("hostconn", "node uri authmethod username options",
            description="nodemgr: how to reach a hypervisor node (connection-string template "
            "with #{...} macros, auth method, user); overrides virttype.",

@@ -39,8 +39,6 @@ from tftpy.TftpShared import TftpErrors, TftpException, TftpTimeout
 log = logging.getLogger("nodemgr.tftp")
 
 _DAT_HEAD = struct.Struct(">HH")
-#: ERROR packet, code 5 "Unknown transfer ID" (RFC 1350).
-_ERR_UNKNOWN_TID = struct.pack(">HH", 5, 5) + b"Unknown transfer ID\0"
 
 #: RFC 2348: blksize between 8 and 65464 octets.
 MIN_BLKSIZE, MAX_BLKSIZE = 8, 65464
@@ -203,6 +201,9 @@ class _Transfer(TftpContextServer):
         self.last_bytes = self.last_pkt.encode().buffer
         self.sent = self.metrics.bytes
         self.last_update = time.monotonic()
+        # like tftpd-hpa: the kernel then drops datagrams from any other address/port
+        # (RFC 1350 TIDs) and send/recv skip the address handling
+        self.sock.connect(self.dest)
 
     def generate(self, filename: str, client: str):
         data = self.dynamic(filename, client)
@@ -287,17 +288,18 @@ class Server:
         last_scan = time.monotonic()
         try:
             while not self._stop:
-                for key, _ in sel.select(poll):
+                ready = sel.select(poll)
+                now = time.monotonic()
+                for key, _ in ready:
                     ctx = key.data
                     if ctx is None:
                         self._accept(sel, sessions)
                         continue
                     try:
-                        if self._pump(ctx):
+                        if self._pump(ctx, now):
                             self._finish(sel, sessions, ctx, None)
                     except Exception as exc:  # one transfer's failure ends only it
                         self._finish(sel, sessions, ctx, exc)
-                now = time.monotonic()
                 if now - last_scan >= poll:
                     last_scan = now
                     for ctx in list(sessions.values()):
@@ -308,16 +310,13 @@ class Server:
             sel.close()
 
     @staticmethod
-    def _pump(ctx: _Transfer) -> bool:
+    def _pump(ctx: _Transfer, now: float) -> bool:
         """Handle one packet of a transfer in its data phase (RFC 1350 lock-step: each
         ACK of the last block sent releases the next block). Returns True when the ACK of
         the final block arrived. Duplicate ACKs are ignored (no Sorcerer's Apprentice)."""
         try:
-            buf, peer = ctx.sock.recvfrom(65536)
+            buf = ctx.sock.recv(65536)  # connected: only the client's TID gets through
         except (BlockingIOError, InterruptedError, TimeoutError):
-            return False
-        if peer[0] != ctx.address or peer[1] != ctx.tidport:
-            ctx.sock.sendto(_ERR_UNKNOWN_TID, peer)
             return False
         if len(buf) < 4 or buf[0] != 0:
             return False
@@ -332,9 +331,9 @@ class Server:
         data = ctx.fileobj.read(ctx.blksize)
         ctx.pending_complete = len(data) < ctx.blksize
         ctx.last_bytes = _DAT_HEAD.pack(3, ctx.block) + data
-        ctx.sock.sendto(ctx.last_bytes, ctx.dest)
+        ctx.sock.send(ctx.last_bytes)
         ctx.sent += len(data)
-        ctx.last_update = time.monotonic()
+        ctx.last_update = now
         ctx.retry_count = 0
         return False
 
@@ -367,7 +366,7 @@ class Server:
             return
         try:
             ctx.last_update = now
-            ctx.sock.sendto(ctx.last_bytes, ctx.dest)
+            ctx.sock.send(ctx.last_bytes)
         except Exception as exc:
             self._finish(sel, sessions, ctx, exc)
 

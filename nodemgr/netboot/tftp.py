@@ -1,7 +1,7 @@
 """The read-only TFTP server that hands boot loaders, kernels and boot files to PXE clients.
 
-Built on tftpy 0.8.7 (packet codec, per-transfer state machine: RFC 1350, 2347 option
-negotiation, 2348 ``blksize``, 2349 ``tsize``/``timeout``) with three things of our own:
+Built on tftpy 0.8.7 (packet codec, read-request handling and RFC 2347 option
+negotiation; RFC 2348 ``blksize`` and 2349 ``tsize``/``timeout``) with four things of our own:
 
 * path safety: a request is refused unless it names a regular file inside the root — no
   ``..`` component, no absolute path, no backslash or NUL, and no symlink whose target
@@ -11,6 +11,9 @@ negotiation, 2348 ``blksize``, 2349 ``tsize``/``timeout``) with three things of 
   the one a ``BytesIO`` dynamic file raises at the end of a transfer); here one transfer's
   failure ends only that transfer, and :func:`serve_forever` restarts the loop if it ever
   fails as a whole;
+* the lock-step data phase (ACK n releases block n+1; duplicate ACKs ignored; resend after
+  the negotiated timeout) on a socket connected to the client, a few lines instead of
+  tftpy's per-packet objects and log calls — it is where the time goes (bench/);
 * one log line per transfer, never one per packet.
 
 It must never write into the root (write requests are refused), never serve a file from

@@ -149,7 +149,7 @@ def tftp(t, work: Path, clients: int = 50) -> None:
     root.mkdir()
     (root / "big").write_bytes(os.urandom(1 << 20))
     results = {}
-    for name in ("in.tftpd", "nodemgr-tftpd 1 worker", "nodemgr-tftpd 2 workers"):
+    for name in ("in.tftpd", "nodemgr-tftpd 1 worker", "nodemgr-tftpd 4 workers"):
         port = _free_port(socket.SOCK_DGRAM)
         if name == "in.tftpd":
             cmd = [intftpd, "-L", "-u", "root", "-s", "-a", f"127.0.0.1:{port}", str(root)]
@@ -170,7 +170,7 @@ def tftp(t, work: Path, clients: int = 50) -> None:
             proc.wait(10)
     base = results.get("in.tftpd")
     t.row("in.tftpd (tftpd-hpa), median of 3", f"{base:.2f} s" if base else "n/a", "baseline")
-    for name in ("nodemgr-tftpd 1 worker", "nodemgr-tftpd 2 workers"):
+    for name in ("nodemgr-tftpd 1 worker", "nodemgr-tftpd 4 workers"):
         ours = results.get(name)
         if ours and base:
             t.row(f"{name}, median of 3", f"{ours:.2f} s", f"{ours / base:.2f}× in.tftpd",

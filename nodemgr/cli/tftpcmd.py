@@ -47,8 +47,8 @@ def main(argv: list[str]) -> int:
                     "is resent (default 2; a client's timeout option wins)")
     ap.add_argument("--retries", type=int, default=5, help="resends before a transfer "
                     "is abandoned (default 5)")
-    ap.add_argument("--workers", type=int, default=min(4, os.cpu_count() or 1),
-                    help="processes sharing the port (default: CPUs, at most 4)")
+    ap.add_argument("--workers", type=int, default=min(8, 2 * (os.cpu_count() or 1)),
+                    help="processes sharing the port (default: 2 per CPU, at most 8)")
     ap.add_argument("--quiet", action="store_true", help="log failures only, not every "
                     "transfer")
     a = ap.parse_args(argv)

@@ -233,9 +233,11 @@ def render(spec: BootSpec) -> str:
 class TftpTree:
     """Writes and removes boot files under one TFTP root.
 
-    The first use of a format's directory scans it once for existing alias symlinks (target
-    → aliases), so stale aliases of a node (changed MAC or IP, another format) are removed
-    without scanning per node.
+    The first use of a format's directories scans them once (alias symlinks: target →
+    aliases; node files present), so stale aliases of a node (changed MAC or IP, another
+    format) are removed, and unchanged aliases are left alone, without a system call per
+    node and format. The scan is trusted for the life of the object (one command): keep one
+    TftpTree per command, not per process.
 
     Args:
         root: the TFTP root directory (created if missing).
@@ -245,7 +247,8 @@ class TftpTree:
         self.root = os.path.abspath(root)
         self._aliases: dict[str, dict[str, set[str]]] = {}
         self._owner: dict[str, dict[str, str]] = {}
-        self._made: set[str] = set()
+        self._nodes: dict[str, set[str]] = {}
+        self._made: dict[str, str] = {}
         self._suffix = f".tmp{os.getpid()}"
 
     # -- paths ------------------------------------------------------------------------
@@ -257,26 +260,35 @@ class TftpTree:
         return full
 
     def _dir(self, rel_dir: str) -> str:
-        full = self.path(rel_dir)
-        if rel_dir not in self._made:
+        """Absolute path of directory *rel_dir*, created (once per object) if missing."""
+        full = self._made.get(rel_dir)
+        if full is None:
+            full = self.path(rel_dir)
             os.makedirs(full, exist_ok=True)
-            self._made.add(rel_dir)
+            self._made[rel_dir] = full
         return full
 
-    def _alias_map(self, family: str) -> dict[str, set[str]]:
-        """node file name -> alias paths (relative to root) currently pointing at it."""
-        amap = self._aliases.get(family)
-        if amap is not None:
-            return amap
-        amap = {}
+    def _scan(self, family: str) -> None:
+        """Read *family*'s directories once: alias symlinks and node files present."""
+        if family in self._aliases:
+            return
         ndir, adir, prefix = _DIRS[family]
-        full = self.path(adir)
-        try:
-            entries = list(os.scandir(full))
-        except FileNotFoundError:
-            entries = []
-        for e in entries:
-            if e.is_symlink():
+        amap: dict[str, set[str]] = {}
+        nodes: set[str] = set()
+        for rel in dict.fromkeys((adir, ndir)):
+            try:
+                entries = list(os.scandir(self.path(rel)))
+            except (FileNotFoundError, NotADirectoryError):
+                entries = []
+            for e in entries:
+                if e.name.startswith("."):
+                    continue  # temporary names
+                if not e.is_symlink():
+                    if rel == ndir:
+                        nodes.add(e.name)
+                    continue
+                if rel != adir:
+                    continue
                 try:
                     target = os.readlink(e.path)
                 except OSError:
@@ -285,21 +297,28 @@ class TftpTree:
                     amap.setdefault(target[len(prefix):], set()).add(f"{adir}/{e.name}")
         self._aliases[family] = amap
         self._owner[family] = {a: n for n, links in amap.items() for a in links}
-        return amap
+        self._nodes[family] = nodes
+
+    def _alias_map(self, family: str) -> dict[str, set[str]]:
+        """node file name -> alias paths (relative to root) currently pointing at it."""
+        self._scan(family)
+        return self._aliases[family]
 
     # -- primitives -------------------------------------------------------------------
     def write_file(self, rel: str, text: str) -> None:
         """Write *text* to *rel* atomically (temporary file in the same directory + rename),
         mode 0644 (the TFTP server must read it)."""
-        full = self.path(rel)
-        d, base = os.path.split(full)
-        tmp = os.path.join(d, f".{base}{self._suffix}")
+        self._write(*os.path.split(self.path(rel)), text)
+
+    def _write(self, d: str, base: str, text: str) -> None:
+        """Write *text* to ``d/base`` through the temporary name ``d/.base.tmp<pid>``."""
+        tmp = f"{d}/.{base}{self._suffix}"
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
         try:
             os.write(fd, text.encode("utf-8"))
         finally:
             os.close(fd)
-        os.replace(tmp, full)
+        os.replace(tmp, f"{d}/{base}")
 
     def link(self, rel: str, target: str) -> None:
         """Make *rel* a symlink to *target* (relative), re-pointing atomically."""
@@ -309,14 +328,17 @@ class TftpTree:
                 return
         except OSError:
             pass
-        d, base = os.path.split(full)
-        tmp = os.path.join(d, f".{base}{self._suffix}")
+        self._link(*os.path.split(full), target)
+
+    def _link(self, d: str, base: str, target: str) -> None:
+        """Temporary symlink + rename over ``d/base`` (a stale temporary name is replaced)."""
+        tmp = f"{d}/.{base}{self._suffix}"
         try:
+            os.symlink(target, tmp)
+        except FileExistsError:
             os.unlink(tmp)
-        except FileNotFoundError:
-            pass
-        os.symlink(target, tmp)
-        os.replace(tmp, full)
+            os.symlink(target, tmp)
+        os.replace(tmp, f"{d}/{base}")
 
     def _unlink(self, rel: str) -> None:
         try:
@@ -331,23 +353,26 @@ class TftpTree:
         check_node_name(spec.node)
         fam = spec.family
         ndir, adir, prefix = _DIRS[fam]
-        self._dir(ndir)
-        if adir != ndir:
-            self._dir(adir)
+        nfull = self._dir(ndir)
+        afull = self._dir(adir) if adir != ndir else nfull
         main = f"{ndir}/{spec.node}"
         text = render(spec)
-        wanted = alias_names(spec)
+        wanted = alias_names(spec)  # names from a hex IP and a normalised MAC only
         # aliases first: a brand-new alias dangles for an instant (= "no file"), never
         # shows another node's file; the node file's rename is the switch-over point
-        amap = self._alias_map(fam)
-        owner = self._owner[fam]
+        self._scan(fam)
+        amap, owner = self._aliases[fam], self._owner[fam]
+        target = prefix + spec.node
         for a in wanted:
-            self.link(a, prefix + spec.node)
             prev = owner.get(a)
-            if prev is not None and prev != spec.node:
+            if prev == spec.node:
+                continue  # already points at this node's file (scan or an earlier install)
+            self._link(afull, a[len(adir) + 1:], target)
+            if prev is not None:
                 amap.get(prev, set()).discard(a)
             owner[a] = spec.node
-        self.write_file(main, text)
+        self._write(nfull, spec.node, text)
+        self._nodes[fam].add(spec.node)
         mine = amap.setdefault(spec.node, set())
         for stale in mine - set(wanted):
             self._unlink(stale)
@@ -360,15 +385,15 @@ class TftpTree:
         return [main, *wanted]
 
     def _remove_family(self, fam: str, node: str) -> None:
-        ndir = _DIRS[fam][0]
-        if not os.path.isdir(self.path(ndir)):
-            return
-        amap = self._alias_map(fam)
+        self._scan(fam)
         owner = self._owner[fam]
-        for a in amap.pop(node, set()):
+        for a in self._aliases[fam].pop(node, set()):
             self._unlink(a)
             owner.pop(a, None)
-        self._unlink(f"{ndir}/{node}")
+        nodes = self._nodes[fam]
+        if node in nodes:
+            self._unlink(f"{_DIRS[fam][0]}/{node}")
+            nodes.discard(node)
 
     def remove(self, node: str) -> None:
         """Remove every boot file and alias of *node*, in every format (``offline``)."""

@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import shlex
 import subprocess
+import time
 from dataclasses import dataclass, field
 from urllib.parse import quote
 
@@ -90,19 +91,28 @@ def parse_steps(state: str) -> list[str]:
     return steps
 
 
-def callback_url(store, node: str, token: str | None, *, rhevh: bool = False) -> str:
+def callback_base(store) -> str:
+    """The callback server's base URL: ``site.callbackurl``, else
+    ``http://<site.master>:8080`` (``localhost`` when no master is set)."""
+    return store.site("callbackurl") or f"http://{store.site('master') or 'localhost'}:8080"
+
+
+def callback_url(store, node: str, token: str | None, *, rhevh: bool = False,
+                 base: str | None = None) -> str:
     """The install-finished URL a node calls when its install is done.
 
     Args:
-        store: the table store (reads ``site.callbackurl``, else ``site.master``).
+        store: the table store (reads ``site.callbackurl``, else ``site.master``; not read
+            when *base* is given).
         node: node name.
         token: the node's one-time token, or None when tokens are off.
         rhevh: use xCAT's RHEV-H route ``/xcatrhevh/rhevh_finish_install/<node>``.
+        base: :func:`callback_base` computed once by a caller handling many nodes.
     Returns:
         ``<base>/install-finished/<node>[?token=<token>]`` (base default
         ``http://<site.master>:8080``).
     """
-    base = store.site("callbackurl") or f"http://{store.site('master') or 'localhost'}:8080"
+    base = base if base is not None else callback_base(store)
     route = "xcatrhevh/rhevh_finish_install" if rhevh else "install-finished"
     url = f"{base.rstrip('/')}/{route}/{quote(node, safe='')}"
     return f"{url}?token={token}" if token else url
@@ -135,9 +145,17 @@ class _Ctx:
         self.site_tftpdir = store.site("tftpdir")
         self.tokens = tokens.enabled(store)
         self.nodestatus = (store.site("nodestatus") or "y").lower() not in ("n", "no", "0")
+        self._callback_base: str | None = None
         self._images: dict[str, tuple] = {}
         self._trees: dict[str, bootfiles.TftpTree] = {}
         self._pwhash: dict[str, str | None] = {}
+
+    @property
+    def callback_base(self) -> str:
+        """:func:`callback_base`, read from the site table once per call."""
+        if self._callback_base is None:
+            self._callback_base = callback_base(self.store)
+        return self._callback_base
 
     def tftpdir(self, a: dict) -> str:
         if a.get("noderes.tftpdir"):
@@ -198,6 +216,11 @@ def _install_mac(a: dict) -> str | None:
     return bootfiles.normalize_mac(a.get("mac.mac"))
 
 
+def _words(value: str | None) -> list[str]:
+    """Shell-style words of an ``addkcmdline`` value ([] when empty)."""
+    return shlex.split(value) if value and value.strip() else []
+
+
 def _step_of_currstate(currstate: str, a: dict) -> str:
     """The step that re-applies *currstate* (``install rhels..`` → ``osimage=<provmethod>``)."""
     word = currstate.split(" ", 1)[0]
@@ -223,13 +246,14 @@ def _next_steps(a: dict) -> tuple[str, list[str]]:
     return "standby", []
 
 
-def _spec(ctx, node, a, comment, **kw) -> bootfiles.BootSpec:
+def _spec(ctx, node, a, comment, *, mac: str | None, **kw) -> bootfiles.BootSpec:
+    """The node's BootSpec; *mac*: its install MAC (:func:`_install_mac`, or None)."""
     netboot = (a.get("noderes.netboot") or "pxe").strip()
     if netboot not in bootfiles.FORMATS:
         raise NodeFailure(f"noderes.netboot '{netboot}' is not supported "
                           f"({', '.join(bootfiles.FORMATS)})")
     return bootfiles.BootSpec(node=node, comment=comment, netboot=netboot,
-                              mac=_install_mac(a), ip=(a.get("hosts.ip") or "").strip() or None,
+                              mac=mac, ip=(a.get("hosts.ip") or "").strip() or None,
                               server=_server(ctx, a), httpport=ctx.httpport,
                               httpprefix="/" + ctx.tftpdir(a).strip("/"), **kw)
 
@@ -247,7 +271,7 @@ def _genesis(ctx, node, a, step) -> _Plan:
     mac = _install_mac(a)
     if mac:
         args += f" BOOTIF=01-{mac.replace(':', '-')}"
-    spec = _spec(ctx, node, a, step, kernel=kernel, initrd=initrd, args=args)
+    spec = _spec(ctx, node, a, step, mac=mac, kernel=kernel, initrd=initrd, args=args)
     return _Plan(node, step, None, spec, bootparams={"kernel": kernel, "initrd": initrd,
                                                      "kcmdline": args})
 
@@ -307,21 +331,22 @@ def _osimage(ctx, node, a, step) -> _Plan:
         if " --- " in f" {kc} ":
             hypargs, _, kc = f" {kc} ".partition(" --- ")
             hypargs, kc = hypargs.strip(), kc.strip()
-    extra = [p for p in shlex.split(li.get("addkcmdline") or "") if not p.startswith("R::")]
-    extra += shlex.split(a.get("bootparams.addkcmdline") or "")
+    extra = [p for p in _words(li.get("addkcmdline")) if not p.startswith("R::")]
+    extra += _words(a.get("bootparams.addkcmdline"))
     token = None
     if provmethod == "install":
         token = tokens.secrets.token_urlsafe(32) if ctx.tokens else None
     rhevh = osvers.startswith("rhevh")
     if rhevh:
-        url = callback_url(ctx.store, node, token, rhevh=True)
+        url = callback_url(ctx.store, node, token, rhevh=True, base=ctx.callback_base)
         args = _rhevh_args(ctx, a, mac, url)
     else:
         parts = [kc, *extra, bootif]
         if provmethod == "install":
-            parts.append(f"{CALLBACK_ARG}={callback_url(ctx.store, node, token)}")
+            parts.append(f"{CALLBACK_ARG}="
+                         f"{callback_url(ctx.store, node, token, base=ctx.callback_base)}")
         args = " ".join(p for p in parts if p)
-    spec = _spec(ctx, node, a, currstate, kernel=kernel, initrd=bt.get("initrd") or None,
+    spec = _spec(ctx, node, a, currstate, mac=mac, kernel=kernel, initrd=bt.get("initrd") or None,
                  args=args, hypervisor=hyp or None, hypargs=hypargs)
     stored_kernel = bt["kernel"]
     stored_args = f"{hypargs} --- {args}" if hyp else args
@@ -336,7 +361,7 @@ def _osimage(ctx, node, a, step) -> _Plan:
 def _apply(ctx, node: str, a: dict, step: str, rest: list[str]) -> _Plan:
     word = step.split("=", 1)[0]
     if word == "boot":
-        plan = _Plan(node, "boot", None, _spec(ctx, node, a, "boot"),
+        plan = _Plan(node, "boot", None, _spec(ctx, node, a, "boot", mac=_install_mac(a)),
                      bootparams={"kernel": None, "initrd": None, "kcmdline": None})
         prev = (a.get("chain.currstate") or "").split(" ", 1)[0]
         if prev in ("netboot", "statelite"):
@@ -428,22 +453,22 @@ def nodeset(store, resolver, nodes: list[str], state: str) -> list[NodeResult]:
         except OSError as exc:
             errors[node] = f"cannot write boot files: {exc.strerror or exc}"
             del plans[node]
+    # tables: one statement per table and column set (executemany), one transaction
     stamp = status.timestamp()
+    now = time.time()
+    ps = plans.items()
     with store.transaction():
-        for node, plan in plans.items():
-            store.upsert("chain", {"node": node},
-                         {"currstate": plan.currstate, "currchain": plan.currchain})
-            if plan.nodetype:
-                store.upsert("nodetype", {"node": node}, plan.nodetype)
-            if plan.bootparams:
-                store.upsert("bootparams", {"node": node}, plan.bootparams)
-            if plan.status:
-                store.upsert("nodelist", {"node": node},
-                             {"status": plan.status, "statustime": stamp})
-            if plan.token:
-                store.upsert("nodetoken", {"node": node}, tokens.row_values(plan.token))
-            elif not plan.keep_token:
-                store.delete("nodetoken", {"node": node})
+        store.upsert_many("chain", ({"node": n, "currstate": p.currstate,
+                                     "currchain": p.currchain} for n, p in ps))
+        store.upsert_many("nodetype", ({"node": n, **p.nodetype} for n, p in ps if p.nodetype))
+        store.upsert_many("bootparams", ({"node": n, **p.bootparams}
+                                         for n, p in ps if p.bootparams))
+        store.upsert_many("nodelist", ({"node": n, "status": p.status, "statustime": stamp}
+                                       for n, p in ps if p.status))
+        store.upsert_many("nodetoken", ({"node": n, **tokens.row_values(p.token, now=now)}
+                                        for n, p in ps if p.token))
+        store.delete_many("nodetoken", ({"node": n} for n, p in ps
+                                        if not p.token and not p.keep_token))
     resolver.invalidate()
     return [NodeResult(n, True, plans[n].currstate) if n in plans
             else NodeResult(n, False, errors[n]) for n in nodes]
@@ -455,5 +480,5 @@ def tftp_root(store, resolver, node: str) -> str:
     return _Ctx(store, resolver).tftpdir(a)
 
 
-__all__ = ["nodeset", "callback_url", "parse_steps", "CALLBACK_ARG", "tftp_root",
+__all__ = ["nodeset", "callback_url", "callback_base", "parse_steps", "CALLBACK_ARG", "tftp_root",
            "NodeFailure"]

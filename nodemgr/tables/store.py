@@ -261,13 +261,91 @@ class Store:
             raise TableError(f"table {name} is keyed by {','.join(t.keys)}")
         cols = list(key) + [c for c in values if c not in key]
         params = [key[c] if c in key else values[c] for c in cols]
-        sets = [c for c in values if c not in key]
+        self._exec(self._upsert_sql(t, cols), params)
+
+    def _upsert_sql(self, t: TableSchema, cols: list[str]) -> str:
+        """``INSERT .. ON CONFLICT (keys) DO UPDATE`` of *cols* (key columns included)."""
+        sets = [c for c in cols if c not in t.keys]
         conflict = ", ".join(_q(k) for k in t.keys)
         action = ("DO UPDATE SET " + ", ".join(f"{_q(c)} = excluded.{_q(c)}" for c in sets)
                   if sets else "DO NOTHING")
-        self._exec(f"INSERT INTO {_q(t.name)} ({', '.join(_q(c) for c in cols)}) "
-                   f"VALUES ({', '.join('?' for _ in cols)}) ON CONFLICT ({conflict}) {action}",
-                   params)
+        return (f"INSERT INTO {_q(t.name)} ({', '.join(_q(c) for c in cols)}) "
+                f"VALUES ({', '.join('?' for _ in cols)}) ON CONFLICT ({conflict}) {action}")
+
+    def upsert_many(self, name: str, rows: Iterable[Mapping[str, str | None]]) -> int:
+        """:meth:`upsert` for many rows, sent with ``executemany`` (one prepared statement
+        per run of rows naming the same columns, instead of one round trip per row).
+
+        Same semantics as calling ``upsert(name, {keys of row}, {other columns of row})``
+        for each row in order: columns a row does not name keep their value (NULL on a new
+        row), and a later row for the same key wins. Joins the caller's transaction; call it
+        inside one for all-or-nothing (a failure part-way leaves the earlier runs written
+        otherwise, exactly like a loop of ``upsert``).
+
+        Args:
+            name: table name.
+            rows: mappings column -> str or None, each naming every key column of the table.
+        Returns:
+            How many rows were given.
+        Raises:
+            TableError: unknown table or column, a row missing a key column, or the
+                database refused a statement (nothing of that statement's run written).
+        """
+        t = table(name)
+        keyset = set(t.keys)
+        n = 0
+        run_cols: tuple[str, ...] | None = None
+        batch: list[list[str | None]] = []
+        checked: set[tuple[str, ...]] = set()
+        for row in rows:
+            cols = tuple(row)
+            if cols not in checked:
+                for c in cols:
+                    t.check_column(c)
+                if not keyset <= set(cols):
+                    raise TableError(f"table {name} is keyed by {','.join(t.keys)}")
+                checked.add(cols)
+            if cols != run_cols:
+                if batch:
+                    self._execmany(self._upsert_sql(t, list(run_cols)), batch)
+                run_cols, batch = cols, []
+            batch.append([row[c] for c in cols])
+            n += 1
+        if batch:
+            self._execmany(self._upsert_sql(t, list(run_cols)), batch)
+        return n
+
+    def delete_many(self, name: str, keys: Iterable[Mapping[str, str]]) -> None:
+        """Delete the row of each key in *keys* (``executemany``; a missing row is no error).
+
+        Args:
+            name: table name.
+            keys: mappings naming exactly the table's key columns, each value a string.
+        Raises:
+            TableError: unknown table, a mapping that is not the table's key, or a
+                database error.
+        """
+        t = table(name)
+        cols = list(t.keys)
+        params = []
+        for k in keys:
+            if len(k) != len(cols) or any(k.get(c) is None for c in cols):
+                raise TableError(f"table {name} is keyed by {','.join(t.keys)}")
+            params.append([k[c] for c in cols])
+        if params:
+            where = " AND ".join(f"{_q(c)} = ?" for c in cols)
+            self._execmany(f"DELETE FROM {_q(t.name)} WHERE {where}", params)
+
+    def _execmany(self, sql: str, params_seq: list[list[Any]]) -> None:
+        sql = sql.replace("?", self._ph)
+        try:
+            if self.dialect == "sqlite":
+                self._conn.executemany(sql, params_seq)
+            else:
+                with self._conn.cursor() as cur:
+                    cur.executemany(sql, params_seq)
+        except Exception as exc:  # sqlite3.Error or psycopg.Error
+            raise TableError(f"database error: {str(exc).strip().splitlines()[0]}") from None
 
     def update(self, name: str, where: Mapping[str, str | None] | None,
                values: Mapping[str, str | None]) -> int:

@@ -293,3 +293,62 @@ def test_parse_steps():
     assert parse_steps("runcmd=bmcsetup,shell") == ["runcmd=bmcsetup", "shell"]
     with pytest.raises(UsageError, match="Unknown state foo requested"):
         parse_steps("foo")
+
+
+def test_many_nodes_one_token_each_and_next_disarms_all(cl):
+    """The bulk table writes (upsert_many/delete_many): every node gets its own hashed
+    token, status and chain; ``next`` then deletes every token."""
+    store, _, tftp = cl
+    nodes = [f"m{i:02d}" for i in range(40)]
+    for i, n in enumerate(nodes):
+        store.insert("nodelist", {"node": n, "groups": "compute,all"})
+        store.insert("hosts", {"node": n, "ip": f"10.0.1.{i}"})
+        store.insert("mac", {"node": n, "mac": f"52:54:00:00:01:{i:02x}"})
+    res = Resolver(store)
+    out = {r.node: (r.ok, r.message) for r in nodeset(store, res, nodes, f"osimage={IMG}")}
+    assert out == {n: (True, "install rhels8.6-x86_64-compute") for n in nodes}
+    urls = [(tftp / "pxelinux.cfg" / n).read_text().split("nodemgr.callback=")[1].split()[0]
+            for n in nodes]
+    toks = [u.split("token=")[1] for u in urls]
+    assert len(set(toks)) == len(nodes)
+    rows = {r["node"]: r for r in store.select("nodetoken")}
+    assert sorted(rows) == sorted(nodes)
+    assert all(t not in repr(rows) for t in toks)
+    assert {store.get("nodelist", {"node": n})["status"] for n in nodes} == {"installing"}
+    assert {store.get("chain", {"node": n})["currchain"] for n in nodes} == {"boot"}
+    out = {r.node: r.message for r in nodeset(store, Resolver(store), nodes, "next")}
+    assert set(out.values()) == {"boot"}
+    assert store.select("nodetoken") == []
+    assert not tokens.consume(store, nodes[0], toks[0])
+
+
+def test_tree_trusts_one_scan_of_an_existing_tree(tmp_path):
+    """A new TftpTree over files left by an earlier command: unchanged aliases are not
+    touched, stale ones and other formats' files go, a stale temporary name or a regular
+    file in an alias's place is replaced."""
+    root = tmp_path / "tftp"
+    spec = bootfiles.BootSpec(node="n1", comment="boot", mac=MAC, ip="10.0.0.11")
+    old = bootfiles.TftpTree(str(root))
+    old.install(spec)
+    old.install(bootfiles.BootSpec(node="n1", comment="boot", netboot="xnba", mac=MAC))
+    old.install(spec)  # back to pxe: the xnba files of n1 are gone
+    assert not (root / "xcat/xnba/nodes/n1").exists()
+    assert not os.path.lexists(root / "xcat/xnba/macs/01-52-54-00-aa-bb-01")
+    d = root / "pxelinux.cfg"
+    os.symlink("n1", d / "01-52-54-00-aa-bb-77")            # stale alias of n1
+    (root / "boot/grub2").mkdir(parents=True)
+    (root / "boot/grub2/n1").write_text("old grub\n")        # n1 in another format
+    ino = os.lstat(d / "01-52-54-00-aa-bb-01").st_ino
+    new = bootfiles.TftpTree(str(root))
+    os.symlink("elsewhere", d / f".0A00000B{new._suffix}")   # stale temporary symlink
+    os.unlink(d / "0A00000B")
+    (d / "0A00000B").write_text("not a link\n")              # regular file in an alias's place
+    assert new.install(spec) == ["pxelinux.cfg/n1", "pxelinux.cfg/01-52-54-00-aa-bb-01",
+                                 "pxelinux.cfg/0A00000B"]
+    assert os.lstat(d / "01-52-54-00-aa-bb-01").st_ino == ino  # untouched
+    assert os.readlink(d / "0A00000B") == "n1"
+    assert not os.path.lexists(d / "01-52-54-00-aa-bb-77")
+    assert not (root / "boot/grub2/n1").exists()
+    assert sorted(os.listdir(d)) == ["01-52-54-00-aa-bb-01", "0A00000B", "n1"]
+    new.remove("n1")
+    assert os.listdir(d) == []

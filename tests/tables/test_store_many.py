@@ -1,0 +1,99 @@
+"""Store.upsert_many and Store.delete_many behave exactly like loops of upsert and delete,
+on SQLite and on the real PostgreSQL server."""
+
+from __future__ import annotations
+
+import pytest
+
+from nodemgr.errors import TableError
+from nodemgr.tables.store import Store
+
+ROWS = [
+    {"node": "n1", "currstate": "boot", "currchain": None},
+    {"node": "n2", "currstate": "install rhels8.6-x86_64-compute", "currchain": "boot"},
+    {"node": "n3", "chain": "runcmd=bmcsetup,shell"},           # another column set
+    {"node": "n1", "currstate": "shell", "currchain": "boot"},  # later row wins
+    {"node": "n4", "currstate": "standby", "currchain": None},
+]
+
+
+def _chain(store: Store) -> list[dict]:
+    return sorted(store.select("chain", columns=["node", "currstate", "currchain", "chain"]),
+                  key=lambda r: r["node"])
+
+
+def test_upsert_many_equals_a_loop_of_upsert(db_url, tmp_path):
+    many = Store(db_url)
+    loop = Store(f"sqlite:///{tmp_path}/loop.sqlite")
+    for s in (many, loop):  # existing rows: unnamed columns must keep their values
+        s.upsert("chain", {"node": "n3"}, {"currstate": "boot", "chain": "old"})
+        s.upsert("chain", {"node": "n2"}, {"chain": "keepme"})
+    with many.transaction():
+        assert many.upsert_many("chain", iter(ROWS)) == len(ROWS)
+    with loop.transaction():
+        for r in ROWS:
+            loop.upsert("chain", {"node": r["node"]}, {k: v for k, v in r.items() if k != "node"})
+    assert _chain(many) == _chain(loop)
+    got = {r["node"]: r for r in _chain(many)}
+    assert got["n1"]["currstate"] == "shell"
+    assert got["n2"]["chain"] == "keepme"
+    assert got["n3"] == {"node": "n3", "currstate": "boot", "currchain": None,
+                         "chain": "runcmd=bmcsetup,shell", "disable": None}
+    many.close()
+    loop.close()
+
+
+def test_upsert_many_key_only_rows_and_empty_input(store):
+    assert store.upsert_many("nodelist", []) == 0
+    store.upsert_many("nodelist", [{"node": "a"}, {"node": "a"}, {"node": "b"}])
+    assert [r["node"] for r in store.select("nodelist")] == ["a", "b"]
+
+
+def test_upsert_many_bad_input_writes_nothing(store):
+    with pytest.raises(TableError, match="keyed by node"):
+        with store.transaction():
+            store.upsert_many("chain", [{"node": "ok", "currstate": "boot"},
+                                        {"currstate": "boot"}])
+    with pytest.raises(TableError, match="nosuch"):
+        with store.transaction():
+            store.upsert_many("chain", [{"node": "ok", "currstate": "boot"},
+                                        {"node": "x", "nosuch": "1"}])
+    with pytest.raises(TableError):
+        store.upsert_many("nosuchtable", [{"node": "x"}])
+    assert store.select("chain") == []
+
+
+def test_upsert_many_database_error_rolls_back(store):
+    # NULL in a key column is refused by the database itself (NOT NULL)
+    with pytest.raises(TableError, match="database error"):
+        with store.transaction():
+            store.upsert_many("chain", [{"node": "n1", "currstate": "boot"}])
+            store.upsert_many("chain", [{"node": "n2", "currstate": "boot"},
+                                        {"node": None, "currstate": "boot"}])
+    assert store.select("chain") == []
+    store.upsert_many("chain", [{"node": "n1", "currstate": "boot"}])  # usable afterwards
+    assert [r["node"] for r in store.select("chain")] == ["n1"]
+
+
+def test_upsert_many_ten_thousand_rows(store):
+    rows = [{"node": f"n{i:05d}", "status": "installing", "statustime": "x"}
+            for i in range(10_000)]
+    with store.transaction():
+        store.upsert_many("nodelist", rows)
+        store.upsert_many("nodelist", ({**r, "status": "booted"} for r in rows[::2]))
+    got = store.select("nodelist", columns=["node", "status"])
+    assert len(got) == 10_000
+    assert sum(r["status"] == "booted" for r in got) == 5_000
+
+
+def test_delete_many(store):
+    store.upsert_many("nodetoken", [{"node": n, "tokenhash": "h", "expires": "1"}
+                                    for n in ("a", "b", "c")])
+    store.delete_many("nodetoken", [{"node": "a"}, {"node": "c"}, {"node": "missing"}])
+    assert [r["node"] for r in store.select("nodetoken")] == ["b"]
+    store.delete_many("nodetoken", [])
+    with pytest.raises(TableError, match="keyed by node"):
+        store.delete_many("nodetoken", [{"tokenhash": "h"}])
+    with pytest.raises(TableError, match="keyed by node"):
+        store.delete_many("nodetoken", [{"node": "b", "tokenhash": "h"}])
+    assert [r["node"] for r in store.select("nodetoken")] == ["b"]

@@ -501,6 +501,8 @@ class LibvirtDriver(HypervisorDriver):
                     vol = pool.createXML(volume_xml(name, size_mib * MiB, fmt), 0)
                     created.append(vol)
                     disk.source = vol.path()
+                if spec.bootparams:
+                    disks.append(self._cidata_disk(spec, disks, created))
                 xml = build_domain_xml(spec, disks, self._virt_type(spec.virt_type))
             except BaseException:
                 self._cleanup(created)
@@ -517,6 +519,41 @@ class LibvirtDriver(HypervisorDriver):
         if not spec.uuid:
             updates["vpd.uuid"] = uuid
         return NodeResult(node=node, updates=updates, data={"uuid": uuid})
+
+    def _cidata_disk(self, spec: VmSpec, disks: list[DiskDevice], created: list[Any]
+                     ) -> DiskDevice:
+        """Boot parameters as a cloud-init NoCloud disk (``nodemgr.bootparams``): the ISO is
+        built locally and uploaded as volume ``<node>.cidata.iso`` of the first
+        ``vm.storage`` pool (a libvirt stream, so remote hosts work too), replacing an old
+        one, and returned as a read-only cdrom device (appended to *created* for cleanup)."""
+        import os
+        import tempfile
+
+        from nodemgr.bootparams import build_cidata_iso
+
+        if not spec.storage:
+            raise PermanentError("boot parameters need vm.storage (the config disk is "
+                                 "stored there)")
+        pool = self._pool_for(parse_location(spec.storage[0]))
+        name = f"{spec.node}.cidata.iso"
+        old = self._vol_in_pool(pool, name)
+        if old is not None:
+            old.delete(0)
+        with tempfile.TemporaryDirectory(prefix="nodemgr-cidata-") as tmp:
+            path = os.path.join(tmp, name)
+            build_cidata_iso(path, spec.node, spec.bootparams,
+                             spec.nics[0].mac if spec.nics else None, spec.uuid)
+            data = open(path, "rb").read()
+        vol = pool.createXML(volume_xml(name, len(data), "raw"), 0)
+        created.append(vol)
+        stream = self.conn.newStream(0)
+        vol.upload(stream, 0, len(data), 0)
+        for i in range(0, len(data), 1 << 20):
+            stream.send(data[i:i + (1 << 20)])
+        stream.finish()
+        used = {d.dev for d in disks}
+        dev = next(d for d in ("hdc", "hdd", "hdb") if d not in used)
+        return DiskDevice(dev=dev, bus="ide", source=vol.path(), format="raw", device="cdrom")
 
     def _cleanup(self, vols: list[Any]) -> None:
         for vol in vols:

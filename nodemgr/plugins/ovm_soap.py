@@ -250,6 +250,9 @@ class Manager:
 
         session = requests.Session()
         session.verify = self.verify
+        if self.verify is not True:
+            # requests lets REQUESTS_CA_BUNDLE/CURL_CA_BUNDLE override session.verify
+            session.trust_env = False
         if self.username:
             session.auth = (self.username, self._password or "")
         session.hooks["response"].append(_refuse_401)
@@ -312,6 +315,9 @@ class Manager:
                                      "(passwd key ovm)") from None
             raise PermanentError(f"OVM Manager {self.where}: HTTP {exc.status_code} for "
                                  f"{op}") from None
+        except requests.exceptions.SSLError:
+            raise PermanentError(f"TLS verification of OVM Manager {self.where} failed "
+                                 "(set option ca_file)") from None
         except requests.exceptions.RequestException as exc:
             raise Unreachable(f"OVM Manager {self.where} unreachable: "
                               f"{type(exc).__name__}") from None

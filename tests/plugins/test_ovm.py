@@ -194,3 +194,50 @@ def test_invalid_state_type(ovm_env):  # noqa: F811
     from nodemgr.plugins.ovm_soap import map_fault
 
     assert isinstance(map_fault("Operation x is not allowed", "x"), InvalidState)
+
+
+def test_https_with_ca_file_and_standalone_simulator(tmp_path):
+    import os
+    import ssl
+    import subprocess
+    import sys
+    import time
+
+    from tests.simulators.ovirt import self_signed
+    from tests.simulators.ovm import OvmManager, Server
+
+    ca, cert, key = self_signed(tmp_path / "pki")
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    ctx.load_cert_chain(cert, key)
+    with Server(OvmManager(tmp_path / "OVS"), 0, ctx) as s:
+        ep = Endpoint("ovm", s.url, "m", "admin", "password", (("ca_file", str(ca)),))
+        d = OvmDriver(ep, 10)
+        d.connect()
+        assert d.list_vms() == []
+        ep = Endpoint("ovm", s.url, "m", "admin", "password")
+        with pytest.raises(PermanentError, match="TLS verification"):
+            OvmDriver(ep, 10).connect()
+    # python -m tests.simulators.ovm --port N --tls runs on its own
+    port = free_port()
+    proc = subprocess.Popen([sys.executable, "-m", "tests.simulators.ovm", "--port", str(port),
+                             "--tls", "--ovs", str(tmp_path / "OVS2")],
+                            stdout=subprocess.PIPE, text=True,
+                            cwd=os.path.dirname(os.path.dirname(os.path.dirname(__file__))))
+    try:
+        ca_line = proc.stdout.readline()
+        assert ca_line.startswith("CA certificate: ")
+        assert "serving https://127.0.0.1:" in proc.stdout.readline()
+        ep = Endpoint("ovm", f"https://127.0.0.1:{port}/OVSWS", "m", "admin", "password",
+                      (("ca_file", ca_line.split(": ", 1)[1].strip()),))
+        deadline = time.monotonic() + 10
+        while True:
+            try:
+                OvmDriver(ep, 5).connect()
+                break
+            except Exception:
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.1)
+    finally:
+        proc.terminate()
+        proc.wait(10)

@@ -318,7 +318,7 @@ class Server:
         ACK of the last block sent releases the next block). Returns True when the ACK of
         the final block arrived. Duplicate ACKs are ignored (no Sorcerer's Apprentice)."""
         try:
-            buf = ctx.sock.recv(65536)  # connected: only the client's TID gets through
+            buf = ctx.sock.recv(516)  # connected: only the client's TID gets through
         except (BlockingIOError, InterruptedError, TimeoutError):
             return False
         if len(buf) < 4 or buf[0] != 0:

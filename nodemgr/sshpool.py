@@ -116,6 +116,24 @@ class Connection:
         except OSError as exc:
             raise PermanentError(f"cannot write {path} on {self.where}: {_text(exc)}") from None
 
+    def get(self, path: str, limit: int = 64 << 20) -> bytes | None:
+        """Read the file at *path* on the host over SFTP (at most *limit* bytes; larger →
+        PermanentError). Returns None when it does not exist; other refusals raise
+        PermanentError."""
+        try:
+            with self._client.open_sftp() as sftp:
+                try:
+                    size = sftp.stat(path).st_size or 0
+                except FileNotFoundError:
+                    return None
+                if size > limit:
+                    raise PermanentError(f"{path} on {self.where} is larger than "
+                                         f"{limit >> 20} MiB")
+                with sftp.open(path, "rb") as fh:
+                    return fh.read()
+        except OSError as exc:
+            raise PermanentError(f"cannot read {path} on {self.where}: {_text(exc)}") from None
+
     def close(self) -> None:
         """Close the transport; never raises."""
         try:

@@ -14,14 +14,24 @@ template of the virttype table); options ``known_hosts``, ``key``, ``cfgdir``, `
 ``imagedir``, ``toolstack`` (``xl``/``xm``, default detected), ``suspend``, ``migrate_host``
 (address the source dom0 uses to reach this one).
 
+Boot parameters (``spec.bootparams``, ``mkvm --bootparams``): a cloud-init NoCloud config
+disk (``nodemgr.bootparams``, ISO 9660 labelled ``cidata``) is built locally, uploaded over
+SFTP (temporary name, then rename) as ``<node>.cidata.iso`` beside the VM's images (the
+openqrm layout: in the VM's directory) and added to the domain config as a read-only cdrom
+(xl: ``format=raw,vdev=hdc,access=ro,devtype=cdrom,target=<iso>``, xm:
+``file:<iso>,hdc:cdrom,r``); ``rmvm -p`` deletes it; ``addresses`` reads the address back
+from it.
+
 What it must never do: read tables, trust an unknown host key, dump raw toolstack output as
 an error (errors are mapped to one line), or delete a block device (``phy:``) on purge.
 """
 
 from __future__ import annotations
 
+import os
 import posixpath
 import shlex
+import tempfile
 from collections.abc import Iterator, Sequence
 from urllib.parse import urlsplit
 
@@ -51,6 +61,7 @@ from nodemgr.plugins.xen_parse import (
 DEFAULT_CFGDIR = "/etc/xen/nodemgr"
 OPENQRM_DIR = "/var/lib/xen/VirtualMachines"
 DEFAULT_IMAGEDIR = "/var/lib/xen/images"
+CIDATA_SUFFIX = ".cidata.iso"
 XEN_BOOT = {"network": "n", "hd": "c", "cdrom": "d"}
 
 
@@ -110,6 +121,8 @@ class XenDriver(HypervisorDriver):
 
     def _xl(self, *args: str, node: str | None = None, ok_missing: bool = False):
         """Run the toolstack; map errors to typed one-line exceptions."""
+        if self.conn is None:
+            self.connect()  # detects the toolstack
         r = self._sh([self.tool, *args])
         if r.rc == 0:
             return r
@@ -157,15 +170,92 @@ class XenDriver(HypervisorDriver):
                                  f"{_error_text(r.err)}")
         self.conn.put(path, format_config(cfg, f"{spec.node}: written by nodemgr").encode())
 
-    def _image_path(self, spec: VmSpec, disk) -> str:
-        loc = disk.location or self.endpoint.option("imagedir") or DEFAULT_IMAGEDIR
+    def _image_dir(self, location: str | None) -> str:
+        loc = location or self.endpoint.option("imagedir") or DEFAULT_IMAGEDIR
         for prefix in ("dir://", "file://"):
             if loc.startswith(prefix):
                 loc = loc[len(prefix):]
         if not loc.startswith("/"):
             raise PermanentError(f"Xen storage must be a directory on the dom0 (dir:///path), "
-                                 f"not '{disk.location}'")
-        return f"{loc.rstrip('/')}/{spec.node}.{xen_dev(disk.dev)}.{disk.format}"
+                                 f"not '{location}'")
+        return loc.rstrip("/")
+
+    def _image_path(self, spec: VmSpec, disk) -> str:
+        return f"{self._image_dir(disk.location)}/{spec.node}.{xen_dev(disk.dev)}.{disk.format}"
+
+    # boot parameters ---------------------------------------------------------------------
+    def cidata_path(self, spec: VmSpec) -> str:
+        """Path on the dom0 of the VM's cloud-init config disk: ``<node>.cidata.iso`` in the
+        directory of its first disk (``vm.storage``, else option ``imagedir``), or in the
+        VM's own directory with the openqrm layout."""
+        if self.layout == "openqrm":
+            return posixpath.dirname(self.cfg_path(spec)) + f"/{spec.node}{CIDATA_SUFFIX}"
+        loc = next((d.location for d in spec.disks if d.location), None) or \
+            next(iter(spec.storage or []), None)
+        return f"{self._image_dir(loc)}/{spec.node}{CIDATA_SUFFIX}"
+
+    def _put_cidata(self, spec: VmSpec) -> str:
+        """Build the NoCloud ISO for *spec* locally and upload it atomically; returns its
+        path on the dom0. Raises PermanentError when the dom0 refuses the write."""
+        from nodemgr.bootparams import build_cidata_iso
+
+        path = self.cidata_path(spec)
+        with tempfile.TemporaryDirectory(prefix="nodemgr-cidata-") as tmp:
+            local = os.path.join(tmp, "cidata.iso")
+            build_cidata_iso(local, spec.node, spec.bootparams,
+                             spec.nics[0].mac if spec.nics else None, spec.uuid)
+            with open(local, "rb") as fh:
+                data = fh.read()
+        r = self._sh(["mkdir", "-p", posixpath.dirname(path)])
+        if r.rc != 0:
+            raise PermanentError(f"cannot create {posixpath.dirname(path)} on {self.where}: "
+                                 f"{_error_text(r.err)}")
+        self.conn.put(path, data)
+        return path
+
+    def cidata_disk(self, path: str, disks: Sequence[str]) -> str:
+        """The read-only cdrom disk spec for the config disk at *path* (first free of
+        hdc, hdd, hdb): xl's key=value form, xm's ``file:<path>,hdc:cdrom,r``."""
+        used = {parse_disk(d).vdev for d in disks}
+        dev = next((d for d in ("hdc", "hdd", "hdb") if d not in used), "hdc")
+        if self.tool == "xm":
+            return f"file:{path},{dev}:cdrom,r"
+        return f"format=raw,vdev={dev},access=ro,devtype=cdrom,target={path}"
+
+    def _attach_cidata(self, spec: VmSpec, cfg: dict) -> str | None:
+        """Upload the config disk and add it to *cfg* when *spec* has boot parameters;
+        returns the uploaded path (None without parameters)."""
+        if not spec.bootparams:
+            return None
+        path = self._put_cidata(spec)
+        cfg["disk"] = [*cfg.get("disk", []), self.cidata_disk(path, cfg.get("disk", []))]
+        return path
+
+    def read_bootparams(self, spec: VmSpec, cfg: dict) -> dict[str, str] | None:
+        """The boot parameters read back from the config disk *cfg* references (downloaded
+        over SFTP, opened with pycdlib); None when it has none. Raises PermanentError for
+        an unreadable disk."""
+        from nodemgr.bootparams import parse_conf, read_cidata_iso
+
+        isos = [d.target for d in map(parse_disk, cfg.get("disk", []))
+                if d.cdrom and d.target.endswith(CIDATA_SUFFIX)]
+        if not isos:
+            return None
+        if self.conn is None:
+            self.connect()
+        data = self.conn.get(isos[0])
+        if data is None:
+            return None
+        with tempfile.TemporaryDirectory(prefix="nodemgr-cidata-") as tmp:
+            local = os.path.join(tmp, "cidata.iso")
+            with open(local, "wb") as fh:
+                fh.write(data)
+            try:
+                _, files = read_cidata_iso(local)
+            except Exception:  # noqa: BLE001 - pycdlib raises its own and OSError
+                raise PermanentError(f"{isos[0]} on {self.where} is not a readable config "
+                                     "disk") from None
+        return parse_conf(files.get("bootparams.conf", b""))
 
     def build_config(self, spec: VmSpec, disks: list[str] | None = None) -> dict:
         """The configuration file content for *spec* (``disks`` overrides the disk list).
@@ -235,7 +325,13 @@ class XenDriver(HypervisorDriver):
                 for d in spec.disks:
                     if d.size_mib:
                         self._make_image(self._image_path(spec, d), d.format, d.size_mib, force)
-                self._write_cfg(spec, cfg)
+                iso = self._attach_cidata(spec, cfg)
+                try:
+                    self._write_cfg(spec, cfg)
+                except PermanentError:
+                    if iso:
+                        self._sh(["rm", "-f", "--", iso])
+                    raise
                 yield NodeResult(spec.node, updates={"vm.host": self.endpoint.host}
                                  if self.endpoint.host and "://" not in self.endpoint.host
                                  else {})
@@ -271,8 +367,10 @@ class XenDriver(HypervisorDriver):
                 elif cfg is None:
                     raise NotFound(f"Cannot find vm {spec.node} on {self.where}")
                 if purge and cfg:
+                    ours = f"{spec.node}{CIDATA_SUFFIX}"  # our config disk, not other cdroms
                     files = [d.target for d in map(parse_disk, cfg.get("disk", []))
-                             if d.file_backed and not d.cdrom]
+                             if d.file_backed and (not d.cdrom
+                                                   or posixpath.basename(d.target) == ours)]
                     if files:
                         self._sh(["rm", "-f", "--", *files])
                 self._sh(["rm", "-f", "--", self.cfg_path(spec), self._save_path(spec)])
@@ -409,6 +507,23 @@ class XenDriver(HypervisorDriver):
                                  f"memory {d.memory_mib} MiB, {d.vcpus} vcpus",
                                  data={"cpu_time_s": d.cpu_time_s, "memory_mib": d.memory_mib,
                                        "vcpus": d.vcpus, "state": power_state(d.state)})
+
+    def addresses(self, specs: Sequence[VmSpec]) -> Iterator[NodeResult]:
+        """The static address of each VM's boot parameters, read back from its config disk
+        on the dom0 (else from ``spec.bootparams``); ``data["addresses"]`` is a list, empty
+        for DHCP or no parameters (the toolstack itself knows no guest addresses)."""
+        from nodemgr.bootparams import addresses as bp_addresses
+
+        for spec in specs:
+            try:
+                cfg = self._read_cfg(spec)
+                if cfg is None:
+                    raise NotFound(f"Cannot find vm {spec.node} on {self.where}")
+                params = self.read_bootparams(spec, cfg)
+                addrs = bp_addresses(spec.bootparams if params is None else params)
+                yield NodeResult(spec.node, message=",".join(addrs), data={"addresses": addrs})
+            except (NotFound, PermanentError) as exc:
+                yield NodeResult(spec.node, ok=False, message=str(exc))
 
     def host_free_memory_mib(self) -> int:
         """``free_memory`` of ``xl info`` (MiB)."""
@@ -547,6 +662,7 @@ class XenDriver(HypervisorDriver):
                           "builder", "boot"):
                     if k in mcfg and k not in cfg:
                         cfg[k] = mcfg[k]
+                self._attach_cidata(spec, cfg)
                 self._write_cfg(spec, cfg)
                 yield NodeResult(spec.node)
             except (NotFound, InvalidState, PermanentError) as exc:

@@ -215,3 +215,68 @@ def test_one_connection_reused(hosts):
     d2 = XenDriver(endpoint(a))
     d2.connect()
     assert d1.conn is d2.conn
+
+
+def test_bootparams_config_disk(tables, capsys):
+    """mkvm --bootparams: the cidata ISO lands beside the images on the dom0 (read back
+    from the sshd side with pycdlib), the domain config has it as a read-only cdrom, the
+    running domain has it, ``addresses`` gives the configured ip, rmvm -p deletes it."""
+    from nodemgr.bootparams import parse_conf, read_cidata_iso
+    from nodemgr.plugins.xen_parse import parse_config, parse_disk
+
+    a, _ = tables
+    rc, _, err = run(vmcmds.mkvm, ["xvm1", "-s", "64M", "--bootparams", "ip=192.0.2.7/24",
+                                   "gateway=192.0.2.1", "hostname=web7", "role=web"], capsys)
+    assert rc == 0, err
+    iso = a.images / "xvm1.cidata.iso"
+    label, files = read_cidata_iso(str(iso))
+    assert label == "cidata"
+    assert parse_conf(files["bootparams.conf"]) == {
+        "ip": "192.0.2.7/24", "gateway": "192.0.2.1", "hostname": "web7", "role": "web"}
+    assert b'address: "192.0.2.7/24"' in files["network-config"]
+    assert b'local-hostname: "web7"' in files["meta-data"]
+    assert not [p for p in a.images.iterdir() if "tmp" in p.name]  # renamed into place
+    cfg = parse_config((a.cfgdir / "xvm1.cfg").read_text())
+    cds = [d for d in map(parse_disk, cfg["disk"]) if d.cdrom]
+    assert [(d.target, d.vdev, d.access) for d in cds] == [(str(iso), "hdc", "ro")]
+    assert run(vmcmds.rpower, ["xvm1", "on"], capsys)[1] == "xvm1: on\n"
+    dom = json.loads((a.state / "domains" / "xvm1.json").read_text())
+    assert any(str(iso) in d for d in dom["config"]["disk"])
+    # addresses: read back from the ISO on the dom0, even when the spec has no parameters
+    drv = XenDriver(endpoint(a))
+    spec = VmSpec(node="xvm1", storage=[f"dir://{a.images}"])
+    r = next(drv.addresses([spec]))
+    assert (r.ok, r.data["addresses"]) == (True, ["192.0.2.7"])
+    # mkvm -f replaces the parameters; dhcp → no static address
+    assert run(vmcmds.rpower, ["xvm1", "off"], capsys)[0] == 0
+    rc, _, err = run(vmcmds.mkvm, ["xvm1", "-f", "--bootparams", "ip=dhcp"], capsys)
+    assert rc == 0, err
+    assert parse_conf(read_cidata_iso(str(iso))[1]["bootparams.conf"]) == {"ip": "dhcp"}
+    assert next(drv.addresses([spec])).data["addresses"] == []
+    # a VM without parameters has no config disk
+    assert run(vmcmds.mkvm, ["xvm2", "-s", "64M"], capsys)[0] == 0
+    assert "cdrom" not in (a.cfgdir / "xvm2.cfg").read_text()
+    assert next(drv.addresses([VmSpec(node="xvm2")])).data["addresses"] == []
+    # rmvm without -p keeps it, -p deletes it
+    assert run(vmcmds.rmvm, ["xvm1"], capsys)[0] == 0
+    assert iso.exists()
+    assert run(vmcmds.mkvm, ["xvm1", "-f", "-s", "64M", "--bootparams",
+                                   "ip=192.0.2.8/24"], capsys)[0] == 0
+    assert run(vmcmds.rmvm, ["xvm1", "-p"], capsys)[0] == 0
+    assert not iso.exists() and not (a.images / "xvm1.xvda.raw").exists()
+
+
+def test_bootparams_xm_disk_spec(sshd_factory):  # noqa: F811
+    from nodemgr.bootparams import parse_conf, read_cidata_iso
+
+    s = dom0(sshd_factory, tool="xm")
+    drv = XenDriver(endpoint(s))
+    spec = VmSpec(node="old2", memory_mib=128, bootparams={"ip": "198.51.100.4/24"})
+    assert [r.ok for r in drv.create([spec])] == [True]
+    iso = s.images / "old2.cidata.iso"
+    assert f"'file:{iso},hdc:cdrom,r'" in (s.cfgdir / "old2.cfg").read_text()
+    assert parse_conf(read_cidata_iso(str(iso))[1]["bootparams.conf"]) == {
+        "ip": "198.51.100.4/24"}
+    assert next(drv.addresses([spec])).data["addresses"] == ["198.51.100.4"]
+    assert [r.ok for r in drv.remove([spec], purge=True)] == [True]
+    assert not iso.exists()

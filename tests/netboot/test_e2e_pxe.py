@@ -1,15 +1,17 @@
 """A real QEMU guest PXE-boots from the project's own servers and calls back when done.
 
-In a network namespace made here (bridge ``br0``, the guest's ``tap0`` and a veth pair
+In a network namespace made here (bridge ``br0``, the guests' taps and a veth pair
 whose far end carries the servers' address 10.99.0.1): ``nodemgr-tftpd``, the callback app
 under gunicorn (etc/gunicorn.conf.py), and Debian's dnsmasq for DHCP only (``--port=0``, no
 TFTP). The boot files come from the real ``nodeset``. The guest's iPXE ROM (ipxe-qemu)
 boots (a) ``pxelinux.0`` → ``pxelinux.cfg/01-<mac>`` → kernel and initrd over TFTP, and
-(b) an iPXE script fetched over HTTP from the web app → kernel and initrd over TFTP. The
+(b) an iPXE script fetched over HTTP from the web app → kernel and initrd over TFTP, and
+(c) pxelinux again with the guest started by the system libvirtd (``<boot dev='network'/>``)
+on an address-less root-namespace bridge patched in by a veth. The
 kernel is Debian's (unpacked, not installed); the busybox initramfs
 (tests/fixtures/pxe) takes an address with udhcpc, wgets the ``nodemgr.callback=`` URL from
 its command line and powers off. Nothing leaves the namespace; everything is torn down even
-on failure. About 9 s per boot under TCG on 2 cores.
+on failure. About 9 s per boot under TCG on 2 cores; the two direct guests run at once.
 """
 
 from __future__ import annotations
@@ -19,7 +21,9 @@ import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
@@ -33,7 +37,8 @@ pytestmark = pytest.mark.slow
 ROOT = Path(__file__).resolve().parents[2]
 SERVER = "10.99.0.1"
 NODES = {"node01": ("10.99.0.101", "52:54:00:aa:bb:01", "pxe"),
-         "node02": ("10.99.0.102", "52:54:00:aa:bb:02", "xnba")}
+         "node02": ("10.99.0.102", "52:54:00:aa:bb:02", "xnba"),
+         "node03": ("10.99.0.103", "52:54:00:aa:bb:03", "pxe")}   # through libvirt
 REQUIRE_ALL = os.environ.get("NODEMGR_REQUIRE_ALL") == "1"
 
 
@@ -83,6 +88,8 @@ def lab(tmp_path_factory):
                     "ip link add br0 type bridge", "ip link set br0 up",
                     "ip tuntap add dev tap0 mode tap", "ip link set tap0 master br0",
                     "ip link set tap0 up",
+                    "ip tuntap add dev tap1 mode tap", "ip link set tap1 master br0",
+                    "ip link set tap1 up",
                     "ip link add srv0 type veth peer name srv0br",
                     "ip link set srv0br master br0", "ip link set srv0br up",
                     f"ip addr add {SERVER}/24 dev srv0", "ip -6 addr add fd99::1/64 dev srv0 nodad",
@@ -113,6 +120,7 @@ def lab(tmp_path_factory):
         for node, (ip, mac, _) in NODES.items():
             dhcp.append(f"--dhcp-host={mac},{ip},{node},set:{node}")
         dhcp += [f"--dhcp-boot=tag:node01,pxelinux.0,,{SERVER}",
+                 f"--dhcp-boot=tag:node03,pxelinux.0,,{SERVER}",
                  f"--dhcp-boot=tag:node02,http://{SERVER}:8080/tftpboot/xcat/xnba/nodes/node02,,"
                  f"{SERVER}"]
         start(dhcp, "dnsmasq.log")
@@ -141,7 +149,7 @@ def lab(tmp_path_factory):
         store.close()
 
 
-def boot(lab, node: str) -> str:
+def boot(lab, node: str, tap: str = "tap0") -> str:
     """Network-boot *node*'s guest until it powers off; returns its serial console text."""
     _, mac, _ = NODES[node]
     console = lab["work"] / f"{node}.console"
@@ -149,7 +157,7 @@ def boot(lab, node: str) -> str:
            "-machine", "pc,accel=tcg", "-cpu", "qemu64", "-m", "256", "-smp", "1",
            "-display", "none", "-monitor", "none", "-serial", f"file:{console}",
            "-no-reboot", "-boot", "n",
-           "-netdev", "tap,id=n0,ifname=tap0,script=no,downscript=no",
+           "-netdev", f"tap,id=n0,ifname={tap},script=no,downscript=no",
            "-device", f"virtio-net-pci,netdev=n0,mac={mac}"]
     t0 = time.monotonic()
     r = subprocess.run(cmd, capture_output=True, text=True)
@@ -173,8 +181,24 @@ def replay(lab, node: str, url_path: str) -> tuple[int, str]:
         sh(lab["ns"], "ip", "addr", "del", f"{ip}/32", "dev", "srv0")
 
 
-@pytest.mark.parametrize("node", ["node01", "node02"], ids=["pxelinux", "ipxe-script"])
-def test_pxe_install_finished(lab, node):
+def test_pxe_install_finished_pxelinux_and_ipxe(lab):
+    """node01 boots pxelinux, node02 an iPXE script; both guests run at once (2 cores)."""
+    armed = {node: arm(lab, node) for node in ("node01", "node02")}
+    with ThreadPoolExecutor(2) as pool:
+        consoles = dict(zip(armed, pool.map(boot, [lab, lab], armed, ["tap0", "tap1"]),
+                            strict=True))
+    for node, (url_path, boot_file) in armed.items():
+        verify(lab, node, consoles[node], url_path, boot_file)
+
+
+def check_install_finished(lab, node, booter):
+    """Arm *node* with the real nodeset, network-boot it with *booter*, check everything."""
+    url_path, boot_file = arm(lab, node)
+    verify(lab, node, booter(lab, node), url_path, boot_file)
+
+
+def arm(lab, node):
+    """``nodeset <node> osimage=..``; returns (callback path, the node's MAC boot file)."""
     store, tftp = lab["store"], lab["tftp"]
     from nodemgr.netboot import nodeset
     from nodemgr.tables.resolve import Resolver
@@ -188,8 +212,13 @@ def test_pxe_install_finished(lab, node):
     boot_file = (tftp / "pxelinux.cfg" / f"01-{mac}" if NODES[node][2] == "pxe"
                  else tftp / "xcat" / "xnba" / "nodes" / node)
     assert "nodemgr.callback=" in boot_file.read_text()
+    return url_path, boot_file
 
-    console = boot(lab, node)
+
+def verify(lab, node, console, url_path, boot_file):
+    """After the guest powered off: booted, chain advanced, local boot, token gone, replay
+    refused."""
+    store = lab["store"]
     assert f"NODEMGR-E2E: callback ok: {node}: booted" in console, console[-3000:]
     status, currstate, _, tokenhash, _ = state(store, node)
     assert status == "booted"
@@ -216,3 +245,76 @@ def _callback_path(kcmdline: str) -> str:
     assert m, kcmdline
     return m.group(1)
 
+
+
+DOMAIN_XML = """<domain type='qemu'>
+  <name>{name}</name>
+  <memory unit='MiB'>256</memory>
+  <vcpu>1</vcpu>
+  <os><type arch='x86_64' machine='pc'>hvm</type><boot dev='network'/></os>
+  <features><acpi/></features>
+  <cpu mode='custom' match='exact'><model fallback='allow'>qemu64</model></cpu>
+  <on_poweroff>destroy</on_poweroff><on_reboot>destroy</on_reboot><on_crash>destroy</on_crash>
+  <devices>
+    <interface type='bridge'><source bridge='{bridge}'/><mac address='{mac}'/>
+      <model type='virtio'/></interface>
+    <serial type='file'><source path='{console}'/><target port='0'/></serial>
+    <video><model type='none'/></video>
+    <memballoon model='none'/>
+  </devices>
+</domain>"""
+
+
+def test_pxe_install_finished_through_libvirt(lab):
+    """The same install, the guest started by the system libvirtd (``<boot dev='network'/>``)
+    on an address-less root-namespace bridge patched into the test namespace by a veth."""
+    libvirt = pytest.importorskip("libvirt")
+    libvirt.registerErrorHandler(lambda *_: None, None)  # errors are raised, not printed
+    try:
+        conn = libvirt.open("qemu:///system")
+    except libvirt.libvirtError as exc:
+        need(False, f"libvirtd not reachable: {exc}")
+    tag = str(os.getpid())[-6:]
+    bridge, vroot, vns = f"nmbr{tag}", f"nmva{tag}", f"nmvb{tag}"
+    consdir = Path(tempfile.mkdtemp(prefix="nmpxe-", dir="/var/tmp"))
+    consdir.chmod(0o755)               # QEMU runs as libvirt-qemu and writes the console here
+    name = f"nmpxe-{tag}"
+
+    def boot_libvirt(lab, node):
+        console = consdir / f"{node}.console"
+        xml = DOMAIN_XML.format(name=name, bridge=bridge, mac=NODES[node][1], console=console)
+        t0 = time.monotonic()
+        dom = conn.createXML(xml, 0)    # transient: gone once the guest powers off
+        while time.monotonic() - t0 < 120:
+            try:
+                dom.state()
+            except libvirt.libvirtError:
+                break
+            time.sleep(0.2)
+        else:
+            dom.destroy()
+            pytest.fail("the libvirt guest did not power off within 120 s")
+        print(f"{node}: booted through libvirt to poweroff in {time.monotonic() - t0:.1f} s")
+        return console.read_text(errors="replace")
+
+    try:
+        sh(None, "ip", "link", "add", bridge, "type", "bridge")
+        sh(None, "sysctl", "-qw", f"net.ipv6.conf.{bridge}.disable_ipv6=1")
+        sh(None, "ip", "link", "add", vroot, "type", "veth", "peer", "name", vns, "netns",
+           lab["ns"])
+        sh(None, "sysctl", "-qw", f"net.ipv6.conf.{vroot}.disable_ipv6=1")
+        sh(None, "ip", "link", "set", vroot, "master", bridge)
+        sh(None, "ip", "link", "set", vroot, "up")
+        sh(None, "ip", "link", "set", bridge, "up")
+        sh(lab["ns"], "ip", "link", "set", vns, "master", "br0")
+        sh(lab["ns"], "ip", "link", "set", vns, "up")
+        check_install_finished(lab, "node03", boot_libvirt)
+    finally:
+        try:
+            conn.lookupByName(name).destroy()
+        except libvirt.libvirtError:
+            pass
+        conn.close()
+        subprocess.run(["ip", "link", "del", vroot], capture_output=True)
+        subprocess.run(["ip", "link", "del", bridge], capture_output=True)
+        shutil.rmtree(consdir, ignore_errors=True)

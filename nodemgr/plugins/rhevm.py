@@ -14,6 +14,13 @@ Endpoint options (``hostconn.options`` of the engine node, ``k=v;k=v``): ``api=3
 ``poll=0.5`` (seconds between state polls). The URL is ``hostconn.uri``; a bare
 ``rhevm://<engine>`` means ``https://<engine>/ovirt-engine/api``.
 
+Boot parameters (``spec.bootparams``, ``mkvm --bootparams``) go through the engine's
+cloud-init support, API v4 only: ``mkvm`` stores them as the VM's ``<initialization>``
+(:func:`nodemgr.plugins.ovirt_api.initialization`), and every start from down sends
+``<action><use_cloud_init>true</use_cloud_init><vm><initialization>`` (the documented
+start shape); on a v3 engine they are refused with a one-line error. ``addresses`` falls
+back to the initialization's static address when the engine reports no guest address.
+
 Never reads tables, never logs or echoes the password, never leaves a half-made VM
 without saying so in the node's message.
 """
@@ -24,6 +31,7 @@ import time
 import xml.etree.ElementTree as ET
 from collections.abc import Iterator, Sequence
 
+from nodemgr.bootparams import addresses as bp_addresses
 from nodemgr.plugins import ovirt_api as api
 from nodemgr.plugins.base import (
     DriverError,
@@ -291,11 +299,14 @@ class RhevmDriver(HypervisorDriver):
             raise InvalidState(f"a VM named {spec.node} already exists on engine "
                                f"{self.engine.where} (rmvm it first)")
         # check names before changing anything: unknown ones fail with nothing created
+        self._no_v3_bootparams(spec.bootparams)
         self._cluster(spec.extra.get("cluster") or "Default")
         self._template(spec.master or "Blank")
         for d in spec.disks:
             self._sd(d.location[3:] if d.location.startswith("sd:") else d.location)
         body = self._vm_body(spec, full=True)
+        if spec.bootparams:
+            body.append(api.initialization(spec.node, spec.bootparams))
         params = {"clone": "true"} if clone else None
         vm = self.engine.request("POST", "vms", body, params=params)
         vm_id = vm.get("id")
@@ -381,8 +392,20 @@ class RhevmDriver(HypervisorDriver):
     def power(self, specs: Sequence[VmSpec], action: str) -> Iterator[NodeResult]:
         return self._results(specs, lambda s: self._power1(s, action))
 
-    def _start(self, vid: str, node: str) -> None:
-        self._action(f"vms/{vid}/start", what=f"start {node}")
+    def _no_v3_bootparams(self, params: dict[str, str] | None) -> None:
+        """PermanentError when boot parameters are asked of a v3 engine (v4 only)."""
+        if params and self.v3:
+            raise PermanentError(f"boot parameters need API v4 (cloud-init); engine "
+                                 f"{self.engine.where} speaks v3")
+
+    def _start(self, vid: str, node: str, bootparams: dict[str, str] | None = None) -> None:
+        """Start a VM and wait for ``up``; with *bootparams* (a start from down) the action
+        carries them as cloud-init (``use_cloud_init`` + ``vm/initialization``)."""
+        body = None
+        if bootparams:
+            self._no_v3_bootparams(bootparams)
+            body = api.cloud_init_start(node, bootparams)
+        self._action(f"vms/{vid}/start", body, what=f"start {node}")
         self._wait(f"vms/{vid}", {"up"}, f"VM {node}")
 
     def _stop(self, vid: str, node: str) -> None:
@@ -399,7 +422,7 @@ class RhevmDriver(HypervisorDriver):
             return NodeResult(spec.node, message=prev_word, data={"state": prev_word})
         if action == "on":
             if prev != "up":
-                self._start(vid, spec.node)
+                self._start(vid, spec.node, spec.bootparams if prev == "down" else None)
                 updates["nodelist.status"] = "powering-on"
             msg = "on"
         elif action == "off":
@@ -416,9 +439,10 @@ class RhevmDriver(HypervisorDriver):
         elif action == "reset" and prev == "down":
             msg = "off"  # like libvirt: nothing to reset
         elif action in ("reset", "boot"):
+            self._no_v3_bootparams(spec.bootparams)  # before stopping it
             if prev != "down":
                 self._stop(vid, spec.node)
-            self._start(vid, spec.node)
+            self._start(vid, spec.node, spec.bootparams)
             updates["nodelist.status"] = "powering-on"
             msg = "reset" if action == "reset" else ("on reset" if prev != "down" else "off on")
         elif action == "suspend":
@@ -556,6 +580,8 @@ class RhevmDriver(HypervisorDriver):
                 rd = self.engine.get(f"vms/{vm.get('id')}/reporteddevices")
                 addrs += [text(ip, "address") for ip in rd.findall("reported_device/ips/ip")]
             addrs = [a for a in dict.fromkeys(addrs) if a]
+            if not addrs:  # none reported: the address the boot parameters configure
+                addrs = api.initialization_addresses(vm) or bp_addresses(spec.bootparams)
             return NodeResult(spec.node, message=" ".join(addrs), data={"addresses": addrs})
 
         return self._results(specs, one)

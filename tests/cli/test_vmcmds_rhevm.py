@@ -197,3 +197,53 @@ def test_bad_input_one_line_nothing_changed(engines, capsys):
     err = capsys.readouterr().err
     assert err.count("rejected the credentials of admin@internal") == 2
     assert "wrong-secret" not in err and len(a.requests) == n
+
+
+def test_bootparams_through_cloud_init(engines, capsys):
+    """mkvm --bootparams on a v4 engine: the VM's <initialization> holds them (read back
+    on GET), rpower on starts with use_cloud_init and that initialization, the guest then
+    reports the configured address; ``addresses`` gives the configured ip while the engine
+    reports none. A v3 engine refuses them with one line and nothing created."""
+    from nodemgr.plugins import ovirt_api as api
+    from nodemgr.plugins.rhevm import RhevmDriver
+    from nodemgr.tables.resolve import Resolver
+    from nodemgr.vmspec import Resolved, vm_targets
+
+    a, b, url = engines["a"], engines["b"], engines["url"]
+    rc = vmcmds.mkvm(["vma1", "--bootparams", "ip=192.0.2.77/24", "gateway=192.0.2.1",
+                      "dns=192.0.2.53,192.0.2.54", "hostname=web77", "role=web",
+                      "password=s3cret"])
+    assert rc == 0, capsys.readouterr().err
+    assert rows(url, "vmbootparams")["vma1"]["params"].startswith("ip=192.0.2.77/24|")
+    va = vm_of(a, "vma1")
+    d = RhevmDriver(vm_targets(Resolved(Resolver(Store(url)), ["vma1"]))[0].endpoint, 20)
+    d.connect()
+    got = d.engine.get(f"vms/{va['id']}")  # the VM as the engine shows it
+    nic = "initialization/nic_configurations/nic_configuration/"
+    assert api.text(got, "initialization/host_name") == "web77"
+    assert (api.text(got, nic + "boot_protocol"), api.text(got, nic + "ip/address"),
+            api.text(got, nic + "ip/netmask"), api.text(got, nic + "ip/gateway")) == (
+        "static", "192.0.2.77", "255.255.255.0", "192.0.2.1")
+    assert api.text(got, "initialization/dns_servers") == "192.0.2.53 192.0.2.54"
+    assert "role=web" in api.text(got, "initialization/custom_script")
+    assert "s3cret" not in api.text(got, "initialization/custom_script")
+    # not running: the engine reports no address, the configured one is returned
+    [t] = vm_targets(Resolved(Resolver(Store(url)), ["vma1"]))
+    [r] = d.addresses([t.spec])
+    assert r.ok and r.data["addresses"] == ["192.0.2.77"], r.message
+    assert vmcmds.rpower(["vma1", "on"]) == 0, capsys.readouterr().err
+    started = vm_of(a, "vma1")["cloud_init"]  # what the start action carried
+    assert api.text(started, "nic_configurations/nic_configuration/ip/address") == \
+        "192.0.2.77"
+    assert api.text(started, "host_name") == "web77"
+    assert started.find("root_password") is None  # write-only: the engine keeps it hidden
+    [r] = d.addresses([t.spec])
+    assert r.data["addresses"] == ["192.0.2.77"]  # now reported by the guest
+    d.close()
+    # v3: refused, nothing created
+    capsys.readouterr()
+    assert vmcmds.mkvm(["vmb1", "--bootparams", "ip=dhcp"]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("vmb1: Error: boot parameters need API v4 (cloud-init); engine ")
+    assert err.endswith(" speaks v3\n") and err.count("\n") == 1
+    assert not b.objs["vms"] and "vmb1" not in rows(url, "vmbootparams")

@@ -15,6 +15,12 @@ the simulator does not model keep their real shape (``test_ovirt_fidelity.py`` c
 v3 is derived from v4 by the documented differences (``<status><state>``, attributes for
 topology, MAC, version, boot devices; ``/api`` hrefs).
 
+Cloud-init: a VM keeps the ``<initialization>`` of its add/update (shown on GET in place of
+the recording's empty one; ``root_password`` is write-only, as on the engine); a start
+with ``use_cloud_init=true`` boots with the action's ``vm/initialization`` (else the VM's
+own), kept as ``cloud_init`` in the VM's state, and the running guest then reports that
+configuration's static address in its reported devices (as a guest that applied it would).
+
 Run on its own: ``python -m tests.simulators.ovirt --port 8443 [--tls] [--password P]
 [--api 4|3|both]``; it accepts ``admin@internal``, and starts with a ``Default`` data center
 and cluster, the ``Blank`` template and one host. Test code only; it must never be
@@ -331,6 +337,12 @@ class Renderer:
         _setp(x, "display/type", o["display"])
         _setp(x, "type", o["type"])
         _setp(x, "placement_policy/affinity", o["affinity"])
+        if o.get("init") is not None:
+            old = x.find("initialization")
+            pos = list(x).index(old) if old is not None else len(x)
+            if old is not None:
+                x.remove(old)
+            x.insert(pos, copy.deepcopy(o["init"]))
         pp = x.find("placement_policy")
         for old in pp.findall("hosts"):
             pp.remove(old)
@@ -852,7 +864,8 @@ def add_vm(eng: Engine, r: Renderer, b: ET.Element, version: str, *, clone_of=No
                   display=api.text(b, "display/type", "vnc"), type=api.text(b, "type", "server"),
                   affinity=api.text(b, "placement_policy/affinity", "migratable"),
                   pin_host=pin, cluster=cl, template=tpl, host=None, nics=[], disks=[],
-                  ip=f"192.0.2.{len(eng.objs['vms']) + 20}")
+                  ip=f"192.0.2.{len(eng.objs['vms']) + 20}",
+                  init=_initialization(b.find("initialization")), cloud_init=None)
     vm = eng.objs["vms"][vid]
     for n in t.get("nics", []):
         vm["nics"].append(dict(n, id=str(uuid.uuid4()), mac=eng.mac()))
@@ -889,7 +902,20 @@ def update_vm(eng: Engine, r: Renderer, vm: dict, b: ET.Element, version: str):
             _ref_id(eng, pp.find("host"), "hosts", "VDS")
     if api.text(b, "name"):
         vm["name"] = api.text(b, "name")
+    if b.find("initialization") is not None:
+        vm["init"] = _initialization(b.find("initialization"))
     return 200, r.r_vm(vm), {}
+
+
+def _initialization(e: ET.Element | None) -> ET.Element | None:
+    """What the engine keeps of an ``<initialization>``: all of it but the write-only
+    ``root_password``."""
+    if e is None:
+        return None
+    e = copy.deepcopy(e)
+    for pw in e.findall("root_password"):
+        e.remove(pw)
+    return e
 
 
 def remove_vm(eng: Engine, r: Renderer, vm: dict, version: str):
@@ -941,6 +967,13 @@ def vm_start(eng, r, vm, b, version):
                          "constraints.", action=True)
     vm["host"] = host
     vm["start_time"] = time.strftime("%Y-%m-%dT%H:%M:%S.000+00:00", time.gmtime())
+    if st != "suspended" and b is not None and api.text(b, "use_cloud_init") == "true":
+        init = b.find("vm/initialization")
+        vm["cloud_init"] = _initialization(init) if init is not None else vm.get("init")
+        cfg = vm["cloud_init"]
+        addrs = api.initialization_addresses(_wrap_vm(cfg)) if cfg is not None else []
+        if addrs:
+            vm["ip"] = addrs[0]  # the guest applied its static address
     if st == "suspended":
         vm["status"] = "restoring_state"
         eng.later(vm, "up")
@@ -948,6 +981,12 @@ def vm_start(eng, r, vm, b, version):
         vm["status"] = "wait_for_launch"
         eng.later(vm, "powering_up", "up")
     return _vm_job(eng, r, vm, "Launching", "up")
+
+
+def _wrap_vm(init: ET.Element) -> ET.Element:
+    vm = ET.Element("vm")
+    vm.append(copy.deepcopy(init))
+    return vm
 
 
 def vm_stop(eng, r, vm, b, version):

@@ -209,3 +209,25 @@ def test_command_errors(tmp_path):
     r = subprocess.run([sys.executable, "-m", "nodemgr.cli.tftpcmd", "--help"],
                        capture_output=True, text=True)
     assert r.returncode == 0 and "examples:" in r.stdout and "exit status:" in r.stdout
+
+
+def test_client_timeout_option_sets_the_resend_interval(root):
+    srv = tftp.Server(str(root), "127.0.0.1", 0, timeout=30, retries=3)
+    srv.bind()
+    t = threading.Thread(target=tftp.serve_forever, args=(srv,), daemon=True)
+    t.start()
+    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    s.settimeout(5)
+    try:
+        s.sendto(rrq("big", timeout=1), ("127.0.0.1", srv.port))
+        first, _ = s.recvfrom(65536)
+        t0 = time.monotonic()
+        again, _ = s.recvfrom(65536)   # no ACK from us: the OACK comes again after ~1 s
+        waited = time.monotonic() - t0
+        assert first == again and first[:2] == b"\x00\x06"
+        assert 0.8 <= waited < 2.5, waited
+    finally:
+        s.close()
+        srv.stop()
+        t.join(5)
+        srv.close()

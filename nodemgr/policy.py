@@ -147,10 +147,8 @@ def audit(store, *, user: str, host: str, command: str, noderange: str,
     import time
 
     with store.transaction():
-        ids = [int(r["recid"]) for r in store.select("auditlog", include_disabled=True)
-               if (r["recid"] or "").isdigit()]
         store.insert("auditlog", {
-            "recid": str(max(ids, default=0) + 1),
+            "recid": str(store.max_int("auditlog", "recid") + 1),
             "audittime": time.strftime("%m-%d-%Y %H:%M:%S"),
             "userid": user, "clientname": host, "clienttype": "cli", "command": command,
             "noderange": noderange, "args": " ".join(shown), "status": status})

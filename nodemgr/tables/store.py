@@ -239,6 +239,22 @@ class Store:
         value = row["value"] if row else None
         return default if value in (None, "") else value
 
+    def max_int(self, name: str, column: str) -> int:
+        """The largest integer value of *column* in table *name* (disabled rows included),
+        or 0 when there is none; non-numeric values are ignored. One query, no row scan in
+        Python (``auditlog.recid`` grows with every command)."""
+        t = table(name)
+        t.check_column(column)
+        col = _q(column)
+        if self.dialect == "sqlite":
+            sql = (f"SELECT MAX(CAST({col} AS INTEGER)) FROM {_q(t.name)} "
+                   f"WHERE {col} GLOB '[0-9]*' AND {col} NOT GLOB '*[^0-9]*'")
+        else:
+            sql = (f"SELECT MAX(CAST({col} AS BIGINT)) FROM {_q(t.name)} "
+                   f"WHERE {col} ~ '^[0-9]+$'")
+        row = self._exec(sql).fetchone()
+        return int(row[0]) if row and row[0] is not None else 0
+
     # -- writes -------------------------------------------------------------------------
     def insert(self, name: str, row: Mapping[str, str | None]) -> None:
         """Insert one row; unknown columns raise TableError, a duplicate key too."""

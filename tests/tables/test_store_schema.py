@@ -27,3 +27,10 @@ def test_current_database_is_not_touched(db_url):
     s = Store(db_url)
     assert s._stamp() == SCHEMA_STAMP
     s.close()
+
+
+def test_max_int_ignores_non_numbers_and_counts_disabled(store):
+    assert store.max_int("auditlog", "recid") == 0
+    for recid, disable in (("9", None), ("10", "1"), ("x7", None), ("3", None)):
+        store.insert("auditlog", {"recid": recid, "disable": disable})
+    assert store.max_int("auditlog", "recid") == 10

@@ -261,7 +261,8 @@ its stored domain definition (kvm_nodedata) is dropped.
 
 options:
   -f, --force   power the VM off first
-  -p, --purge   also delete its disk volumes (not cdroms, raw-format or block devices)
+  -p, --purge   also delete its disk volumes (not cdroms, raw-format or block devices;
+                the VM's own boot-parameter disk, <node>.cidata.iso, is deleted on Xen)
 
 Silent on success.
 

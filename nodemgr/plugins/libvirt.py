@@ -1421,7 +1421,15 @@ class LibvirtDriver(HypervisorDriver):
                         ip = addr.get("addr")
                         if ip and ip not in found and not ip.startswith(("127.", "::1")):
                             found.append(ip)
-        return NodeResult(node=spec.node, message="\n".join(found), data={"addresses": found})
+        source = "guest"
+        if not found and spec.bootparams:
+            # nothing reported (no lease, agent or ARP entry): the address the VM was given
+            # through its boot parameters (cidata disk), as the other families do
+            from nodemgr.bootparams import addresses as configured
+
+            found, source = configured(spec.bootparams), "bootparams"
+        return NodeResult(node=spec.node, message="\n".join(found),
+                          data={"addresses": found, "source": source})
 
     def host_free_memory_mib(self) -> int:
         """Host memory minus the maximum memory of running domains (xCAT's pick_target rule,

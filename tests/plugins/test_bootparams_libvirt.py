@@ -42,6 +42,9 @@ def test_bootparams_reach_a_real_guest(real):
     assert parse_conf(files["bootparams.conf"]) == params
     assert b'address: "192.0.2.10/24"' in files["network-config"]
     assert b'local-hostname: "web1"' in files["meta-data"]
+    # the guest has no OS to report an address: addresses falls back to the configured one
+    got = one(d.addresses([spec]))
+    assert got.data == {"addresses": ["192.0.2.10"], "source": "bootparams"}, got.data
     # mkvm -f replaces the config disk with the new parameters
     one(d.power([spec], "off"))
     spec.bootparams = {"ip": "dhcp"}

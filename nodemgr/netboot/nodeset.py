@@ -48,6 +48,11 @@ _ATTRS = ("nodetype.os", "nodetype.arch", "nodetype.profile", "nodetype.provmeth
           "noderes.installnic", "mac.mac", "hosts.ip", "chain.currstate", "chain.currchain",
           "chain.chain", "bootparams.addkcmdline", "nodehm.serialport", "nodehm.serialspeed",
           "hypervisor.mgr")
+#: Attributes only ``next``, ``enact``, ``boot`` (chain.*) and the genesis states
+#: (nodehm.*) read; an image-only request (``osimage=``, ``install``, ...) skips them.
+_STATE_ATTRS = ("chain.currstate", "chain.currchain", "chain.chain", "nodehm.serialport",
+                "nodehm.serialspeed")
+_IMAGE_WORDS = ("osimage", "install", "netboot", "statelite")
 
 
 class NodeFailure(NodemgrError):
@@ -420,7 +425,10 @@ def nodeset(store, resolver, nodes: list[str], state: str) -> list[NodeResult]:
     """
     steps = parse_steps(state)
     ctx = _Ctx(store, resolver)
-    attrs = resolver.attrs(nodes, _ATTRS)
+    wanted = _ATTRS
+    if all(st.split("=", 1)[0] in _IMAGE_WORDS for st in steps):
+        wanted = tuple(x for x in _ATTRS if x not in _STATE_ATTRS)
+    attrs = resolver.attrs(nodes, wanted)
     if steps == ["stat"]:
         return _stat(ctx, nodes, attrs)
     plans: dict[str, _Plan] = {}

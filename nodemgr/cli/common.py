@@ -55,3 +55,35 @@ def open_store():
     from nodemgr.tables.store import open_default
 
     return open_default()
+
+
+def prepare(store, command: str, noderange_text: str, args: list[str], *,
+            audit: bool = True):
+    """Expand *noderange_text*, check the policy table and write the audit row.
+
+    Every command that acts on nodes starts here, so the noderange, policy and audit rules
+    are the same for all of them. A denial is audited and raised; an allowed request is
+    audited when *audit* (read-only requests pass False).
+
+    Returns:
+        ``(resolver, nodes)``: a fresh Resolver and the expanded node list.
+    Raises:
+        NoderangeError, PolicyDenied.
+    """
+    from nodemgr import noderange, policy
+    from nodemgr.errors import PolicyDenied
+    from nodemgr.tables.resolve import Resolver
+
+    resolver = Resolver(store)
+    nodes = noderange.expand(noderange_text, resolver)
+    user = policy.current_user()
+    try:
+        policy.authorize(store, resolver, command, nodes, args, user=user)
+    except PolicyDenied:
+        policy.audit(store, user=user, host="localhost", command=command,
+                     noderange=noderange_text, args=args, status="Denied")
+        raise
+    if audit:
+        policy.audit(store, user=user, host="localhost", command=command,
+                     noderange=noderange_text, args=args, status="Allowed")
+    return resolver, nodes

@@ -7,9 +7,8 @@ Thin: expands the noderange, checks policy, reads the tables the lookup needs, c
 
 from __future__ import annotations
 
-from nodemgr.cli.common import main_wrapper, open_store, parser
+from nodemgr.cli.common import main_wrapper, open_store, parser, prepare
 from nodemgr.cli.output import Reporter
-from nodemgr.errors import PolicyDenied
 
 DISCOVERIP_HELP = """\
 Find the current IP address of nodes known by MAC (mac.mac), e.g. server-pool machines on
@@ -61,24 +60,6 @@ exit status:
 """
 
 
-def _prepare(store, command: str, noderange_text: str, args: list[str]):
-    from nodemgr import noderange, policy
-    from nodemgr.tables.resolve import Resolver
-
-    resolver = Resolver(store)
-    nodes = noderange.expand(noderange_text, resolver)
-    user = policy.current_user()
-    try:
-        policy.authorize(store, resolver, command, nodes, args, user=user)
-    except PolicyDenied:
-        policy.audit(store, user=user, host="localhost", command=command,
-                     noderange=noderange_text, args=args, status="Denied")
-        raise
-    policy.audit(store, user=user, host="localhost", command=command,
-                 noderange=noderange_text, args=args, status="Allowed")
-    return resolver, nodes
-
-
 @main_wrapper
 def discoverip(argv: list[str]) -> int:
     from nodemgr import discovery
@@ -100,7 +81,7 @@ def discoverip(argv: list[str]) -> int:
             raise UsageError("site.snmptimeout is not a number of seconds") from None
     if not 0 < timeout <= 60:
         raise UsageError(f"invalid timeout {timeout:g} (0 < seconds <= 60)")
-    resolver, nodes = _prepare(store, "discoverip", a.noderange,
+    resolver, nodes = prepare(store, "discoverip", a.noderange,
                                ["--dry-run"] if a.dry_run else [])
     attrs = resolver.attrs(nodes, ["mac.mac", "hosts.ip", "hypervisor.cluster"])
     pool_rows = {r["name"]: r for r in store.select("serverpool")}

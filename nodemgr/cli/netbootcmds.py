@@ -9,9 +9,8 @@ from __future__ import annotations
 
 import sys
 
-from nodemgr.cli.common import main_wrapper, open_store, parser
+from nodemgr.cli.common import main_wrapper, open_store, parser, prepare
 from nodemgr.cli.output import Reporter
-from nodemgr.errors import PolicyDenied
 
 EXIT = """
 exit status:
@@ -23,22 +22,8 @@ exit status:
 
 def _prepare(command: str, noderange_text: str, args: list[str], audit: bool = True):
     """Store, resolver and expanded nodes after the policy check (audited like VM commands)."""
-    from nodemgr import noderange, policy
-    from nodemgr.tables.resolve import Resolver
-
     store = open_store()
-    resolver = Resolver(store)
-    nodes = noderange.expand(noderange_text, resolver)
-    user = policy.current_user()
-    try:
-        policy.authorize(store, resolver, command, nodes, args, user=user)
-    except PolicyDenied:
-        policy.audit(store, user=user, host="localhost", command=command,
-                     noderange=noderange_text, args=args, status="Denied")
-        raise
-    if audit:
-        policy.audit(store, user=user, host="localhost", command=command,
-                     noderange=noderange_text, args=args, status="Allowed")
+    resolver, nodes = prepare(store, command, noderange_text, args, audit=audit)
     return store, resolver, nodes
 
 

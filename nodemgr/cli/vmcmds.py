@@ -13,9 +13,9 @@ import getpass
 import time
 from collections.abc import Callable, Iterable, Iterator
 
-from nodemgr.cli.common import main_wrapper, open_store, parser
+from nodemgr.cli.common import main_wrapper, open_store, parser, prepare
 from nodemgr.cli.output import Reporter
-from nodemgr.errors import PolicyDenied, UsageError
+from nodemgr.errors import UsageError
 
 POWER_WORDS = ("on", "off", "softoff", "reset", "boot", "stat", "state", "status", "suspend",
                "resume")
@@ -25,23 +25,10 @@ class Ctx:
     """What every VM command needs after argument parsing."""
 
     def __init__(self, command: str, noderange_text: str, args: list[str], json_mode: bool):
-        from nodemgr import noderange, policy
-        from nodemgr.tables.resolve import Resolver
-
         self.command = command
         self.store = open_store()
-        self.resolver = Resolver(self.store)
-        self.nodes = noderange.expand(noderange_text, self.resolver)
-        user = policy.current_user()
-        try:
-            policy.authorize(self.store, self.resolver, command, self.nodes, args, user=user)
-        except PolicyDenied:
-            policy.audit(self.store, user=user, host="localhost", command=command,
-                         noderange=noderange_text, args=args, status="Denied")
-            raise
-        if command != "lsvm" and args != ["stat"]:
-            policy.audit(self.store, user=user, host="localhost", command=command,
-                         noderange=noderange_text, args=args, status="Allowed")
+        self.resolver, self.nodes = prepare(self.store, command, noderange_text, args,
+                                            audit=command != "lsvm" and args != ["stat"])
         self.out = Reporter(json_mode=json_mode)
         self.maxp = _int(self.store.site("vmmaxp"), 64)
         self.timeout = _float(self.store.site("vmtimeout"), 60.0)

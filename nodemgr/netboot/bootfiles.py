@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import os
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 from nodemgr.errors import UsageError
@@ -200,6 +201,10 @@ _DIRS = {
     "xnba": ("xcat/xnba/nodes", "xcat/xnba/macs", "../nodes/"),
     "grub2": ("boot/grub2", "boot/grub2", ""),
 }
+
+
+#: alias directory -> family
+_ALIAS_FAMILY = {adir: fam for fam, (_n, adir, _p) in _DIRS.items()}
 
 
 def node_file(family: str, node: str) -> str:
@@ -394,6 +399,68 @@ class TftpTree:
         if node in nodes:
             self._unlink(f"{_DIRS[fam][0]}/{node}")
             nodes.discard(node)
+
+    # -- one node, without scanning (cost independent of the number of nodes) -----------
+    def has_files(self, node: str) -> bool:
+        """True when *node* has a node file in any format (one ``lstat`` per format)."""
+        check_node_name(node)
+        return any(os.path.lexists(self.path(node_file(fam, node))) for fam in _DIRS)
+
+    def _drop_aliases(self, node: str, aliases: Iterable[str], keep: Iterable[str] = ()) -> None:
+        """Unlink each of *aliases* (root-relative) that still points at *node*'s file of
+        its format; entries outside the alias directories, aliases re-pointed to another
+        node since, and names in *keep* are left alone."""
+        keep = set(keep)
+        for a in aliases:
+            d, _, base = a.rpartition("/")
+            fam = _ALIAS_FAMILY.get(d)
+            if a in keep or fam is None or not base or base.startswith("."):
+                continue
+            full = self.path(a)
+            try:
+                if os.readlink(full) != _DIRS[fam][2] + node:
+                    continue
+                os.unlink(full)
+            except OSError:  # gone, or not a symlink: not ours
+                continue
+
+    def install_node(self, spec: BootSpec, previous: Iterable[str]) -> list[str]:
+        """Like :meth:`install` for one node, without reading whole directories: *previous*
+        are the alias paths the node was last given (its record), so a stale alias (MAC or
+        IP changed, other format) is found without a scan. A few system calls per node.
+
+        Returns:
+            The paths written (node file first).
+        """
+        check_node_name(spec.node)
+        fam = spec.family
+        ndir, adir, prefix = _DIRS[fam]
+        nfull = self._dir(ndir)
+        afull = self._dir(adir) if adir != ndir else nfull
+        text = render(spec)
+        wanted = alias_names(spec)
+        target = prefix + spec.node
+        for a in wanted:  # aliases first, node file rename = switch-over (see install)
+            base = a[len(adir) + 1:]
+            try:
+                if os.readlink(f"{afull}/{base}") == target:
+                    continue
+            except OSError:
+                pass
+            self._link(afull, base, target)
+        self._write(nfull, spec.node, text)
+        self._drop_aliases(spec.node, previous, keep=wanted)
+        for other in _DIRS:
+            if other != fam:
+                self._unlink(node_file(other, spec.node))
+        return [f"{ndir}/{spec.node}", *wanted]
+
+    def remove_node(self, node: str, previous: Iterable[str]) -> None:
+        """Like :meth:`remove` for one node whose alias record is *previous* (no scan)."""
+        check_node_name(node)
+        self._drop_aliases(node, previous)
+        for fam in _DIRS:
+            self._unlink(node_file(fam, node))
 
     def remove(self, node: str) -> None:
         """Remove every boot file and alias of *node*, in every format (``offline``)."""

@@ -53,6 +53,9 @@ _ATTRS = ("nodetype.os", "nodetype.arch", "nodetype.profile", "nodetype.provmeth
 _STATE_ATTRS = ("chain.currstate", "chain.currchain", "chain.chain", "nodehm.serialport",
                 "nodehm.serialspeed")
 _IMAGE_WORDS = ("osimage", "install", "netboot", "statelite")
+#: Up to this many nodes, boot files are written per node from the alias records; above,
+#: each format's directories are scanned once (cheaper than a record lookup per node).
+PER_NODE_MAX = 64
 
 
 class NodeFailure(NodemgrError):
@@ -450,17 +453,36 @@ def nodeset(store, resolver, nodes: list[str], state: str) -> list[NodeResult]:
             plans[node] = _apply(ctx, node, a, step, rest)
         except NodemgrError as exc:
             errors[node] = str(exc)
-    # files: each node file is renamed into place after its aliases
+    # files: each node file is renamed into place after its aliases. A few nodes are
+    # handled by their alias records (bootalias: no directory scan, cost independent of
+    # the number of nodes); many nodes, or a node without a record whose files exist (a
+    # tree written before records were kept), by one scan of each format's directories.
+    records = _alias_records(store, list(plans), len(plans) <= PER_NODE_MAX)
+    new_records: dict[str, str | None] = {}
     for node, plan in list(plans.items()):
+        previous = records.get(node)
+        wanted = bootfiles.alias_names(plan.spec) if plan.spec is not None else []
         try:
             tree = ctx.tree(ctx.tftpdir(attrs[node]))
-            if plan.spec is None:
+            per_node = len(plans) <= PER_NODE_MAX and (node in records
+                                                      or not tree.has_files(node))
+            old = previous.split(",") if previous else []
+            if plan.spec is None and per_node:
+                tree.remove_node(node, old)
+            elif plan.spec is None:
                 tree.remove(node)
+            elif per_node:
+                tree.install_node(plan.spec, old)
             else:
                 tree.install(plan.spec)
         except OSError as exc:
             errors[node] = f"cannot write boot files: {exc.strerror or exc}"
             del plans[node]
+            # some aliases may exist already: keep them on the record for the next run
+            wanted = list(dict.fromkeys([*(previous or "").split(","), *wanted]))
+        value = ",".join(a for a in wanted if a) or None
+        if value != previous or node not in records:
+            new_records[node] = value
     # tables: one statement per table and column set (executemany), one transaction
     stamp = status.timestamp()
     now = time.time()
@@ -477,9 +499,28 @@ def nodeset(store, resolver, nodes: list[str], state: str) -> list[NodeResult]:
                                         for n, p in ps if p.token))
         store.delete_many("nodetoken", ({"node": n} for n, p in ps
                                         if not p.token and not p.keep_token))
+        store.upsert_many("bootalias", ({"node": n, "aliases": v}
+                                        for n, v in new_records.items() if v))
+        store.delete_many("bootalias", ({"node": n} for n, v in new_records.items()
+                                        if not v and n in records))
     resolver.invalidate()
     return [NodeResult(n, True, plans[n].currstate) if n in plans
             else NodeResult(n, False, errors[n]) for n in nodes]
+
+
+def _alias_records(store, nodes: list[str], by_key: bool) -> dict[str, str | None]:
+    """node -> its ``bootalias.aliases`` value for *nodes* that have a record (None when
+    the value is empty); read by key for a few nodes, whole for many."""
+    if not nodes:
+        return {}
+    wanted = set(nodes)
+    rows = (store.select("bootalias", columns=("node", "aliases"), any_of=("node", nodes))
+            if by_key else store.select("bootalias", columns=("node", "aliases")))
+    out: dict[str, str | None] = {}
+    for r in rows:
+        if r["node"] in wanted and r["node"] not in out:
+            out[r["node"]] = r["aliases"] or None
+    return out
 
 
 def tftp_root(store, resolver, node: str) -> str:

@@ -180,10 +180,15 @@ class Resolver:
 
     Args:
         store: a :class:`nodemgr.tables.store.Store`.
+        nodes_by_key: read ``nodelist`` rows only for the nodes asked about (up to
+            WHOLE_TABLE_KEYS) instead of the whole table, until something needs every node
+            (``nodes()``, ``static_groups()``): for a request about one known node (the
+            install-finished callback), so its cost does not grow with the cluster.
     """
 
-    def __init__(self, store) -> None:
+    def __init__(self, store, *, nodes_by_key: bool = False) -> None:
         self.store = store
+        self.nodes_by_key = nodes_by_key
         self.invalidate()
 
     def invalidate(self) -> None:
@@ -193,6 +198,7 @@ class Resolver:
         self._loaded: dict[str, set[str]] = {}
         self._nodes: list[str] | None = None
         self._groups: dict[str, list[str]] | None = None
+        self._some_groups: dict[str, list[str]] = {}  # groups of nodes read by key
         self._hier: dict[str, str] | None = None
         self._nodegroups: dict[str, dict] | None = None
 
@@ -237,6 +243,31 @@ class Resolver:
             groups[node] = [g.strip() for g in (r["groups"] or "").split(",") if g.strip()]
         self._nodes, self._groups = nodes, groups
 
+    def _groups_for(self, nodes: list[str]) -> dict[str, list[str]]:
+        """node -> its groups for *nodes*: from the whole nodelist, or with *nodes_by_key*
+        (up to WHOLE_TABLE_KEYS nodes not read yet) only the rows of these nodes."""
+        if self._groups is not None or not self.nodes_by_key:
+            if self._groups is None:
+                self._load_nodelist()
+            return self._groups
+        some = self._some_groups
+        missing = [n for n in dict.fromkeys(nodes) if n not in some]
+        if len(missing) > self.WHOLE_TABLE_KEYS:
+            self._load_nodelist()
+            return self._groups
+        if missing:
+            for n in missing:
+                some[n] = []
+            seen: set[str] = set()
+            for r in self.store.select("nodelist", columns=("node", "groups"),
+                                       any_of=("node", missing)):
+                node = r["node"]
+                if node is None or node in seen:
+                    continue
+                seen.add(node)
+                some[node] = [g.strip() for g in (r["groups"] or "").split(",") if g.strip()]
+        return some
+
     def nodes(self) -> list[str]:
         """Every enabled ``nodelist.node``, in table order."""
         if self._nodes is None:
@@ -245,9 +276,7 @@ class Resolver:
 
     def groups_of(self, node: str) -> list[str]:
         """The node's ``nodelist.groups`` in order ([] for an unknown node)."""
-        if self._groups is None:
-            self._load_nodelist()
-        return list(self._groups.get(node, []))
+        return list(self._groups_for([node]).get(node, []))
 
     def static_groups(self) -> set[str]:
         """Every group name that appears in any ``nodelist.groups``."""
@@ -360,13 +389,11 @@ class Resolver:
         attrs = list(attrs)
         nodes = list(nodes)
         split = [self._split_attr(a) for a in attrs]
+        all_groups = self._groups_for(nodes)
         keys = set(nodes)
         for node in nodes:
-            keys.update(self.groups_of(node))
+            keys.update(all_groups.get(node, []))
         tables = {tab: self._table(tab, keys) for tab, _ in split}
-        if self._groups is None:
-            self._load_nodelist()
-        all_groups = self._groups
         out: dict[str, dict] = {}
         for node in nodes:
             res: dict = {}

@@ -377,6 +377,11 @@ TABLES: dict[str, TableSchema] = {
            node=_NODE,
            tokenhash="Hex SHA-256 of the token.",
            expires="Expiry, seconds since the epoch (UTC)."),
+        _t("bootalias", "node aliases",
+           description="nodemgr: the boot-file aliases nodeset last gave each node (so a "
+           "one-node nodeset removes stale ones without scanning the TFTP tree).",
+           node=_NODE,
+           aliases="Comma-separated alias paths relative to the TFTP root."),
         _t("vpd", "node serial mtm side asset uuid",
            description="The Machine type, Model, and Serial numbers of each node.",
            node=_NODE,

@@ -138,7 +138,7 @@ def finish(store, node: str, *, kind: str, remote_addr: str, forwarded_for: str 
         return Answer(400, "malformed node name")
     if store.get("nodelist", {"node": node}) is None:
         return Answer(404, f"{node}: unknown node")
-    resolver = Resolver(store)
+    resolver = Resolver(store, nodes_by_key=True)  # one known node: read its rows only
     source = client_address(store, remote_addr, forwarded_for)
     use_tokens = tokens.enabled(store)
     args = ["auth=token" if use_tokens else "auth=address"]

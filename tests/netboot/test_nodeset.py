@@ -352,3 +352,52 @@ def test_tree_trusts_one_scan_of_an_existing_tree(tmp_path):
     assert sorted(os.listdir(d)) == ["01-52-54-00-aa-bb-01", "0A00000B", "n1"]
     new.remove("n1")
     assert os.listdir(d) == []
+
+
+def test_one_node_uses_its_alias_record_not_a_scan(cl, monkeypatch):
+    """A few nodes never read whole directories: a node whose MAC and IP changed since its
+    last nodeset loses its stale aliases through its bootalias record; an alias another
+    node took over meanwhile stays; a format change and offline clean up the same way."""
+    store, _, tftp = cl
+    run(cl, ["n1"], "boot")
+    d = tftp / "pxelinux.cfg"
+    assert store.get("bootalias", {"node": "n1"})["aliases"] == (
+        "pxelinux.cfg/01-52-54-00-aa-bb-01,pxelinux.cfg/0A00000B")
+
+    def no_scan(self, family):
+        raise AssertionError("directory scanned")
+
+    monkeypatch.setattr(bootfiles.TftpTree, "_scan", no_scan)
+    store.update("mac", {"node": "n1"}, {"mac": "52:54:00:aa:bb:09"})
+    store.update("hosts", {"node": "n1"}, {"ip": "10.0.0.99"})
+    assert run(cl, ["n1"], "boot") == {"n1": (True, "boot")}
+    assert sorted(os.listdir(d)) == ["01-52-54-00-aa-bb-09", "0A000063", "n1"]
+    assert os.readlink(d / "0A000063") == "n1"
+    # n2 takes n1's MAC over; n1 moves on: the alias now n2's is left alone
+    store.insert("mac", {"node": "n2", "mac": "52:54:00:aa:bb:09"})
+    assert run(cl, ["n2"], "boot")["n2"][0]
+    store.update("mac", {"node": "n1"}, {"mac": MAC})
+    assert run(cl, ["n1"], "boot")["n1"][0]
+    assert os.readlink(d / "01-52-54-00-aa-bb-09") == "n2"
+    assert os.readlink(d / "01-52-54-00-aa-bb-01") == "n1"
+    store.upsert("noderes", {"node": "n1"}, {"netboot": "xnba"})
+    assert run(cl, ["n1"], "boot")["n1"][0]
+    assert sorted(os.listdir(d)) == ["01-52-54-00-aa-bb-09", "0A00000C", "n2"]
+    assert os.readlink(tftp / "xcat/xnba/macs/01-52-54-00-aa-bb-01") == "../nodes/n1"
+    assert run(cl, ["n1"], "offline") == {"n1": (True, "offline")}
+    assert os.listdir(tftp / "xcat/xnba/macs") == [] == os.listdir(tftp / "xcat/xnba/nodes")
+    assert store.get("bootalias", {"node": "n1"}) is None
+    assert sorted(os.listdir(d)) == ["01-52-54-00-aa-bb-09", "0A00000C", "n2"]
+
+
+def test_node_without_record_falls_back_to_one_scan(cl):
+    """Files written before alias records were kept (no bootalias row): the node's stale
+    aliases are still found (one scan), and the record is written for next time."""
+    store, _, tftp = cl
+    tree = bootfiles.TftpTree(str(tftp))
+    tree.install(bootfiles.BootSpec(node="n1", comment="boot", mac="52:54:00:aa:bb:77",
+                                    ip="10.0.0.77"))
+    assert run(cl, ["n1"], "boot")["n1"][0]
+    assert sorted(os.listdir(tftp / "pxelinux.cfg")) == ["01-52-54-00-aa-bb-01", "0A00000B",
+                                                         "n1"]
+    assert store.get("bootalias", {"node": "n1"}) is not None

@@ -254,3 +254,15 @@ def test_nodegroups(store):
     groups = Resolver(store).nodegroups()
     assert list(groups) == ["kvmhosts"]
     assert groups["kvmhosts"]["wherevals"] == "nodehm.mgt==kvm"
+
+
+def test_nodes_by_key_reads_only_the_nodes_asked_about(cluster):
+    """nodes_by_key: the same values as a whole-table resolver (group inheritance, disabled
+    rows hidden, unknown nodes without groups), reading nodelist rows by key only."""
+    whole, keyed = Resolver(cluster), Resolver(cluster, nodes_by_key=True)
+    attrs = ["nodehm.mgt", "nodehm.serialport", "nodehm.cons"]
+    for nodes in (["n1"], ["n2", "n3"], ["gone"], ["nosuch"]):
+        assert keyed.attrs(nodes, attrs, blame=True) == whole.attrs(nodes, attrs, blame=True)
+    assert keyed._groups is None                      # the whole nodelist was never read
+    assert keyed.groups_of("n2") == ["rack1", "compute", "all"] and keyed.groups_of("gone") == []
+    assert keyed.nodes() == ["n1", "n2", "n3"]        # anything needing every node loads it

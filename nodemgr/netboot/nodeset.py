@@ -426,6 +426,50 @@ def nodeset(store, resolver, nodes: list[str], state: str) -> list[NodeResult]:
         UsageError: the state argument itself is malformed (nothing changed).
         TableError: the store failed (nothing changed in the tables).
     """
+    prepared = prepare(store, resolver, nodes, state)
+    if isinstance(prepared, list):
+        return prepared
+    return apply(prepared)
+
+
+@dataclass
+class Prepared:
+    """A computed ``nodeset`` (:func:`prepare`): plans and per-node errors, nothing written.
+
+    Attributes:
+        nodes: the nodes asked for, in order; chain: node -> (currstate, currchain) as read.
+    """
+
+    store: object
+    resolver: object
+    ctx: _Ctx
+    nodes: list[str]
+    attrs: dict
+    plans: dict
+    errors: dict
+    records: dict
+    chain: dict
+
+    def unchanged(self) -> bool:
+        """True when no node's ``chain`` row changed since :func:`prepare` read it (call
+        inside the transaction that will :func:`apply` it)."""
+        if not self.chain:
+            return True
+        rows = {r["node"]: (r["currstate"] or None, r["currchain"] or None) for r in self.store.select(
+            "chain", columns=("node", "currstate", "currchain"), any_of=("node", list(self.chain)))}
+        return all(rows.get(n, (None, None)) == v for n, v in self.chain.items())
+
+
+def prepare(store, resolver, nodes: list[str], state: str) -> Prepared | list[NodeResult]:
+    """The read-only half of :func:`nodeset`: parse, resolve, plan every node (boot spec,
+    table values, token) and read the alias records. Nothing is written, so a caller can do
+    this before taking the database's write lock and :func:`apply` inside it.
+
+    Returns:
+        A :class:`Prepared`, or for ``stat`` the final results.
+    Raises:
+        UsageError, TableError: as :func:`nodeset`.
+    """
     steps = parse_steps(state)
     ctx = _Ctx(store, resolver)
     wanted = _ATTRS
@@ -453,11 +497,23 @@ def nodeset(store, resolver, nodes: list[str], state: str) -> list[NodeResult]:
             plans[node] = _apply(ctx, node, a, step, rest)
         except NodemgrError as exc:
             errors[node] = str(exc)
+    records = _alias_records(store, list(plans), len(plans) <= PER_NODE_MAX)
+    chain = {}
+    if steps in (["next"], ["enact"]) and len(plans) <= PER_NODE_MAX:
+        chain = {n: (attrs[n].get("chain.currstate"), attrs[n].get("chain.currchain"))
+                 for n in plans}
+    return Prepared(store, resolver, ctx, list(nodes), attrs, plans, errors, records, chain)
+
+
+def apply(p: Prepared) -> list[NodeResult]:
+    """The writing half of :func:`nodeset`: boot files, then every table in one
+    transaction (joining the caller's). Returns one NodeResult per node, in order."""
+    store, resolver, ctx, nodes, attrs = p.store, p.resolver, p.ctx, p.nodes, p.attrs
+    plans, errors, records = p.plans, p.errors, p.records
     # files: each node file is renamed into place after its aliases. A few nodes are
     # handled by their alias records (bootalias: no directory scan, cost independent of
     # the number of nodes); many nodes, or a node without a record whose files exist (a
     # tree written before records were kept), by one scan of each format's directories.
-    records = _alias_records(store, list(plans), len(plans) <= PER_NODE_MAX)
     new_records: dict[str, str | None] = {}
     for node, plan in list(plans.items()):
         previous = records.get(node)
@@ -529,5 +585,5 @@ def tftp_root(store, resolver, node: str) -> str:
     return _Ctx(store, resolver).tftpdir(a)
 
 
-__all__ = ["nodeset", "callback_url", "callback_base", "parse_steps", "CALLBACK_ARG", "tftp_root",
+__all__ = ["nodeset", "prepare", "apply", "Prepared", "callback_url", "callback_base", "parse_steps", "CALLBACK_ARG", "tftp_root",
            "NodeFailure"]

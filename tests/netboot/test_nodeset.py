@@ -401,3 +401,20 @@ def test_node_without_record_falls_back_to_one_scan(cl):
     assert sorted(os.listdir(tftp / "pxelinux.cfg")) == ["01-52-54-00-aa-bb-01", "0A00000B",
                                                          "n1"]
     assert store.get("bootalias", {"node": "n1"}) is not None
+
+
+def test_prepare_then_apply_and_a_stale_plan_is_detected(cl):
+    """prepare() writes nothing; apply() writes what nodeset() would; a plan whose node's
+    chain row changed since prepare() reports itself as changed (the callback re-plans)."""
+    from nodemgr.netboot.nodeset import apply, prepare
+
+    store, res, tftp = cl
+    tokenless(store)
+    run(cl, ["n1"], f"osimage={IMG}")
+    p = prepare(store, res, ["n1"], "next")
+    assert p.unchanged() and store.get("chain", {"node": "n1"})["currstate"].startswith("install")
+    run(cl, ["n1"], "shell")
+    assert not p.unchanged()
+    p = prepare(store, Resolver(store), ["n1"], "next")
+    assert p.unchanged()
+    assert [(r.node, r.ok, r.message) for r in apply(p)] == [("n1", True, "shell")]

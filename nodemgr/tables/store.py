@@ -43,6 +43,9 @@ class Store:
     def __init__(self, url: str) -> None:
         self.url = url
         self._depth = 0
+        self._sql_cache: dict[tuple, tuple[str, list[str]]] = {}
+        self._site: dict[str, str | None] | None = None
+        self._site_scope = 0
         if url.startswith("sqlite:"):
             self.dialect = "sqlite"
             self._ph = "?"
@@ -171,6 +174,7 @@ class Store:
             yield self
         except BaseException:
             self._depth = 0
+            self._site = None  # it may hold values this transaction wrote
             self._exec("ROLLBACK")
             raise
         self._depth = 0
@@ -201,32 +205,78 @@ class Store:
         Raises:
             TableError: unknown table or column.
         """
+        where_items = list(where.items()) if where else []
+        params = [v for _, v in where_items if v is not None]
+        shape = (name, None if columns is None else tuple(columns),
+                 tuple((c, v is None) for c, v in where_items))
+        if any_of is None:
+            sql, cols = self._select_sql(shape, None, 0)
+            raw = self._run(sql, params).fetchall()
+        else:
+            col, values = any_of
+            values = list(dict.fromkeys(values))
+            raw = []
+            for i in range(0, len(values), 500):
+                chunk = values[i:i + 500]
+                sql, cols = self._select_sql(shape, col, len(chunk))
+                raw.extend(self._run(sql, params + chunk).fetchall())
+            if not values:
+                sql, cols = self._select_sql(shape, col, 0)
+        rows = [dict(zip(cols, r, strict=True)) for r in raw]
+        if not include_disabled:
+            rows = [r for r in rows if not is_disabled(r["disable"])]
+        return rows
+
+    def _select_sql(self, shape: tuple, any_col: str | None, n_any: int
+                    ) -> tuple[str, list[str]]:
+        """SQL text (in this dialect's parameter style) and column list for a select of
+        *shape* ``(table, columns or None, ((where column, is None), ...))`` with an
+        ``IN`` list of *n_any* values on *any_col*. Built and validated once per shape:
+        a callback runs ~20 selects, and building their text was most of their cost."""
+        key = (shape, any_col, n_any)
+        hit = self._sql_cache.get(key)
+        if hit is not None:
+            return hit
+        name, columns, where_sig = shape
         t = table(name)
         cols = list(t.columns) if columns is None else list(dict.fromkeys(columns))
         for c in cols:
             t.check_column(c)
         if "disable" not in cols:
             cols.append("disable")
-        sql = f"SELECT {', '.join(_q(c) for c in cols)} FROM {_q(t.name)}"
-        clause, params = self._where(t, where)
+        parts = []
+        for c, is_none in where_sig:
+            t.check_column(c)
+            parts.append(f"{_q(c)} IS NULL" if is_none else f"{_q(c)} = ?")
+        if any_col is not None:
+            t.check_column(any_col)
+            if n_any:
+                parts.append(f"{_q(any_col)} IN ({', '.join('?' for _ in range(n_any))})")
         order = "rowid" if self.dialect == "sqlite" else "_seq"
-        if any_of is None:
-            raw = self._exec(f"{sql}{clause} ORDER BY {order}", params).fetchall()
-        else:
-            col, values = any_of
-            t.check_column(col)
-            values = list(dict.fromkeys(values))
-            raw = []
-            for i in range(0, len(values), 500):
-                chunk = values[i:i + 500]
-                cond = f"{_q(col)} IN ({', '.join('?' for _ in chunk)})"
-                full = f"{clause} AND {cond}" if clause else f" WHERE {cond}"
-                raw.extend(self._exec(f"{sql}{full} ORDER BY {order}",
-                                      params + chunk).fetchall())
-        rows = [dict(zip(cols, r, strict=True)) for r in raw]
-        if not include_disabled:
-            rows = [r for r in rows if not is_disabled(r["disable"])]
-        return rows
+        sql = (f"SELECT {', '.join(_q(c) for c in cols)} FROM {_q(t.name)}"
+               + (" WHERE " + " AND ".join(parts) if parts else "") + f" ORDER BY {order}")
+        hit = (sql.replace("?", self._ph), cols)
+        self._sql_cache[key] = hit
+        return hit
+
+    def _run(self, sql: str, params: list[Any]):
+        """Execute SQL already in this dialect's parameter style."""
+        try:
+            return self._conn.execute(sql, tuple(params))
+        except Exception as exc:  # sqlite3.Error or psycopg.Error
+            raise TableError(f"database error: {str(exc).strip().splitlines()[0]}") from None
+
+    @contextlib.contextmanager
+    def site_cache(self) -> Iterator[Store]:
+        """Within the block, read the site table once and answer :meth:`site` from that
+        copy (writes to it through this store, and a rollback, drop the copy)."""
+        self._site_scope += 1
+        try:
+            yield self
+        finally:
+            self._site_scope -= 1
+            if not self._site_scope:
+                self._site = None
 
     def get(self, name: str, key: Mapping[str, str]) -> Row | None:
         """The enabled row of *name* whose key columns equal *key*, or None."""
@@ -234,9 +284,20 @@ class Store:
         return rows[0] if rows else None
 
     def site(self, key: str, default: str | None = None) -> str | None:
-        """Value of ``site.<key>`` (enabled rows only), else *default*."""
-        row = self.get("site", {"key": key})
-        value = row["value"] if row else None
+        """Value of ``site.<key>`` (enabled rows only), else *default*.
+
+        Inside :meth:`site_cache` the site table is read once for the whole block (a
+        callback reads ~10 keys); outside it every call reads the database, so a change made
+        by another process is seen at once."""
+        if self._site_scope:
+            if self._site is None:
+                self._site = {}
+                for r in self.select("site"):
+                    self._site.setdefault(r["key"], r["value"])
+            value = self._site.get(key)
+        else:
+            row = self.get("site", {"key": key})
+            value = row["value"] if row else None
         return default if value in (None, "") else value
 
     def max_int(self, name: str, column: str) -> int:
@@ -258,6 +319,8 @@ class Store:
     # -- writes -------------------------------------------------------------------------
     def insert(self, name: str, row: Mapping[str, str | None]) -> None:
         """Insert one row; unknown columns raise TableError, a duplicate key too."""
+        if name == "site":
+            self._site = None
         t = table(name)
         cols = list(row)
         for c in cols:
@@ -270,6 +333,8 @@ class Store:
 
         Columns not named in *values* keep their value (or stay NULL on a new row).
         """
+        if name == "site":
+            self._site = None
         t = table(name)
         for c in list(key) + list(values):
             t.check_column(c)
@@ -307,6 +372,8 @@ class Store:
             TableError: unknown table or column, a row missing a key column, or the
                 database refused a statement (nothing of that statement's run written).
         """
+        if name == "site":
+            self._site = None
         t = table(name)
         keyset = set(t.keys)
         n = 0
@@ -341,6 +408,8 @@ class Store:
             TableError: unknown table, a mapping that is not the table's key, or a
                 database error.
         """
+        if name == "site":
+            self._site = None
         t = table(name)
         cols = list(t.keys)
         params = []
@@ -367,6 +436,8 @@ class Store:
                values: Mapping[str, str | None]) -> int:
         """Set *values* on every row matching *where* (disabled rows too; all rows when
         *where* is empty); returns how many rows changed. Unknown columns raise TableError."""
+        if name == "site":
+            self._site = None
         t = table(name)
         for c in values:
             t.check_column(c)
@@ -380,6 +451,8 @@ class Store:
 
     def delete(self, name: str, where: Mapping[str, str | None] | None = None) -> int:
         """Delete rows matching *where* (all rows when None); returns how many."""
+        if name == "site":
+            self._site = None
         t = table(name)
         clause, params = self._where(t, where)
         cur = self._exec(f"DELETE FROM {_q(t.name)}{clause}", params)

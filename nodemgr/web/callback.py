@@ -121,6 +121,15 @@ class _Refused(Exception):
 
 def finish(store, node: str, *, kind: str, remote_addr: str, forwarded_for: str | None,
            token: str | None) -> Answer:
+    """Handle one install-finished callback (see :func:`_finish`); the site table is read
+    once for the whole request."""
+    with store.site_cache():
+        return _finish(store, node, kind=kind, remote_addr=remote_addr,
+                       forwarded_for=forwarded_for, token=token)
+
+
+def _finish(store, node: str, *, kind: str, remote_addr: str, forwarded_for: str | None,
+            token: str | None) -> Answer:
     """Handle one install-finished callback.
 
     Args:

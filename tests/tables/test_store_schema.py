@@ -34,3 +34,27 @@ def test_max_int_ignores_non_numbers_and_counts_disabled(store):
     for recid, disable in (("9", None), ("10", "1"), ("x7", None), ("3", None)):
         store.insert("auditlog", {"recid": recid, "disable": disable})
     assert store.max_int("auditlog", "recid") == 10
+
+
+def test_site_cache_scope_reads_once_and_drops_on_write_and_rollback(store):
+    import pytest
+
+    from nodemgr.errors import TableError
+
+    reads = []
+    real_select = store.select
+    store.select = lambda name, *a, **k: (reads.append(name), real_select(name, *a, **k))[1]
+    with store.site_cache():
+        assert store.site("master") == "localhost" and store.site("domain") == "cluster"
+        assert reads.count("site") == 1
+        store.upsert("site", {"key": "master"}, {"value": "mn1"})
+        assert store.site("master") == "mn1"  # a write drops the copy
+        with pytest.raises(TableError), store.transaction():
+            store.upsert("site", {"key": "master"}, {"value": "mn2"})
+            assert store.site("master") == "mn2"
+            store.insert("nosuchtable", {})
+        assert store.site("master") == "mn1"  # the rollback dropped it too
+    n = reads.count("site")
+    store.site("master")
+    store.site("domain")
+    assert reads.count("site") == n + 2  # outside the block: every call reads the database

@@ -147,6 +147,22 @@ def _text(value) -> str | None:
         return None
     return text if text.isprintable() and text.strip() else None
 
+def _add_neighbours(out, rows, parse_index, invalid, age, source: str) -> None:
+    """Decode one ARP/neighbour table walk into ``out.neighbours``: rows whose index or
+    physical address cannot be parsed are counted in ``out.malformed``; invalid entries
+    (type 2) and all-zero MACs are skipped. *age* maps a row index to seconds or None."""
+    for index, val in rows:
+        parsed = parse_index(index)
+        raw = _octets(val)
+        mac = mac_text(raw) if raw is not None else None
+        if parsed is None or mac is None:
+            out.malformed += 1
+            continue
+        if index in invalid or mac == "00:00:00:00:00:00":
+            continue
+        out.neighbours.append(Neighbour(parsed[1], mac, parsed[0], age(index), source))
+
+
 
 class Agent:
     """One SNMP agent at *host*:*port* read with *creds*.
@@ -258,34 +274,18 @@ class Agent:
             # sysUpTime after the walks: net-snmp stamps rows when its cache reloads
             uptime = _int(await get(SYS_UPTIME))
             invalid = {i for i, v in await walk(IPNET_PHYS_TYPE) if _int(v) == 2}
-            for index, val in rows:
-                parsed = parse_phys_index(index)
-                raw = _octets(val)
-                mac = mac_text(raw) if raw is not None else None
-                if parsed is None or mac is None:
-                    out.malformed += 1
-                    continue
-                if index in invalid or mac == "00:00:00:00:00:00":
-                    continue
+            def age(index):
                 ts = updated.get(index)
-                age = ((uptime - ts) / 100.0 if uptime is not None and ts is not None
-                       and 0 <= ts <= uptime else None)
-                out.neighbours.append(Neighbour(parsed[1], mac, parsed[0], age,
-                                                "ipNetToPhysical"))
+                return ((uptime - ts) / 100.0 if uptime is not None and ts is not None
+                        and 0 <= ts <= uptime else None)
+
+            _add_neighbours(out, rows, parse_phys_index, invalid, age, "ipNetToPhysical")
             return
         # RFC 1213 fallback (agents without the RFC 4293 table; IPv4 only)
         rows = await walk(IPNET_MEDIA_ADDR)
         invalid = {i for i, v in await walk(IPNET_MEDIA_TYPE) if _int(v) == 2} if rows else set()
-        for index, val in rows:
-            parsed = parse_media_index(index)
-            raw = _octets(val)
-            mac = mac_text(raw) if raw is not None else None
-            if parsed is None or mac is None:
-                out.malformed += 1
-                continue
-            if index in invalid or mac == "00:00:00:00:00:00":
-                continue
-            out.neighbours.append(Neighbour(parsed[1], mac, parsed[0], None, "ipNetToMedia"))
+        _add_neighbours(out, rows, parse_media_index, invalid, lambda index: None,
+                        "ipNetToMedia")
 
     async def _fdb(self, walk, out: AgentTables) -> None:
         dot1d = await walk(DOT1D_FDB_PORT)

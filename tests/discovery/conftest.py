@@ -8,13 +8,14 @@ from __future__ import annotations
 
 import os
 import shutil
-import signal
 import subprocess
 import sys
 import time
 from pathlib import Path
 
 import pytest
+
+from tests.fixtures.netns import sh, stop_groups
 
 ROOT = Path(__file__).resolve().parents[2]
 REQUIRE_ALL = os.environ.get("NODEMGR_REQUIRE_ALL") == "1"
@@ -38,10 +39,6 @@ def need(ok: bool, why: str) -> None:
             pytest.fail(why)
         pytest.skip(why)
 
-
-def sh(ns: str | None, *cmd: str) -> subprocess.CompletedProcess:
-    full = (["ip", "netns", "exec", ns] if ns else []) + list(cmd)
-    return subprocess.run(full, check=True, capture_output=True, text=True, timeout=30)
 
 
 def switch_records() -> str:
@@ -135,17 +132,7 @@ def lab(tmp_path_factory):
         _wait_udp(ns, SIM_PORT, p, simlog, limit=60)
         yield {"ns": ns, "peer": peer, "work": work}
     finally:
-        for p in procs:
-            try:
-                os.killpg(p.pid, signal.SIGTERM)
-            except ProcessLookupError:
-                pass
-        for p in procs:
-            try:
-                p.wait(10)
-            except subprocess.TimeoutExpired:
-                os.killpg(p.pid, signal.SIGKILL)
-                p.wait()
+        stop_groups(procs)
         subprocess.run(["ip", "netns", "del", peer], capture_output=True)
         subprocess.run(["ip", "netns", "del", ns], capture_output=True)
 

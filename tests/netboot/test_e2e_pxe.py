@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import signal
 import subprocess
 import sys
 import tempfile
@@ -29,6 +28,7 @@ from pathlib import Path
 import pytest
 
 from nodemgr.tables.store import Store
+from tests.fixtures.netns import sh, stop_groups
 from tests.fixtures.pxe import build
 from tests.web.provision import define, state
 
@@ -48,10 +48,6 @@ def need(ok: bool, why: str) -> None:
             pytest.fail(why)
         pytest.skip(why)
 
-
-def sh(ns: str | None, *cmd: str, **kw) -> subprocess.CompletedProcess:
-    full = (["ip", "netns", "exec", ns] if ns else []) + list(cmd)
-    return subprocess.run(full, check=True, capture_output=True, text=True, **kw)
 
 
 @pytest.fixture(scope="module")
@@ -134,17 +130,7 @@ def lab(tmp_path_factory):
             time.sleep(0.1)
         yield {"ns": ns, "store": store, "tftp": tftp, "work": work}
     finally:
-        for p in procs:
-            try:
-                os.killpg(p.pid, signal.SIGTERM)
-            except ProcessLookupError:
-                pass
-        for p in procs:
-            try:
-                p.wait(10)
-            except subprocess.TimeoutExpired:
-                os.killpg(p.pid, signal.SIGKILL)
-                p.wait()
+        stop_groups(procs)
         subprocess.run(["ip", "netns", "del", ns], capture_output=True)
         store.close()
 

@@ -44,6 +44,7 @@ from pathlib import Path
 from flask import Flask, Response, request
 
 from nodemgr.plugins import ovirt_api as api
+from tests.simulators.serving import LoopbackServer
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "ovirt" / "v4"
 BLANK_ID = "00000000-0000-0000-0000-000000000000"
@@ -1441,30 +1442,13 @@ SUB = _Sub()
 # -- serving -----------------------------------------------------------------------------------
 
 
-class Server:
+class Server(LoopbackServer):
     """The simulator on a loopback port in a background thread (tests)."""
 
     def __init__(self, engine: Engine, port: int = 0, ssl_context=None,
                  host: str = "127.0.0.1") -> None:
-        from werkzeug.serving import WSGIRequestHandler, make_server
-
-        class Quiet(WSGIRequestHandler):
-            def log_request(self, *a, **k):
-                pass
-
         self.engine = engine
-        self.httpd = make_server(host, port, create_app(engine), threaded=True,
-                                 ssl_context=ssl_context, request_handler=Quiet)
-        self.port = self.httpd.server_port
-        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
-
-    def __enter__(self) -> Server:
-        self.thread.start()
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.httpd.shutdown()
-        self.httpd.server_close()
+        super().__init__(create_app(engine), port, ssl_context, host)
 
 
 def self_signed(tmpdir: Path, names=("localhost", "127.0.0.1")) -> tuple[Path, Path, Path]:

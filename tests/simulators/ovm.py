@@ -43,6 +43,7 @@ from pathlib import Path
 from lxml import etree
 
 from nodemgr.plugins.ovm_soap import SERVICES, TYPES_NS, build_wsdl
+from tests.simulators.serving import LoopbackServer
 
 FIXTURES = Path(__file__).resolve().parent.parent / "fixtures" / "ovm"
 SOAP_ENV = "http://schemas.xmlsoap.org/soap/envelope/"
@@ -528,34 +529,20 @@ def fault(code: str, text: str) -> bytes:
     return etree.tostring(env, xml_declaration=True, encoding="UTF-8")
 
 
-class Server:
+class Server(LoopbackServer):
     """The simulator on a loopback port in a background thread (tests):
     ``with Server(OvmManager(dir)) as s: s.url``."""
 
     def __init__(self, manager: OvmManager, port: int = 0, ssl_context=None,
                  host: str = "127.0.0.1") -> None:
-        from werkzeug.serving import WSGIRequestHandler, make_server
-
-        class Quiet(WSGIRequestHandler):
-            def log_request(self, *a, **k):
-                pass
-
         self.manager = manager
         self.app = SoapApp(manager)
-        self.httpd = make_server(host, port, self.app, threaded=True, ssl_context=ssl_context,
-                                 request_handler=Quiet)
-        self.port = self.httpd.server_port
+        super().__init__(self.app, port, ssl_context, host)
         scheme = "https" if ssl_context else "http"
         self.url = f"{scheme}://{host}:{self.port}/OVSWS"
-        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
-
-    def __enter__(self) -> Server:
-        self.thread.start()
-        return self
 
     def __exit__(self, *exc) -> None:
-        self.httpd.shutdown()
-        self.httpd.server_close()
+        super().__exit__(*exc)
         self.app.close()
 
 

@@ -28,10 +28,14 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 
 from nodemgr.errors import NodemgrError
-from nodemgr.plugins.base import DriverError, Endpoint, HypervisorDriver, NodeResult, VmSpec
-
-NO_PLUGIN = ("Unable to identify plugin for this command, check relevant tables: "
-             "nodehm.power;nodehm.mgt")
+from nodemgr.plugins.base import (
+    NO_PLUGIN,
+    DriverError,
+    Endpoint,
+    HypervisorDriver,
+    NodeResult,
+    VmSpec,
+)
 
 Call = Callable[[HypervisorDriver, list["Target"]], Iterable[NodeResult]]
 

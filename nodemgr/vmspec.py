@@ -18,12 +18,9 @@ from collections.abc import Iterable, Mapping
 
 from nodemgr.dispatch import Target
 from nodemgr.errors import UsageError
-from nodemgr.plugins.base import DiskSpec, Endpoint, NicSpec, VmSpec, next_dev_names
+from nodemgr.plugins.base import NO_PLUGIN, DiskSpec, Endpoint, NicSpec, VmSpec, next_dev_names
 from nodemgr.tables.schema import table as table_schema
 from nodemgr.units import parse_size_mib
-
-NO_PLUGIN = ("Unable to identify plugin for this command, check relevant tables: "
-             "nodehm.power;nodehm.mgt")
 
 #: Families whose endpoint is a manager (``vm.mgr``) rather than the host (``vm.host``).
 MANAGER_DRIVERS = {"rhevm", "ovm"}

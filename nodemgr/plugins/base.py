@@ -214,6 +214,10 @@ class VmInfo:
     uuid: str | None = None
 
 
+#: xCAT's message for a node whose driver cannot be found (nodehm.power / nodehm.mgt).
+NO_PLUGIN = ("Unable to identify plugin for this command, check relevant tables: "
+             "nodehm.power;nodehm.mgt")
+
 #: Disk bus -> device-name prefix, and the letters used after it ("c" is kept for the
 #: cdrom, as xCAT does).
 DEV_PREFIX = {"virtio": "vd", "scsi": "sd", "sata": "sd", "ide": "hd"}

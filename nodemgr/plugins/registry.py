@@ -14,12 +14,10 @@ from __future__ import annotations
 import importlib
 import threading
 
-from nodemgr.plugins.base import HypervisorDriver, PermanentError
+from nodemgr.plugins.base import NO_PLUGIN, HypervisorDriver, PermanentError
 
 GROUP = "nodemgr.plugins"
 
-NO_PLUGIN = ("Unable to identify plugin for this command, check relevant tables: "
-             "nodehm.power;nodehm.mgt")
 
 #: name -> (module, class) imported without scanning entry points. Keep in step with
 #: ``[project.entry-points."nodemgr.plugins"]`` in pyproject.toml (a test checks it).

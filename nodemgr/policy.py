@@ -148,7 +148,7 @@ def audit(store, *, user: str, host: str, command: str, noderange: str,
 
     with store.transaction():
         store.insert("auditlog", {
-            "recid": str(store.max_int("auditlog", "recid") + 1),
+            "recid": str(store.next_int("auditlog", "recid")),
             "audittime": time.strftime("%m-%d-%Y %H:%M:%S"),
             "userid": user, "clientname": host, "clienttype": "cli", "command": command,
             "noderange": noderange, "args": " ".join(shown), "status": status})

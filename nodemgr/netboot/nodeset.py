@@ -460,6 +460,22 @@ class Prepared:
         return all(rows.get(n, (None, None)) == v for n, v in self.chain.items())
 
 
+def _wanted(steps: list[str]) -> tuple[str, ...]:
+    """The attributes :func:`prepare` resolves for *steps*."""
+    if all(st.split("=", 1)[0] in _IMAGE_WORDS for st in steps):
+        return tuple(x for x in _ATTRS if x not in _STATE_ATTRS)
+    return _ATTRS
+
+
+def read_tables(state: str) -> tuple[str, ...]:
+    """The node-keyed tables :func:`prepare` reads for *state* (for a few nodes), so a
+    caller can have a resolver read them together with its own in one statement
+    (:meth:`nodemgr.tables.resolve.Resolver.prefetch`). Raises UsageError as
+    :func:`parse_steps`."""
+    names = [a.split(".", 1)[0] for a in _wanted(parse_steps(state))]
+    return tuple(dict.fromkeys([*names, "bootalias"]))
+
+
 def prepare(store, resolver, nodes: list[str], state: str) -> Prepared | list[NodeResult]:
     """The read-only half of :func:`nodeset`: parse, resolve, plan every node (boot spec,
     table values, token) and read the alias records. Nothing is written, so a caller can do
@@ -472,10 +488,7 @@ def prepare(store, resolver, nodes: list[str], state: str) -> Prepared | list[No
     """
     steps = parse_steps(state)
     ctx = _Ctx(store, resolver)
-    wanted = _ATTRS
-    if all(st.split("=", 1)[0] in _IMAGE_WORDS for st in steps):
-        wanted = tuple(x for x in _ATTRS if x not in _STATE_ATTRS)
-    attrs = resolver.attrs(nodes, wanted)
+    attrs = resolver.attrs(nodes, _wanted(steps))
     if steps == ["stat"]:
         return _stat(ctx, nodes, attrs)
     plans: dict[str, _Plan] = {}
@@ -497,7 +510,7 @@ def prepare(store, resolver, nodes: list[str], state: str) -> Prepared | list[No
             plans[node] = _apply(ctx, node, a, step, rest)
         except NodemgrError as exc:
             errors[node] = str(exc)
-    records = _alias_records(store, list(plans), len(plans) <= PER_NODE_MAX)
+    records = _alias_records(store, resolver, list(plans), len(plans) <= PER_NODE_MAX)
     chain = {}
     if steps in (["next"], ["enact"]) and len(plans) <= PER_NODE_MAX:
         chain = {n: (attrs[n].get("chain.currstate"), attrs[n].get("chain.currchain"))
@@ -505,9 +518,15 @@ def prepare(store, resolver, nodes: list[str], state: str) -> Prepared | list[No
     return Prepared(store, resolver, ctx, list(nodes), attrs, plans, errors, records, chain)
 
 
-def apply(p: Prepared) -> list[NodeResult]:
+def apply(p: Prepared, *, set_status: str | None = None) -> list[NodeResult]:
     """The writing half of :func:`nodeset`: boot files, then every table in one
-    transaction (joining the caller's). Returns one NodeResult per node, in order."""
+    transaction (joining the caller's). Returns one NodeResult per node, in order.
+
+    *set_status*, when given, is written to ``nodelist.status`` of every node set instead of
+    the state's own (the install-finished callback's ``booted``: one write, not two).
+    Raises UsageError for a status that is not one of xCAT's."""
+    if set_status is not None:
+        status.check(set_status)
     store, resolver, ctx, nodes, attrs = p.store, p.resolver, p.ctx, p.nodes, p.attrs
     plans, errors, records = p.plans, p.errors, p.records
     # files: each node file is renamed into place after its aliases. A few nodes are
@@ -549,8 +568,9 @@ def apply(p: Prepared) -> list[NodeResult]:
         store.upsert_many("nodetype", ({"node": n, **p.nodetype} for n, p in ps if p.nodetype))
         store.upsert_many("bootparams", ({"node": n, **p.bootparams}
                                          for n, p in ps if p.bootparams))
-        store.upsert_many("nodelist", ({"node": n, "status": p.status, "statustime": stamp}
-                                       for n, p in ps if p.status))
+        store.upsert_many("nodelist", ({"node": n, "status": set_status or p.status,
+                                        "statustime": stamp}
+                                       for n, p in ps if set_status or p.status))
         store.upsert_many("nodetoken", ({"node": n, **tokens.row_values(p.token, now=now)}
                                         for n, p in ps if p.token))
         store.delete_many("nodetoken", ({"node": n} for n, p in ps
@@ -564,14 +584,16 @@ def apply(p: Prepared) -> list[NodeResult]:
             else NodeResult(n, False, errors[n]) for n in nodes]
 
 
-def _alias_records(store, nodes: list[str], by_key: bool) -> dict[str, str | None]:
+def _alias_records(store, resolver, nodes: list[str], by_key: bool
+                   ) -> dict[str, str | None]:
     """node -> its ``bootalias.aliases`` value for *nodes* that have a record (None when
-    the value is empty); read by key for a few nodes, whole for many."""
+    the value is empty); read by key for a few nodes (through the resolver, which may
+    have them already), whole for many."""
     if not nodes:
         return {}
     wanted = set(nodes)
-    rows = (store.select("bootalias", columns=("node", "aliases"), any_of=("node", nodes))
-            if by_key else store.select("bootalias", columns=("node", "aliases")))
+    rows = (resolver.rows("bootalias", nodes).values() if by_key
+            else store.select("bootalias", columns=("node", "aliases")))
     out: dict[str, str | None] = {}
     for r in rows:
         if r["node"] in wanted and r["node"] not in out:
@@ -585,5 +607,5 @@ def tftp_root(store, resolver, node: str) -> str:
     return _Ctx(store, resolver).tftpdir(a)
 
 
-__all__ = ["nodeset", "prepare", "apply", "Prepared", "callback_url", "callback_base", "parse_steps", "CALLBACK_ARG", "tftp_root",
+__all__ = ["nodeset", "prepare", "apply", "read_tables", "Prepared", "callback_url", "callback_base", "parse_steps", "CALLBACK_ARG", "tftp_root",
            "NodeFailure"]

@@ -78,7 +78,11 @@ def consume(store, node: str, token: str) -> bool:
         expires = int(row.get("expires") or 0)
     except ValueError:
         expires = 0
-    store.delete("nodetoken", {"node": node})
+    # delete only the row that was checked: of two concurrent callbacks with the same
+    # token, the second one's delete finds nothing (PostgreSQL re-checks the row after the
+    # first commits; SQLite serialises writers), so a token never works twice
+    if store.delete("nodetoken", {"node": node, "tokenhash": stored}) != 1:
+        return False
     return expires > time.time()
 
 

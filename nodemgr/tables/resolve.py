@@ -199,6 +199,7 @@ class Resolver:
         self._nodes: list[str] | None = None
         self._groups: dict[str, list[str]] | None = None
         self._some_groups: dict[str, list[str]] = {}  # groups of nodes read by key
+        self._some_known: set[str] = set()            # of those, the nodes that exist
         self._hier: dict[str, str] | None = None
         self._nodegroups: dict[str, dict] | None = None
 
@@ -221,16 +222,42 @@ class Resolver:
             return rows
         key = schema_table(name).nodecol
         if wanted is None or len(wanted) > self.WHOLE_TABLE_KEYS:
-            found = self.store.select(name)
+            self._keep(name, self.store.select(name), None)
+        else:
+            self._keep(name, self.store.select(name, any_of=(key, sorted(wanted))), wanted)
+        return rows
+
+    def _keep(self, name: str, found: list[dict], wanted: set[str] | None) -> None:
+        """Cache rows *found* of table *name*, read for keys *wanted* (None: whole table)."""
+        rows = self._rows.setdefault(name, {})
+        key = schema_table(name).nodecol
+        if wanted is None:
             self._complete.add(name)
         else:
-            found = self.store.select(name, any_of=(key, sorted(wanted)))
-            loaded |= wanted
+            self._loaded.setdefault(name, set()).update(wanted)
         for r in found:
             k = r.get(key)
             if k is not None and k not in rows:
                 rows[k] = r
-        return rows
+
+    def _prefetch(self, names: Iterable[str], keys: set[str]) -> None:
+        """Read what :meth:`_table` would read for each of *names* and *keys*, all tables
+        in one statement (:meth:`Store.select_batch`)."""
+        todo = []
+        for name in dict.fromkeys(names):
+            if name in self._complete:
+                continue
+            wanted = keys - self._loaded.get(name, set())
+            if not wanted:
+                continue
+            whole = len(wanted) > self.WHOLE_TABLE_KEYS
+            todo.append((name, None if whole else wanted))
+        if len(todo) < 2:
+            return  # nothing to gain: _table reads it
+        found = self.store.select_batch(
+            (n, schema_table(n).nodecol, None if w is None else sorted(w)) for n, w in todo)
+        for (name, wanted), rows in zip(todo, found, strict=True):
+            self._keep(name, rows, wanted)
 
     def _load_nodelist(self) -> None:
         nodes: list[str] = []
@@ -265,8 +292,32 @@ class Resolver:
                 if node is None or node in seen:
                     continue
                 seen.add(node)
+                self._some_known.add(node)
                 some[node] = [g.strip() for g in (r["groups"] or "").split(",") if g.strip()]
         return some
+
+    def known(self, nodes: Iterable[str]) -> list[str]:
+        """Those of *nodes* that have an enabled ``nodelist`` row, in the order given (read
+        by key under *nodes_by_key*, like their groups)."""
+        nodes = list(nodes)
+        self._groups_for(nodes)
+        have = self._some_known if self._groups is None else self._groups
+        return [n for n in nodes if n in have]
+
+    def rows(self, name: str, keys: Iterable[str]) -> dict[str, dict]:
+        """Enabled rows of node-keyed table *name* by key (first row of a key wins), with at
+        least those of *keys* present; the dict is the resolver's cache: do not change it."""
+        return self._table(name, keys)
+
+    def prefetch(self, nodes: Iterable[str], names: Iterable[str]) -> None:
+        """Read the rows of tables *names* that *nodes* and their groups need, in one
+        statement, so later :meth:`attrs` / :meth:`rows` calls about them read nothing."""
+        nodes = list(nodes)
+        groups = self._groups_for(nodes)
+        keys = set(nodes)
+        for node in nodes:
+            keys.update(groups.get(node, []))
+        self._prefetch(names, keys)
 
     def nodes(self) -> list[str]:
         """Every enabled ``nodelist.node``, in table order."""
@@ -298,8 +349,7 @@ class Resolver:
         """Column -> delimiter from ``site.hierarchicalattrs``."""
         if self._hier is None:
             hier: dict[str, str] = {}
-            row = self.store.get("site", {"key": "hierarchicalattrs"})
-            for item in ((row or {}).get("value") or "").split(","):
+            for item in (self.store.site("hierarchicalattrs") or "").split(","):
                 item = item.strip()
                 if not item:
                     continue
@@ -393,6 +443,7 @@ class Resolver:
         keys = set(nodes)
         for node in nodes:
             keys.update(all_groups.get(node, []))
+        self._prefetch((tab for tab, _ in split), keys)
         tables = {tab: self._table(tab, keys) for tab, _ in split}
         out: dict[str, dict] = {}
         for node in nodes:

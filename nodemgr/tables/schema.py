@@ -26,6 +26,9 @@ class TableSchema:
         nodecol: the key column that holds node or group names (node-keyed tables), else None.
         description: one line for ``tabdump -d``.
         descriptions: column -> one-line description.
+        intindex: text columns that hold integers and carry an index on their integer value,
+            so the store's ``max_int`` is one index lookup (``auditlog.recid`` grows with
+            every command).
     """
 
     name: str
@@ -34,6 +37,7 @@ class TableSchema:
     nodecol: str | None = None
     description: str = ""
     descriptions: dict[str, str] = field(default_factory=dict)
+    intindex: tuple[str, ...] = ()
 
     def check_column(self, column: str) -> None:
         """Raise TableError ``No column "x" in table "t"`` when *column* is unknown."""
@@ -47,13 +51,14 @@ _TAIL_DESC = {
 }
 
 
-def _t(name, cols, /, keys=None, nodecol="node", description="", coldesc=None, **desc):
+def _t(name, cols, /, keys=None, nodecol="node", description="", coldesc=None, intindex=(),
+       **desc):
     """One table; *coldesc* holds column descriptions whose names clash with the
     parameters (osimage.description)."""
     columns = tuple(cols.split()) + TAIL
     keys = tuple((keys or cols.split()[0]).split())
     desc = {**_TAIL_DESC, **(coldesc or {}), **desc}
-    return TableSchema(name, columns, keys, nodecol, description, desc)
+    return TableSchema(name, columns, keys, nodecol, description, desc, tuple(intindex))
 
 
 _NODE = "The node name or group name."
@@ -391,7 +396,7 @@ TABLES: dict[str, TableSchema] = {
            asset="An inventory number for the administrator's use.",
            uuid="The UUID of the node (written by mkvm for VMs)."),
         _t("auditlog", "recid audittime userid clientname clienttype command noderange args "
-           "status", nodecol=None,
+           "status", nodecol=None, intindex=("recid",),
            description="Audit Data log.",
            recid="The record id.",
            audittime="The timestamp for the audit entry.",

@@ -143,7 +143,7 @@ def _finish(store, node: str, *, kind: str, remote_addr: str, forwarded_for: str
         policy failure; 500 when ``nodeset next`` fails for the node (nothing changed).
     """
     from nodemgr import policy
-    from nodemgr.netboot import bootfiles, nodeset, status, tokens
+    from nodemgr.netboot import bootfiles, nodeset, tokens
     from nodemgr.tables.resolve import Resolver
 
     command = COMMANDS[kind]
@@ -151,9 +151,11 @@ def _finish(store, node: str, *, kind: str, remote_addr: str, forwarded_for: str
         bootfiles.check_node_name(node)
     except UsageError:
         return Answer(400, "malformed node name")
-    if store.get("nodelist", {"node": node}) is None:
+    resolver = Resolver(store, nodes_by_key=True)  # one node: read its rows only
+    if not resolver.known([node]):
         return Answer(404, f"{node}: unknown node")
-    resolver = Resolver(store, nodes_by_key=True)  # one known node: read its rows only
+    # every row the checks and `nodeset next` read, in one statement
+    resolver.prefetch([node], ("hosts", *nodeset.read_tables("next")))
     source = client_address(store, remote_addr, forwarded_for)
     use_tokens = tokens.enabled(store)
     args = ["auth=token" if use_tokens else "auth=address"]
@@ -176,10 +178,9 @@ def _finish(store, node: str, *, kind: str, remote_addr: str, forwarded_for: str
             if not prepared.unchanged():  # a nodeset ran meanwhile: plan again, locked
                 resolver.invalidate()
                 prepared = nodeset.prepare(store, resolver, [node], "next")
-            results = nodeset.apply(prepared)
+            results = nodeset.apply(prepared, set_status="booted")  # = updatenodestat booted
             if not results[0].ok:
                 raise _Refused(500, f"{node}: nodeset next failed: {results[0].message}")
-            status.updatenodestat(store, [node], "booted")
             policy.audit(store, user="", host=shown_host, command=command, noderange=node,
                          args=args, status="allowed")
     except _Refused as exc:

@@ -69,3 +69,34 @@ def test_updatenodestat_unknown_status_is_an_error_and_changes_nothing(store):
 def test_status_follows_state(state, expected):
     assert status.status_for_state(state) == expected
     assert expected is None or expected in status.VALID_STATUSES
+
+
+def test_two_concurrent_callbacks_with_one_token_succeed_once(db_url):
+    """The second transaction waits for the first one's write lock (SQLite) or row lock
+    (PostgreSQL) and then finds the token gone: a token never works twice."""
+    import threading
+
+    from nodemgr.tables.store import Store
+
+    first, second = Store(db_url), Store(db_url)
+    token = tokens.mint(first, "n1")
+    outcome = {}
+
+    def other():
+        with second.transaction():
+            outcome["second"] = tokens.consume(second, "n1", token)
+
+    with first.transaction():
+        assert tokens.consume(first, "n1", token)
+        if first.dialect == "postgresql":  # the row lock is what the other one meets
+            t = threading.Thread(target=other)
+            t.start()
+            t.join(0.5)
+            assert t.is_alive()  # waiting on our uncommitted delete
+    if first.dialect == "sqlite":
+        other()
+    else:
+        t.join(10)
+    assert outcome == {"second": False}
+    first.close()
+    second.close()

@@ -97,3 +97,35 @@ def test_delete_many(store):
     with pytest.raises(TableError, match="keyed by node"):
         store.delete_many("nodetoken", [{"node": "b", "tokenhash": "h"}])
     assert [r["node"] for r in store.select("nodetoken")] == ["b"]
+
+
+def test_select_batch_equals_one_select_per_table(store):
+    with store.transaction():
+        store.insert("hosts", {"node": "n1", "ip": "10.0.0.1"})
+        store.insert("hosts", {"node": "n2", "ip": "10.0.0.2", "disable": "1"})
+        store.insert("hosts", {"node": "all", "hostnames": "x"})
+        for n in ("n3", "n1", "n2"):  # insertion order is what comes back
+            store.insert("mac", {"node": n, "mac": f"52:54:00:00:00:0{n[1]}"})
+        store.insert("chain", {"node": "n1", "currstate": "boot"})
+    requests = [("hosts", "node", ["n1", "n2", "all", "n1"]),  # duplicates are harmless
+                ("mac", "node", None),                          # whole table
+                ("chain", "node", []),                          # nothing asked: nothing
+                ("site", "key", ["master"])]
+    got = store.select_batch(requests)
+    assert got == [store.select("hosts", any_of=("node", ["n1", "n2", "all"])),
+                   store.select("mac"), [], store.select("site", {"key": "master"})]
+    assert [r["node"] for r in got[0]] == ["n1", "all"]  # disabled row left out
+    assert [r["node"] for r in got[1]] == ["n3", "n1", "n2"]
+    assert got[1][0] == {"node": "n3", "interface": None, "mac": "52:54:00:00:00:03",
+                         "comments": None, "disable": None}
+    # a second call with the same shape reuses the statement text and gives the same rows
+    assert store.select_batch(requests) == got
+    with pytest.raises(TableError, match='No column "nosuch"'):
+        store.select_batch([("hosts", "nosuch", ["x"]), ("mac", "node", ["y"])])
+
+
+def test_select_batch_with_many_keys_falls_back_to_one_select_each(store, monkeypatch):
+    monkeypatch.setattr(store, "BATCH_MAX_KEYS", 3)
+    store.insert("hosts", {"node": "n1", "ip": "10.0.0.1"})
+    got = store.select_batch([("hosts", "node", ["n1", "n2", "n3", "n4"]), ("mac", "node", None)])
+    assert got == [store.select("hosts"), []]

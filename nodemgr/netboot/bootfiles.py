@@ -27,6 +27,7 @@ under the root.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 from collections.abc import Iterable
@@ -68,9 +69,14 @@ def hexip(ip: str | None) -> str | None:
     if not ip:
         return None
     parts = ip.strip().split(".")
-    if len(parts) != 4 or not all(p.isdigit() and int(p) < 256 for p in parts):
+    if len(parts) != 4:
         return None
-    return "".join(f"{int(p):02X}" for p in parts)
+    octets = []
+    for p in parts:
+        if not (p.isascii() and p.isdigit()) or int(p) > 255:
+            return None
+        octets.append(int(p))
+    return bytes(octets).hex().upper()
 
 
 @dataclass(frozen=True)
@@ -244,17 +250,33 @@ class TftpTree:
     node and format. The scan is trusted for the life of the object (one command): keep one
     TftpTree per command, not per process.
 
+    Staged (``staged=True``): every new file and symlink is written at once under a
+    temporary name (so a full disk or a permission problem shows before anything else
+    happens), but the renames into place and the removals wait for :meth:`publish` — called
+    after the tables' transaction commits — or are undone by :meth:`discard` when it rolls
+    back. Until then the tree answers its own questions (is this alias pointing at that
+    node? does this file exist?) as if the pending changes were made.
+
     Args:
         root: the TFTP root directory (created if missing).
+        staged: hold changes back until :meth:`publish`.
     """
 
-    def __init__(self, root: str) -> None:
+    def __init__(self, root: str, *, staged: bool = False) -> None:
         self.root = os.path.abspath(root)
         self._aliases: dict[str, dict[str, set[str]]] = {}
         self._owner: dict[str, dict[str, str]] = {}
         self._nodes: dict[str, set[str]] = {}
         self._made: dict[str, str] = {}
         self._suffix = f".tmp{os.getpid()}"
+        self._staged = staged
+        #: pending changes in order: (node, temporary path, final path) renames,
+        #: (node, None, path) removals
+        self._pending: list[tuple[str, str | None, str]] = []
+        self._node = ""  # the node whose files are being changed (tags pending changes)
+        #: final path -> ("link", target) / ("file", None) / None (removed), as pending
+        self._view: dict[str, tuple[str, str | None] | None] = {}
+        self._serial = 0
 
     # -- paths ------------------------------------------------------------------------
     def path(self, rel: str) -> str:
@@ -315,47 +337,120 @@ class TftpTree:
         mode 0644 (the TFTP server must read it)."""
         self._write(*os.path.split(self.path(rel)), text)
 
+    def _tmp(self, d: str, base: str) -> str:
+        if not self._staged:
+            return f"{d}/.{base}{self._suffix}"
+        self._serial += 1  # staged: several versions of one name may be pending
+        return f"{d}/.{base}{self._suffix}-{self._serial}"
+
+    def _put(self, tmp: str, final: str, what: tuple[str, str | None]) -> None:
+        """Rename *tmp* over *final* now, or (staged) when published."""
+        if self._staged:
+            self._pending.append((self._node, tmp, final))
+            self._view[final] = what
+        else:
+            os.replace(tmp, final)
+
     def _write(self, d: str, base: str, text: str) -> None:
         """Write *text* to ``d/base`` through the temporary name ``d/.base.tmp<pid>``."""
-        tmp = f"{d}/.{base}{self._suffix}"
+        tmp = self._tmp(d, base)
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
         try:
             os.write(fd, text.encode("utf-8"))
         finally:
             os.close(fd)
-        os.replace(tmp, f"{d}/{base}")
+        self._put(tmp, f"{d}/{base}", ("file", None))
+
+    def _readlink(self, full: str) -> str | None:
+        """The target of symlink *full* (pending changes included), None when it is not
+        a symlink or does not exist."""
+        if full in self._view:
+            v = self._view[full]
+            return v[1] if v is not None and v[0] == "link" else None
+        try:
+            return os.readlink(full)
+        except OSError:
+            return None
+
+    def _lexists(self, full: str) -> bool:
+        if full in self._view:
+            return self._view[full] is not None
+        return os.path.lexists(full)
+
+    def _remove(self, full: str) -> None:
+        """Remove *full* (now, or staged when published); a missing file is fine."""
+        if self._staged:
+            if self._lexists(full):
+                self._pending.append((self._node, None, full))
+                self._view[full] = None
+            return
+        try:
+            os.unlink(full)
+        except FileNotFoundError:
+            pass
+
+    def publish(self) -> list[tuple[str, str, str]]:
+        """Carry out the pending changes in order (staged trees; nothing to do otherwise).
+
+        Returns:
+            ``(node, path relative to the root, error text)`` for each change that failed
+            (the others are made regardless).
+        """
+        errors = []
+        pending, self._pending, self._view = self._pending, [], {}
+        for node, tmp, final in pending:
+            try:
+                if tmp is None:
+                    os.unlink(final)
+                else:
+                    os.replace(tmp, final)
+            except FileNotFoundError:
+                if tmp is not None:
+                    errors.append((node, os.path.relpath(final, self.root),
+                                   "its temporary file vanished"))
+            except OSError as exc:
+                errors.append((node, os.path.relpath(final, self.root),
+                               exc.strerror or str(exc)))
+        return errors
+
+    def discard(self) -> None:
+        """Drop the pending changes (the tables' transaction rolled back): remove the
+        temporary files; the tree is as it was. The directory scans are forgotten too."""
+        pending, self._pending, self._view = self._pending, [], {}
+        for _node, tmp, _final in pending:
+            if tmp is not None:
+                with contextlib.suppress(OSError):
+                    os.unlink(tmp)
+        self._aliases.clear()
+        self._owner.clear()
+        self._nodes.clear()
 
     def link(self, rel: str, target: str) -> None:
         """Make *rel* a symlink to *target* (relative), re-pointing atomically."""
         full = self.path(rel)
-        try:
-            if os.readlink(full) == target:
-                return
-        except OSError:
-            pass
+        if self._readlink(full) == target:
+            return
         self._link(*os.path.split(full), target)
 
     def _link(self, d: str, base: str, target: str) -> None:
         """Temporary symlink + rename over ``d/base`` (a stale temporary name is replaced)."""
-        tmp = f"{d}/.{base}{self._suffix}"
+        tmp = self._tmp(d, base)
         try:
             os.symlink(target, tmp)
         except FileExistsError:
             os.unlink(tmp)
             os.symlink(target, tmp)
-        os.replace(tmp, f"{d}/{base}")
+        self._put(tmp, f"{d}/{base}", ("link", target))
 
     def _unlink(self, rel: str) -> None:
-        try:
-            os.unlink(self.path(rel))
-        except FileNotFoundError:
-            pass
+        self._remove(self.path(rel))
 
     # -- per node -----------------------------------------------------------------------
     def install(self, spec: BootSpec) -> list[str]:
         """Write *spec*'s node file and aliases; remove the node's files of other formats
         and stale aliases. Returns the paths written (node file first)."""
         check_node_name(spec.node)
+        self._node = spec.node
         fam = spec.family
         ndir, adir, prefix = _DIRS[fam]
         nfull = self._dir(ndir)
@@ -404,7 +499,7 @@ class TftpTree:
     def has_files(self, node: str) -> bool:
         """True when *node* has a node file in any format (one ``lstat`` per format)."""
         check_node_name(node)
-        return any(os.path.lexists(self.path(node_file(fam, node))) for fam in _DIRS)
+        return any(self._lexists(self.path(node_file(fam, node))) for fam in _DIRS)
 
     def _drop_aliases(self, node: str, aliases: Iterable[str], keep: Iterable[str] = ()) -> None:
         """Unlink each of *aliases* (root-relative) that still points at *node*'s file of
@@ -417,12 +512,9 @@ class TftpTree:
             if a in keep or fam is None or not base or base.startswith("."):
                 continue
             full = self.path(a)
-            try:
-                if os.readlink(full) != _DIRS[fam][2] + node:
-                    continue
-                os.unlink(full)
-            except OSError:  # gone, or not a symlink: not ours
-                continue
+            if self._readlink(full) != _DIRS[fam][2] + node:
+                continue  # gone, not a symlink, or another node's now: not ours
+            self._remove(full)
 
     def install_node(self, spec: BootSpec, previous: Iterable[str]) -> list[str]:
         """Like :meth:`install` for one node, without reading whole directories: *previous*
@@ -433,6 +525,7 @@ class TftpTree:
             The paths written (node file first).
         """
         check_node_name(spec.node)
+        self._node = spec.node
         fam = spec.family
         ndir, adir, prefix = _DIRS[fam]
         nfull = self._dir(ndir)
@@ -442,11 +535,8 @@ class TftpTree:
         target = prefix + spec.node
         for a in wanted:  # aliases first, node file rename = switch-over (see install)
             base = a[len(adir) + 1:]
-            try:
-                if os.readlink(f"{afull}/{base}") == target:
-                    continue
-            except OSError:
-                pass
+            if self._readlink(f"{afull}/{base}") == target:
+                continue
             self._link(afull, base, target)
         self._write(nfull, spec.node, text)
         self._drop_aliases(spec.node, previous, keep=wanted)
@@ -458,6 +548,7 @@ class TftpTree:
     def remove_node(self, node: str, previous: Iterable[str]) -> None:
         """Like :meth:`remove` for one node whose alias record is *previous* (no scan)."""
         check_node_name(node)
+        self._node = node
         self._drop_aliases(node, previous)
         for fam in _DIRS:
             self._unlink(node_file(fam, node))
@@ -465,6 +556,7 @@ class TftpTree:
     def remove(self, node: str) -> None:
         """Remove every boot file and alias of *node*, in every format (``offline``)."""
         check_node_name(node)
+        self._node = node
         for fam in _DIRS:
             self._remove_family(fam, node)
 

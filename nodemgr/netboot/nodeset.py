@@ -21,12 +21,16 @@ re-runs a one-shot step. An install whose chain has no further step gets ``currc
 
 Every write of one call happens in one transaction, after every node's plan and boot
 file text is computed; per-node problems (unknown osimage, missing MAC, bad name) fail that
-node only and change nothing for it. This module must never print (commands do) and never
+node only and change nothing for it. Boot files follow the tables: they are written under
+temporary names before the commit (a full disk fails the node, not the run) and renamed
+into place only once the transaction commits — the caller's, when ``apply`` joins one — so
+a failed commit leaves both the tables and the TFTP tree as they were. This module must never print (commands do) and never
 put a token anywhere but the node's boot file and the ``nodetoken`` hash.
 """
 
 from __future__ import annotations
 
+import logging
 import shlex
 import subprocess
 import time
@@ -36,6 +40,8 @@ from urllib.parse import quote
 from nodemgr.errors import NodemgrError, UsageError
 from nodemgr.netboot import bootfiles, status, tokens
 from nodemgr.plugins.base import NodeResult
+
+log = logging.getLogger("nodemgr.nodeset")
 
 SIMPLE = ("boot", "shell", "standby", "offline", "install", "netboot", "statelite", "osimage")
 SINGLE_ONLY = ("stat", "next", "enact", "offline")
@@ -177,7 +183,7 @@ class _Ctx:
     def tree(self, root: str) -> bootfiles.TftpTree:
         t = self._trees.get(root)
         if t is None:
-            t = self._trees[root] = bootfiles.TftpTree(root)
+            t = self._trees[root] = bootfiles.TftpTree(root, staged=True)
         return t
 
     def image(self, name: str) -> tuple:
@@ -438,6 +444,8 @@ class Prepared:
 
     Attributes:
         nodes: the nodes asked for, in order; chain: node -> (currstate, currchain) as read.
+        unpublished: after the commit, node -> why its boot files could not all be put in
+            place (the tables were written; a new ``nodeset`` retries). Empty otherwise.
     """
 
     store: object
@@ -449,6 +457,7 @@ class Prepared:
     errors: dict
     records: dict
     chain: dict
+    unpublished: dict = field(default_factory=dict)
 
     def unchanged(self) -> bool:
         """True when no node's ``chain`` row changed since :func:`prepare` read it (call
@@ -559,10 +568,39 @@ def apply(p: Prepared, *, set_status: str | None = None) -> list[NodeResult]:
         if value != previous or node not in records:
             new_records[node] = value
     # tables: one statement per table and column set (executemany), one transaction
+    ps = plans.items()
+    trees = list(ctx._trees.values())
+    try:
+        _write_tables(store, p, trees, ps, new_records, set_status)
+    except BaseException:
+        if not store.in_transaction:  # BEGIN itself failed: no rollback hook ran
+            for t in trees:
+                t.discard()
+        raise
+    resolver.invalidate()
+    out = []
+    for n in nodes:
+        if n in p.unpublished:  # committed here, but a rename failed afterwards
+            out.append(NodeResult(n, False, p.unpublished[n]))
+        elif n in plans:
+            out.append(NodeResult(n, True, plans[n].currstate))
+        else:
+            out.append(NodeResult(n, False, errors[n]))
+    return out
+
+
+def _write_tables(store, prep: Prepared, trees: list, ps, new_records: dict,
+                  set_status: str | None) -> None:
+    """:func:`apply`'s table writes, one statement per table and column set, in one
+    transaction (the caller's, if one is open)."""
     stamp = status.timestamp()
     now = time.time()
-    ps = plans.items()
+    records = prep.records
     with store.transaction():
+        # boot files follow the tables: renamed into place once this (or the caller's)
+        # transaction commits, their temporary files removed if it rolls back
+        store.after(on_commit=lambda: _publish(prep, trees),
+                    on_rollback=lambda: [t.discard() for t in trees])
         store.upsert_many("chain", ({"node": n, "currstate": p.currstate,
                                      "currchain": p.currchain} for n, p in ps))
         store.upsert_many("nodetype", ({"node": n, **p.nodetype} for n, p in ps if p.nodetype))
@@ -579,9 +617,17 @@ def apply(p: Prepared, *, set_status: str | None = None) -> list[NodeResult]:
                                         for n, v in new_records.items() if v))
         store.delete_many("bootalias", ({"node": n} for n, v in new_records.items()
                                         if not v and n in records))
-    resolver.invalidate()
-    return [NodeResult(n, True, plans[n].currstate) if n in plans
-            else NodeResult(n, False, errors[n]) for n in nodes]
+
+
+def _publish(p: Prepared, trees: list) -> None:
+    """Put the staged boot files in place (after the commit); failures go to
+    ``p.unpublished`` and the log."""
+    for tree in trees:
+        for node, rel, why in tree.publish():
+            msg = (f"tables updated, but boot file {rel} could not be put in place: {why} "
+                   "(run nodeset again)")
+            log.error("nodeset: %s: %s", node, msg)
+            p.unpublished.setdefault(node, msg)
 
 
 def _alias_records(store, resolver, nodes: list[str], by_key: bool

@@ -140,6 +140,8 @@ def render(value: str | None, node: str) -> str | None:
     """
     if value is None or value == "":
         return None
+    if value[0] not in "/|":  # a plain value (nearly all of them)
+        return value
     if _SLASH_RE.match(value):
         pattern, repl = value[1:-1].split("/", 1)
         rx = _perl_pattern(pattern)
@@ -445,12 +447,23 @@ class Resolver:
             keys.update(all_groups.get(node, []))
         self._prefetch((tab for tab, _ in split), keys)
         tables = {tab: self._table(tab, keys) for tab, _ in split}
+        hier = self._hierarchical()
+        plan = [(attr, tab, col, tables[tab], col in hier)
+                for attr, (tab, col) in zip(attrs, split, strict=True)]
         out: dict[str, dict] = {}
         for node in nodes:
             res: dict = {}
             groups = all_groups.get(node, [])
-            for attr, (tab, col) in zip(attrs, split, strict=True):
-                raw, source = self._raw(tab, col, node, groups, tables[tab])
+            for attr, tab, col, rows, is_hier in plan:
+                own = rows.get(node)
+                raw = own.get(col) if own is not None else None
+                if raw and not is_hier and raw[0] not in "/|" and NEXTRECORD not in raw:
+                    res[attr] = (raw, None) if blame else raw  # own plain value: final
+                    continue
+                if not rows:  # the table has no row for the node or any of its groups
+                    res[attr] = (None, None) if blame else None
+                    continue
+                raw, source = self._raw(tab, col, node, groups, rows)
                 value = self._render(tab, col, node, raw) if raw is not None else None
                 res[attr] = (value, source if value is not None else None) if blame else value
             out[node] = res

@@ -47,6 +47,7 @@ class Store:
         self._sql_cache: dict[tuple, tuple[str, list[str]]] = {}
         self._site: dict[str, str | None] | None = None
         self._site_scope = 0
+        self._after: list[tuple] = []  # (on_commit, on_rollback) of the open transaction
         if url.startswith("sqlite:"):
             self.dialect = "sqlite"
             self._ph = "?"
@@ -175,15 +176,52 @@ class Store:
             return
         self._exec("BEGIN IMMEDIATE" if self.dialect == "sqlite" else "BEGIN")
         self._depth = 1
+        self._after = []
         try:
             yield self
         except BaseException:
             self._depth = 0
             self._site = None  # it may hold values this transaction wrote
-            self._exec("ROLLBACK")
+            try:
+                self._exec("ROLLBACK")
+            finally:
+                self._run_after(1)
             raise
         self._depth = 0
-        self._exec("COMMIT")
+        try:
+            self._exec("COMMIT")
+        except TableError:
+            self._site = None
+            with contextlib.suppress(TableError):  # SQLite keeps a failed COMMIT's transaction
+                self._exec("ROLLBACK")
+            self._run_after(1)
+            raise
+        self._run_after(0)
+
+    @property
+    def in_transaction(self) -> bool:
+        """True inside :meth:`transaction` (a new block would join the open one)."""
+        return self._depth > 0
+
+    def after(self, on_commit=None, on_rollback=None) -> None:
+        """Run *on_commit* once the open transaction commits, or *on_rollback* if it rolls
+        back (either may be None). Both are called without arguments, after the database
+        has finished, in registration order; what they raise propagates. For work outside
+        the database that must follow the tables' fate (boot files: written under
+        temporary names first, renamed into place only after the commit).
+
+        Raises:
+            TableError: no transaction is open.
+        """
+        if not self._depth:
+            raise TableError("after() needs an open transaction")
+        self._after.append((on_commit, on_rollback))
+
+    def _run_after(self, which: int) -> None:
+        hooks, self._after = self._after, []
+        for pair in hooks:
+            if pair[which] is not None:
+                pair[which]()
 
     def _exec(self, sql: str, params: Iterable[Any] = ()):
         try:

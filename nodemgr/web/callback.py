@@ -183,6 +183,9 @@ def _finish(store, node: str, *, kind: str, remote_addr: str, forwarded_for: str
                 raise _Refused(500, f"{node}: nodeset next failed: {results[0].message}")
             policy.audit(store, user="", host=shown_host, command=command, noderange=node,
                          args=args, status="allowed")
+        if node in prepared.unpublished:  # committed, but a boot file rename failed
+            log.error("callback: %s: %s", node, prepared.unpublished[node])
+            return Answer(500, f"{node}: booted, but {prepared.unpublished[node]}")
     except _Refused as exc:
         log.warning("callback: %s", exc)
         if exc.status == 403:

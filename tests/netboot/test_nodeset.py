@@ -418,3 +418,113 @@ def test_prepare_then_apply_and_a_stale_plan_is_detected(cl):
     p = prepare(store, Resolver(store), ["n1"], "next")
     assert p.unchanged()
     assert [(r.node, r.ok, r.message) for r in apply(p)] == [("n1", True, "shell")]
+
+
+def _tree_state(root) -> dict:
+    """Every entry under *root*: path -> ("link", target) / ("file", text)."""
+    out = {}
+    for d, _dirs, names in os.walk(root):
+        for n in names:
+            p = os.path.join(d, n)
+            rel = os.path.relpath(p, root)
+            out[rel] = (("link", os.readlink(p)) if os.path.islink(p)
+                        else ("file", open(p).read()))
+    return out
+
+
+def test_a_rolled_back_transaction_leaves_the_boot_files_as_they_were(cl):
+    """apply() inside a caller's transaction (as the callback does): nothing is renamed
+    into place before the commit; a rollback removes the temporary files, so tables and
+    TFTP tree stay in step."""
+    from nodemgr.netboot.nodeset import apply, prepare
+
+    store, res, tftp = cl
+    tokenless(store)
+    run(cl, ["n1"], f"osimage={IMG}")
+    before, chain = _tree_state(tftp), store.get("chain", {"node": "n1"})
+    p = prepare(store, Resolver(store), ["n1"], "next")
+    with pytest.raises(RuntimeError, match="caller fails"), store.transaction():
+        assert [r.ok for r in apply(p)] == [True]
+        assert _tree_state(tftp).items() >= before.items()  # old files still served
+        raise RuntimeError("caller fails after apply")
+    assert _tree_state(tftp) == before  # and no temporary file left behind
+    assert store.get("chain", {"node": "n1"}) == chain
+    p = prepare(store, Resolver(store), ["n1"], "next")
+    with store.transaction():
+        apply(p)
+        # not yet: the commit has not happened
+        assert (tftp / "pxelinux.cfg/n1").read_text() == PXE_INSTALL
+    assert (tftp / "pxelinux.cfg/n1").read_text() == PXE_BOOT
+
+
+def test_a_failing_statement_changes_neither_tables_nor_files(cl):
+    """A database error in nodeset's transaction (here a trigger refusing nodelist
+    writes) rolls everything back: before, the files were already in place."""
+    store, res, tftp = cl
+    tokenless(store)
+    run(cl, ["n1"], "boot")
+    before = _tree_state(tftp)
+    if store.dialect == "sqlite":
+        store._exec("CREATE TRIGGER refuse BEFORE UPDATE ON nodelist "
+                    "BEGIN SELECT RAISE(ABORT, 'refused by a trigger'); END")
+    else:
+        store._exec("CREATE FUNCTION refuse() RETURNS trigger AS $$ BEGIN "
+                    "RAISE EXCEPTION 'refused by a trigger'; END $$ LANGUAGE plpgsql")
+        store._exec("CREATE TRIGGER refuse BEFORE UPDATE ON nodelist "
+                    "FOR EACH ROW EXECUTE FUNCTION refuse()")
+    from nodemgr.errors import TableError
+
+    with pytest.raises(TableError, match="refused by a trigger"):
+        nodeset(store, Resolver(store), ["n1"], f"osimage={IMG}")
+    assert _tree_state(tftp) == before
+    assert store.get("chain", {"node": "n1"})["currstate"] == "boot"
+
+
+def test_a_rename_failing_after_the_commit_is_reported_for_its_node(cl):
+    """The one window left: the tables committed, then a rename fails (here a directory
+    sits where n1's file goes). n1 is reported (tables ahead of files: run nodeset
+    again); n2's files are in place."""
+    from nodemgr.netboot.nodeset import apply, prepare
+
+    store, res, tftp = cl
+    tokenless(store)
+    store.insert("mac", {"node": "n2", "mac": "52:54:00:aa:bb:02"})
+    p = prepare(store, res, ["n1", "n2"], "boot")
+    with store.transaction():
+        results = apply(p)
+        (tftp / "pxelinux.cfg/n1").mkdir()
+        (tftp / "pxelinux.cfg/n1/x").write_text("in the way\n")
+    assert [r.ok for r in results] == [True, True]  # known only after the commit:
+    assert list(p.unpublished) == ["n1"]
+    assert "boot file pxelinux.cfg/n1 could not be put in place" in p.unpublished["n1"]
+    assert (tftp / "pxelinux.cfg/n2").read_text() == PXE_BOOT
+    # when nodeset owns the transaction, the failure is the node's result
+    (tftp / "pxelinux.cfg/n1/x").unlink()
+    (tftp / "pxelinux.cfg/n1").rmdir()
+    assert run(cl, ["n1", "n2"], "boot") == {"n1": (True, "boot"), "n2": (True, "boot")}
+
+
+def test_staged_tree_answers_from_its_pending_changes(tmp_path):
+    """Two nodes swap a MAC within one staged batch: the second node's stale-alias check
+    sees the first one's pending re-link, so the swapped alias survives publish (as it
+    does written at once)."""
+    results = {}
+    for staged in (False, True):
+        root = tmp_path / ("staged" if staged else "direct")
+        first = bootfiles.TftpTree(str(root))
+        first.install_node(bootfiles.BootSpec(node="n1", comment="boot", mac=MAC), [])
+        first.install_node(bootfiles.BootSpec(node="n2", comment="boot",
+                                              mac="52:54:00:aa:bb:02"), [])
+        t = bootfiles.TftpTree(str(root), staged=staged)
+        t.install_node(bootfiles.BootSpec(node="n2", comment="shell", mac=MAC),
+                       ["pxelinux.cfg/01-52-54-00-aa-bb-02"])
+        t.install_node(bootfiles.BootSpec(node="n1", comment="shell",
+                                          mac="52:54:00:aa:bb:02"),
+                       ["pxelinux.cfg/01-52-54-00-aa-bb-01"])
+        if staged:
+            assert os.readlink(root / "pxelinux.cfg/01-52-54-00-aa-bb-01") == "n1"  # pending
+            assert t.publish() == []
+        results[staged] = _tree_state(root)
+    assert results[True] == results[False]
+    assert results[True]["pxelinux.cfg/01-52-54-00-aa-bb-01"] == ("link", "n2")
+    assert results[True]["pxelinux.cfg/01-52-54-00-aa-bb-02"] == ("link", "n1")

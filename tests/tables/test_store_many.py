@@ -129,3 +129,24 @@ def test_select_batch_with_many_keys_falls_back_to_one_select_each(store, monkey
     store.insert("hosts", {"node": "n1", "ip": "10.0.0.1"})
     got = store.select_batch([("hosts", "node", ["n1", "n2", "n3", "n4"]), ("mac", "node", None)])
     assert got == [store.select("hosts"), []]
+
+
+def test_after_hooks_follow_the_outermost_transaction(store):
+    seen = []
+    with pytest.raises(TableError, match="needs an open transaction"):
+        store.after(lambda: seen.append("x"))
+    with store.transaction():
+        store.after(lambda: seen.append("commit 1"), lambda: seen.append("rollback 1"))
+        with store.transaction():  # nested: joins, runs nothing yet
+            store.after(lambda: seen.append("commit 2"))
+        assert seen == [] and store.in_transaction
+    assert seen == ["commit 1", "commit 2"] and not store.in_transaction
+    seen.clear()
+    with pytest.raises(TableError), store.transaction():
+        store.after(lambda: seen.append("commit"), lambda: seen.append("rollback"))
+        store.insert("nosuchtable", {})
+    assert seen == ["rollback"]
+    seen.clear()
+    with store.transaction():  # hooks of a finished transaction never run again
+        pass
+    assert seen == []

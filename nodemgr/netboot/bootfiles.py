@@ -446,9 +446,10 @@ class TftpTree:
         self._remove(self.path(rel))
 
     # -- per node -----------------------------------------------------------------------
-    def install(self, spec: BootSpec) -> list[str]:
+    def install(self, spec: BootSpec, aliases: list[str] | None = None) -> list[str]:
         """Write *spec*'s node file and aliases; remove the node's files of other formats
-        and stale aliases. Returns the paths written (node file first)."""
+        and stale aliases. Returns the paths written (node file first). *aliases*:
+        :func:`alias_names` of *spec* when the caller has them already."""
         check_node_name(spec.node)
         self._node = spec.node
         fam = spec.family
@@ -457,7 +458,8 @@ class TftpTree:
         afull = self._dir(adir) if adir != ndir else nfull
         main = f"{ndir}/{spec.node}"
         text = render(spec)
-        wanted = alias_names(spec)  # names from a hex IP and a normalised MAC only
+        # names from a hex IP and a normalised MAC only
+        wanted = alias_names(spec) if aliases is None else aliases
         # aliases first: a brand-new alias dangles for an instant (= "no file"), never
         # shows another node's file; the node file's rename is the switch-over point
         self._scan(fam)
@@ -516,7 +518,8 @@ class TftpTree:
                 continue  # gone, not a symlink, or another node's now: not ours
             self._remove(full)
 
-    def install_node(self, spec: BootSpec, previous: Iterable[str]) -> list[str]:
+    def install_node(self, spec: BootSpec, previous: Iterable[str],
+                     aliases: list[str] | None = None) -> list[str]:
         """Like :meth:`install` for one node, without reading whole directories: *previous*
         are the alias paths the node was last given (its record), so a stale alias (MAC or
         IP changed, other format) is found without a scan. A few system calls per node.
@@ -531,7 +534,7 @@ class TftpTree:
         nfull = self._dir(ndir)
         afull = self._dir(adir) if adir != ndir else nfull
         text = render(spec)
-        wanted = alias_names(spec)
+        wanted = alias_names(spec) if aliases is None else aliases
         target = prefix + spec.node
         for a in wanted:  # aliases first, node file rename = switch-over (see install)
             base = a[len(adir) + 1:]

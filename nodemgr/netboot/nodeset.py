@@ -556,9 +556,9 @@ def apply(p: Prepared, *, set_status: str | None = None) -> list[NodeResult]:
             elif plan.spec is None:
                 tree.remove(node)
             elif per_node:
-                tree.install_node(plan.spec, old)
+                tree.install_node(plan.spec, old, wanted)
             else:
-                tree.install(plan.spec)
+                tree.install(plan.spec, wanted)
         except OSError as exc:
             errors[node] = f"cannot write boot files: {exc.strerror or exc}"
             del plans[node]

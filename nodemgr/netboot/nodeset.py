@@ -163,6 +163,7 @@ class _Ctx:
         self._images: dict[str, tuple] = {}
         self._trees: dict[str, bootfiles.TftpTree] = {}
         self._pwhash: dict[str, str | None] = {}
+        self._lines: dict[tuple, tuple] = {}
 
     @property
     def callback_base(self) -> str:
@@ -201,6 +202,23 @@ class _Ctx:
         if osi is None:
             raise NodeFailure(f"Cannot find the OS image {name} in the osimage table")
         return osi, li, bt
+
+    def kernel_line(self, name: str, bt: dict, li: dict, myip: str) -> tuple:
+        """(kernel, Xen hypervisor or '', kernel arguments, hypervisor arguments, the image's
+        extra arguments) of image *name* for the master address *myip* — the same for every
+        node of the image, so computed once per call."""
+        key = (name, myip)
+        hit = self._lines.get(key)
+        if hit is None:
+            kernel, _, hyp = bt["kernel"].partition("!")
+            kc = (bt.get("kcmdline") or "").replace("!myipfn!", myip)
+            hypargs = ""
+            if hyp and " --- " in f" {kc} ":
+                hypargs, _, kc = f" {kc} ".partition(" --- ")
+                hypargs, kc = hypargs.strip(), kc.strip()
+            extra = tuple(p for p in _words(li.get("addkcmdline")) if not p.startswith("R::"))
+            hit = self._lines[key] = (kernel, hyp, kc, hypargs, extra)
+        return hit
 
     def pwhash(self, key: str, user: str) -> str | None:
         """MD5-crypt hash of passwd (key, user) (stored hashes are used as they are)."""
@@ -338,15 +356,8 @@ def _osimage(ctx, node, a, step) -> _Plan:
     currstate = f"{provmethod} {osvers}-{osarch}-{profile}"
     bootif = f"BOOTIF=01-{mac.replace(':', '-')}"
     myip = a.get("noderes.xcatmaster") or ctx.master
-    kernel, _, hyp = bt["kernel"].partition("!")
-    kc = (bt.get("kcmdline") or "").replace("!myipfn!", myip)
-    hypargs = ""
-    if hyp:
-        if " --- " in f" {kc} ":
-            hypargs, _, kc = f" {kc} ".partition(" --- ")
-            hypargs, kc = hypargs.strip(), kc.strip()
-    extra = [p for p in _words(li.get("addkcmdline")) if not p.startswith("R::")]
-    extra += _words(a.get("bootparams.addkcmdline"))
+    kernel, hyp, kc, hypargs, image_extra = ctx.kernel_line(name, bt, li, myip)
+    extra = [*image_extra, *_words(a.get("bootparams.addkcmdline"))]
     token = None
     if provmethod == "install":
         token = tokens.secrets.token_urlsafe(32) if ctx.tokens else None

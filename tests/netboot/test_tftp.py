@@ -231,3 +231,35 @@ def test_client_timeout_option_sets_the_resend_interval(root):
         srv.stop()
         t.join(5)
         srv.close()
+
+
+@pytest.mark.parametrize("size", [0, 511, 512, 3 * 1468, 44 * 1468 * 2, 44 * 1468 * 2 + 7])
+def test_sizes_at_block_and_chunk_boundaries(server, root, tmp_path, size):
+    # blocks are sliced out of chunks of whole blocks: a file ending exactly on a block or
+    # chunk boundary still ends with an empty block (RFC 1350), nothing lost or repeated
+    (root / "sized").write_bytes(os.urandom(size))
+    for options in ({}, {"blksize": 1468}):
+        assert fetch(server, "sized", tmp_path, **options) == (root / "sized").read_bytes()
+
+
+def test_lock_step_ignores_duplicate_and_accepts_padded_acks(server, root):
+    want = (root / "big").read_bytes()
+    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    s.settimeout(3)
+    try:
+        s.sendto(rrq("big"), ("127.0.0.1", server.port))
+        pkt, peer = s.recvfrom(65536)
+        assert pkt[:4] == struct.pack(">HH", 3, 1) and pkt[4:] == want[:512]
+        s.sendto(struct.pack(">HH", 4, 1) + b"pad", peer)   # trailing bytes: still ACK 1
+        pkt, _ = s.recvfrom(65536)
+        assert pkt[:4] == struct.pack(">HH", 3, 2) and pkt[4:] == want[512:1024]
+        s.sendto(struct.pack(">HH", 4, 1), peer)            # duplicate ACK: no new block
+        s.settimeout(0.2)             # (the resend timer is 0.5 s)
+        with pytest.raises(TimeoutError):
+            s.recvfrom(65536)
+        s.settimeout(3)
+        s.sendto(struct.pack(">HH", 4, 2), peer)
+        assert s.recvfrom(65536)[0][:4] == struct.pack(">HH", 3, 3)
+        s.sendto(struct.pack(">HH", 5, 0) + b"bye\0", peer)  # client gives up
+    finally:
+        s.close()

@@ -1,8 +1,10 @@
 """``nodemgr-tftpd``: run the read-only TFTP server (nodemgr.netboot.tftp) in the foreground.
 
 A thin command: options → :class:`nodemgr.netboot.tftp.Server`, one or more worker
-processes sharing the port (``SO_REUSEPORT``), each under the restart loop. It must never
-daemonize itself (systemd or the caller supervises it) nor log per packet.
+processes sharing the port (``SO_REUSEPORT``), each under the restart loop. With several
+workers the parent only supervises: it restarts a worker that dies (with backoff and a log
+line) and on SIGTERM/SIGINT stops them all. It must never daemonize itself (systemd or the
+caller supervises it) nor log per packet.
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ import logging
 import os
 import signal
 import sys
+import time
 
 from nodemgr.cli.common import main_wrapper, parser
 from nodemgr.errors import UsageError
@@ -19,7 +22,10 @@ EPILOG = """\
 The root is served read-only: write requests, '..', absolute paths and symlinks leading
 out of the root are refused. Options blksize (8-65464), tsize and timeout (1-255 s) are
 negotiated (RFC 2347-2349). One log line per transfer goes to stderr; a failing transfer
-never stops the server, and the receive loop restarts itself if it ever fails.
+never stops the server, and the receive loop restarts itself if it ever fails. With
+--workers N > 1 the parent process supervises N workers: one that dies is restarted
+(after 0.1 s, doubling up to 5 s while it keeps dying young) and logged; SIGTERM to the
+parent stops every worker.
 
 examples:
   nodemgr-tftpd                                    # /tftpboot (site.tftpdir) on 0.0.0.0:69
@@ -75,35 +81,132 @@ def main(argv: list[str]) -> int:
         server.bind()
     except OSError as exc:
         raise UsageError(f"cannot listen on {a.address}:{a.port}: {exc.strerror}") from None
-    children: list[int] = []
-    for _ in range(a.workers - 1):
+    log = logging.getLogger("nodemgr.tftp")
+    if a.workers == 1:
+        signal.signal(signal.SIGTERM, lambda signum, frame: server.stop())
+        signal.signal(signal.SIGINT, lambda signum, frame: server.stop())
+        log.info("tftp: serving %s on %s:%d", server.root, a.address, server.port)
+        tftp.serve_forever(server)
+        server.close()
+        return 0
+    return _supervise(server, a.workers, log)
+
+
+#: Restart delay after a worker died: first, and ceiling while it keeps dying young.
+RESTART_FIRST, RESTART_MAX = 0.1, 5.0
+#: A worker that served this long (seconds) before dying restarts after RESTART_FIRST again.
+RESTART_RESET = 60.0
+
+
+def _spawn(server, inherit: bool) -> int:
+    """Fork one worker. With *inherit* it serves the parent's bound socket, otherwise its
+    own (``SO_REUSEPORT``: the kernel keeps each client on one socket). The child never
+    returns: it exits 0 when stopped by SIGTERM/SIGINT."""
+    stops = {signal.SIGTERM, signal.SIGINT}
+    signal.pthread_sigmask(signal.SIG_BLOCK, stops)  # no SIGTERM before the child's handler
+    try:
         pid = os.fork()
-        if pid == 0:  # each worker its own socket: the kernel keeps a client on one worker
-            children = []
+    except OSError:
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, stops)
+        raise
+    if pid:
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, stops)
+        return pid
+    code = 0
+    try:
+        signal.signal(signal.SIGTERM, lambda signum, frame: server.stop())
+        signal.signal(signal.SIGINT, lambda signum, frame: server.stop())
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, stops)
+        _die_with_parent()
+        if not inherit:
             server.close()
             server.bind()
-            break
-        children.append(pid)
+        from nodemgr.netboot import tftp
 
-    def stop(signum, frame):
-        server.stop()
-        for pid in children:
-            try:
-                os.kill(pid, signal.SIGTERM)
-            except ProcessLookupError:
-                pass
+        tftp.serve_forever(server)
+        server.close()
+    except BaseException as exc:  # noqa: BLE001 - a worker reports and exits, never returns
+        logging.getLogger("nodemgr.tftp").error("tftp: worker %d failed: %s", os.getpid(), exc)
+        code = 1
+    finally:
+        logging.shutdown()
+        os._exit(code)
 
-    signal.signal(signal.SIGTERM, stop)
-    signal.signal(signal.SIGINT, stop)
-    logging.getLogger("nodemgr.tftp").info("tftp: serving %s on %s:%d", server.root,
-                                           a.address, server.port)
-    tftp.serve_forever(server)
-    for pid in children:
-        try:
-            os.waitpid(pid, 0)
-        except ChildProcessError:
-            pass
+
+def _die_with_parent() -> None:
+    """Linux ``prctl(PR_SET_PDEATHSIG, SIGTERM)``: a worker whose supervisor is killed
+    (SIGKILL leaves no chance to stop it) stops too instead of serving unsupervised."""
+    import ctypes
+
+    try:
+        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGTERM, 0, 0, 0)
+    except (OSError, AttributeError):
+        pass
+
+
+def _supervise(server, workers: int, log: logging.Logger) -> int:
+    """Run *workers* worker processes on the bound *server* socket until SIGTERM/SIGINT,
+    restarting any that dies. Returns the exit code (0)."""
+    stopping = []
+    signal.signal(signal.SIGTERM, lambda signum, frame: stopping.append(signum))
+    signal.signal(signal.SIGINT, lambda signum, frame: stopping.append(signum))
+    started: dict[int, float] = {}            # pid -> start time
+    for i in range(workers):                 # worker 0 serves the already-bound socket
+        started[_spawn(server, inherit=i == 0)] = time.monotonic()
     server.close()
+    log.info("tftp: serving %s on %s:%d with %d workers (pids %s)", server.root,
+             server.host, server.port, workers, " ".join(map(str, started)))
+    backoff, due = RESTART_FIRST, []          # due: restart times of dead workers
+    while not stopping:
+        try:
+            pid, status = os.waitpid(-1, os.WNOHANG)
+        except ChildProcessError:
+            pid, status = 0, 0
+        if pid and pid in started:
+            lived = time.monotonic() - started.pop(pid)
+            if lived > RESTART_RESET:
+                backoff = RESTART_FIRST
+            how = (f"signal {os.WTERMSIG(status)}" if os.WIFSIGNALED(status)
+                   else f"exit status {os.waitstatus_to_exitcode(status)}")
+            log.error("tftp: worker %d died (%s) after %.1f s; restarting in %.1f s", pid,
+                      how, lived, backoff)
+            due.append(time.monotonic() + backoff)
+            backoff = min(RESTART_MAX, backoff * 2)
+            continue
+        now = time.monotonic()
+        for when in [w for w in due if w <= now]:
+            due.remove(when)
+            try:
+                pid = _spawn(server, inherit=False)
+            except OSError as exc:           # fork failed: try again later
+                log.error("tftp: cannot start a worker: %s", exc)
+                due.append(now + backoff)
+                continue
+            started[pid] = time.monotonic()
+            log.info("tftp: worker %d started", pid)
+        time.sleep(0.05)
+    for pid in started:
+        try:
+            os.kill(pid, signal.SIGTERM)
+        except ProcessLookupError:
+            pass
+    deadline = time.monotonic() + 10
+    while started and time.monotonic() < deadline:
+        try:
+            pid, _ = os.waitpid(-1, os.WNOHANG)
+        except ChildProcessError:
+            break
+        if pid:
+            started.pop(pid, None)
+        else:
+            time.sleep(0.05)
+    for pid in started:                      # did not stop within 10 s
+        try:
+            os.kill(pid, signal.SIGKILL)
+            os.waitpid(pid, 0)
+        except (ProcessLookupError, ChildProcessError):
+            pass
+    log.info("tftp: stopped")
     return 0
 
 

@@ -263,3 +263,66 @@ def test_lock_step_ignores_duplicate_and_accepts_padded_acks(server, root):
         s.sendto(struct.pack(">HH", 5, 0) + b"bye\0", peer)  # client gives up
     finally:
         s.close()
+
+
+def _children(pid: int) -> set[int]:
+    try:
+        with open(f"/proc/{pid}/task/{pid}/children") as f:
+            return {int(x) for x in f.read().split()}
+    except FileNotFoundError:
+        return set()
+
+
+def _wait_for_children(pid: int, ok, timeout=10.0) -> set[int]:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        found = _children(pid)
+        if ok(found):
+            return found
+        time.sleep(0.05)
+    raise AssertionError(f"children of {pid}: {_children(pid)}")
+
+
+@pytest.mark.slow
+def test_supervisor_restarts_a_killed_worker_and_stops_all(root, tmp_path):
+    if not shutil.which("curl"):
+        pytest.fail("curl is required")
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    log = open(tmp_path / "tftpd.log", "w+")
+    proc = subprocess.Popen([sys.executable, "-m", "nodemgr.cli.tftpcmd", "--root", str(root),
+                             "--address", "127.0.0.1", "--port", str(port), "--workers", "3"],
+                            stderr=log)
+    everyone: set[int] = set()
+    try:
+        first = _wait_for_children(proc.pid, lambda c: len(c) == 3)
+        everyone |= first
+        victim = sorted(first)[0]
+        os.kill(victim, 9)
+        now = _wait_for_children(proc.pid, lambda c: len(c) == 3 and victim not in c)
+        everyone |= now
+        assert len(now - first) == 1  # one replacement, the others untouched
+        want = (root / "big").read_bytes()
+        for i in range(6):            # several client ports: spread over all three workers
+            out = tmp_path / f"after{i}"
+            subprocess.run(["curl", "-s", "--tftp-blksize", "1468", "-o", str(out),
+                            f"tftp://127.0.0.1:{port}/big"], check=True, timeout=20)
+            assert out.read_bytes() == want
+        proc.terminate()
+        assert proc.wait(15) == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        for pid in everyone:          # nothing left behind, even on failure
+            try:
+                os.kill(pid, 9)
+            except ProcessLookupError:
+                pass
+    for pid in everyone:
+        assert not os.path.exists(f"/proc/{pid}"), f"worker {pid} still running"
+    log.seek(0)
+    text = log.read()
+    assert f"worker {victim} died (signal 9)" in text and "restarting in 0.1 s" in text
+    assert "big sent 1048576 bytes" in text

@@ -184,7 +184,8 @@ class _Flow:
     (attribute access on tftpy's context, a dict with dozens of keys, is slower)."""
 
     __slots__ = ("ctx", "recv", "send", "fdno", "fd", "expect", "final", "block", "blksize",
-                 "offset", "chunk", "chunk_at", "chunk_size", "more", "last_bytes",
+                 "offset", "buf", "view", "iov", "stride", "index", "count", "avail",
+                 "chunk_size", "last_bytes",
                  "last_update", "retry_count", "timeout", "retries")
 
     def __init__(self, ctx: _Transfer) -> None:
@@ -197,9 +198,16 @@ class _Flow:
         self.expect = _DAT_HEAD.pack(4, self.block)  # the ACK that releases the next block
         self.final = ctx.pending_complete
         self.offset = ctx.metrics.bytes               # file bytes sent so far
-        # CHUNK_BYTES (whole blocks) per pread, sliced into blocks: no read() per block
-        self.chunk_size = self.blksize * max(1, CHUNK_BYTES // self.blksize)
-        self.chunk, self.chunk_at, self.more = memoryview(b""), self.offset, True
+        # one buffer laid out as ready DATA packets (4-byte header + block): one preadv per
+        # CHUNK_BYTES fills the blocks in place; a packet is then a slice of it (no read()
+        # per block, no allocation or copy of the block)
+        count = max(1, CHUNK_BYTES // self.blksize)
+        self.stride = 4 + self.blksize
+        self.chunk_size = count * self.blksize
+        self.buf = bytearray(count * self.stride)
+        self.view = memoryview(self.buf)
+        self.iov = [self.view[i * self.stride + 4:(i + 1) * self.stride] for i in range(count)]
+        self.index = self.count = self.avail = 0       # next block in the buffer, blocks in it
         self.last_bytes = ctx.last_pkt.encode().buffer
         self.last_update = time.monotonic()
         self.retry_count = 0
@@ -367,29 +375,33 @@ class Server:
         ACK of the last block sent releases the next block). Returns True when the ACK of
         the final block arrived. Duplicate ACKs are ignored (no Sorcerer's Apprentice).
 
-        The common case — the expected 4-byte ACK — costs one comparison; the block is a
-        slice of a chunk read with one ``pread`` per :data:`CHUNK_BYTES`."""
+        The common case — the expected 4-byte ACK — costs one comparison; the packet is a
+        slice of the flow's buffer, filled with one ``preadv`` per :data:`CHUNK_BYTES`."""
         try:
-            buf = flow.recv(516)  # connected: only the client's TID gets through
+            buf = flow.recv(128)  # connected: only the client's TID gets through;
+            # an ACK is 4 bytes (< 512: Python allocates it without malloc)
         except (BlockingIOError, InterruptedError):
             return False
         if buf != flow.expect and not _acks(flow, buf):
             return False
         if flow.final:
             return True
-        offset, blksize, chunk = flow.offset, flow.blksize, flow.chunk
-        pos = offset - flow.chunk_at
-        if pos >= len(chunk) and flow.more:
-            chunk = flow.chunk = memoryview(os.pread(flow.fd, flow.chunk_size, offset))
-            flow.more = len(chunk) == flow.chunk_size
-            flow.chunk_at, pos = offset, 0
-        data = chunk[pos:pos + blksize]
+        i, blksize = flow.index, flow.blksize
+        if i == flow.count:  # buffer used up: the next CHUNK_BYTES of the file
+            avail = flow.avail = os.preadv(flow.fd, flow.iov, flow.offset)
+            # a short read is the end: its last block is short (maybe empty, RFC 1350)
+            flow.count = len(flow.iov) if avail == flow.chunk_size else avail // blksize + 1
+            i = 0
+        left = flow.avail - i * blksize
+        size = blksize if left >= blksize else left
+        start = i * flow.stride
         block = (flow.block + 1) & 0xFFFF
-        flow.block = block
-        flow.last_bytes = packet = _DAT_HEAD.pack(3, block) + data
+        _DAT_HEAD.pack_into(flow.buf, start, 3, block)
+        flow.last_bytes = packet = flow.view[start:start + 4 + size]
+        flow.block, flow.index = block, i + 1
         flow.expect = _DAT_HEAD.pack(4, block)
-        flow.offset = offset + len(data)
-        flow.final = len(data) < blksize
+        flow.offset += size
+        flow.final = size < blksize
         flow.last_update = now
         flow.retry_count = 0
         try:

@@ -12,8 +12,10 @@ negotiation; RFC 2348 ``blksize`` and 2349 ``tsize``/``timeout``) with four thin
   failure ends only that transfer, and :func:`serve_forever` restarts the loop if it ever
   fails as a whole;
 * the lock-step data phase (ACK n releases block n+1; duplicate ACKs ignored; resend after
-  the negotiated timeout) on a socket connected to the client, a few lines instead of
-  tftpy's per-packet objects and log calls — it is where the time goes (bench/);
+  the negotiated timeout) on a non-blocking socket connected to the client, a few lines
+  instead of tftpy's per-packet objects and log calls — it is where the time goes
+  (bench/): the expected ACK is one comparison, and blocks arrive with one ``preadv`` per
+  64 KiB in a buffer laid out as ready DATA packets (a packet is a slice of it);
 * one log line per transfer, never one per packet.
 
 It must never write into the root (write requests are refused), never serve a file from

@@ -8,6 +8,8 @@ c) callback throughput: 2,000 distinct nodes armed by ``nodeset osimage=``, each
    (gunicorn master + workers, from /proc) shows where the difference goes. Target ≥ 0.5×;
    lost updates = nodes not ``booted`` after a round. SQLite (the default), then the same
    on the PostgreSQL server of ``scripts/setup-host`` (fewer rounds) when it is reachable.
+   Then, in one process, the CPU time of the callback's work (``finish``) against the same
+   statements and boot file written by hand (:func:`callback_floor`).
 d) TFTP: 50 concurrent ``curl`` clients fetching 1 MiB at blksize 1468 from
    ``nodemgr-tftpd`` vs Debian's ``in.tftpd`` (tftpd-hpa), servers timed in alternating
    rounds; median of 7 wall times each and of the per-round ratios. Target ratio ≤ 1.0.
@@ -21,6 +23,7 @@ import asyncio
 import os
 import shutil
 import socket
+import sqlite3
 import statistics
 import subprocess
 import sys
@@ -179,6 +182,84 @@ def callback(t, work: Path, backend: str = "SQLite") -> None:
           f"{lost} lost", f"codes {dict(sorted(codes_all.items()))}")
 
 
+def callback_floor(t, work: Path, n: int = 1000) -> None:
+    """In-process CPU time of one callback's work: :func:`nodemgr.web.callback.finish`
+    against the same reads, writes and boot file written by hand with ``sqlite3`` (no
+    resolver, planner or store layer) — how much of the gap to ``/healthz`` is ours."""
+    import fcntl
+    import hashlib
+    import hmac
+    from urllib.parse import parse_qs, urlsplit
+
+    sys.path.insert(0, str(ROOT))
+    from nodemgr.netboot import nodeset
+    from nodemgr.tables.resolve import Resolver
+    from nodemgr.tables.store import Store
+    from nodemgr.web import callback as cb
+    from tests.web.provision import IMAGE, callback_path, define
+
+    t.title(f"callback work in-process, {n:,} callbacks each, SQLite + TFTP tree on the disk")
+    url = f"sqlite:///{work}/floor.sqlite"
+    store = Store(url)
+    names = [f"fl{i:05d}" for i in range(2 * n)]
+    define(store, str(work / "floor-tftp"), {x: (_ip(i), _mac(i)) for i, x in enumerate(names)})
+    nodeset.nodeset(store, Resolver(store), names, f"osimage={IMAGE}")
+    jobs = [(x, _ip(i), parse_qs(urlsplit(callback_path(store, x)).query)["token"][0])
+            for i, x in enumerate(names)]
+    c0 = time.process_time()
+    for node, ip, tok in jobs[:n]:
+        a = cb.finish(store, node, kind="general", remote_addr=ip, forwarded_for=None,
+                      token=tok)
+        assert a.status == 200, a
+    ours = (time.process_time() - c0) / n
+    store.close()
+    db = sqlite3.connect(f"{work}/floor.sqlite", isolation_level=None)
+    db.execute("PRAGMA synchronous=NORMAL")
+    lock = os.open(f"{work}/floor.sqlite.lock", os.O_RDWR | os.O_CREAT)
+    pxe = work / "floor-tftp" / "pxelinux.cfg"
+    text = b"#boot\nDEFAULT xCAT\nLABEL xCAT\n LOCALBOOT 0\n"
+    c0 = time.process_time()
+    for node, ip, tok in jobs[n:]:
+        groups = db.execute("SELECT groups FROM nodelist WHERE node = ?", (node,)).fetchone()
+        keys = [node, *groups[0].split(",")]
+        marks = ",".join("?" * len(keys))
+        ips = db.execute(f"SELECT ip FROM hosts WHERE node IN ({marks})", keys).fetchall()
+        assert (ip,) in ips
+        for tab in ("noderes", "mac", "chain", "bootparams", "nodetype", "nodehm",
+                    "hypervisor", "bootalias"):
+            db.execute(f"SELECT * FROM {tab} WHERE node IN ({marks})", keys).fetchall()
+        db.execute("SELECT * FROM site").fetchall()
+        db.execute("SELECT * FROM policy").fetchall()
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        db.execute("BEGIN IMMEDIATE")
+        th = db.execute("SELECT tokenhash FROM nodetoken WHERE node = ?", (node,)).fetchone()
+        assert hmac.compare_digest(hashlib.sha256(tok.encode()).hexdigest(), th[0])
+        db.execute("DELETE FROM nodetoken WHERE node = ? AND tokenhash = ?", (node, th[0]))
+        db.execute("SELECT currstate FROM chain WHERE node = ?", (node,)).fetchone()
+        tmp = pxe / f".{node}.tmp"
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+        os.write(fd, text)
+        os.close(fd)
+        db.execute("UPDATE chain SET currstate = 'boot', currchain = NULL WHERE node = ?",
+                   (node,))
+        db.execute("UPDATE bootparams SET kernel = NULL, initrd = NULL, kcmdline = NULL "
+                   "WHERE node = ?", (node,))
+        db.execute("UPDATE nodelist SET status = 'booted', statustime = ? WHERE node = ?",
+                   (time.strftime("%m-%d-%Y %H:%M:%S"), node))
+        recid = db.execute("SELECT MAX(CAST(recid AS INTEGER)) FROM auditlog").fetchone()[0]
+        db.execute("INSERT INTO auditlog (recid, command, noderange, status) "
+                   "VALUES (?, 'installfinished', ?, 'allowed')", (str((recid or 0) + 1), node))
+        db.execute("COMMIT")
+        os.replace(tmp, pxe / node)
+        fcntl.flock(lock, fcntl.LOCK_UN)
+    floor = (time.process_time() - c0) / n
+    db.close()
+    t.row("by hand: same statements + boot file, raw sqlite3", f"{floor * 1000:.2f} ms CPU",
+          "baseline", "per callback, one process")
+    t.row("nodemgr.web.callback.finish", f"{ours * 1000:.2f} ms CPU",
+          f"{ours / floor:.1f}× by hand", "resolver, planner, policy, store layer")
+
+
 def _wall(port: int, clients: int) -> float:
     """Seconds until *clients* concurrent curl processes fetched /big at blksize 1468.
 
@@ -250,6 +331,7 @@ def run(t, work: Path) -> None:
     """Add the callback and TFTP rows to table *t*."""
     parts = (("callback", lambda: callback(t, work)),
              ("callback, PostgreSQL", lambda: callback(t, work, "PostgreSQL")),
+             ("callback work in-process", lambda: callback_floor(t, work)),
              ("tftp", lambda: tftp(t, work)))
     for name, part in parts:
         try:

@@ -361,8 +361,13 @@ class Resolver:
         return self._hier
 
     # -- resolution --------------------------------------------------------------------
+    _SPLIT: dict[str, tuple[str, str]] = {}  # checked attributes (the schema is fixed)
+
     @staticmethod
     def _split_attr(attr: str) -> tuple[str, str]:
+        hit = Resolver._SPLIT.get(attr)
+        if hit is not None:
+            return hit
         tab, dot, col = attr.partition(".")
         if not dot or not tab or not col:
             raise TableError(f'Bad attribute "{attr}": use table.column')
@@ -370,6 +375,7 @@ class Resolver:
         t.check_column(col)
         if t.nodecol is None:
             raise TableError(f'Table "{tab}" is not keyed by node')
+        Resolver._SPLIT[attr] = (tab, col)
         return tab, col
 
     def _raw(self, tab: str, col: str, node: str, groups: list[str] | None = None,

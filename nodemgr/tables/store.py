@@ -457,13 +457,19 @@ class Store:
         self._exec(self._upsert_sql(t, cols), params)
 
     def _upsert_sql(self, t: TableSchema, cols: list[str]) -> str:
-        """``INSERT .. ON CONFLICT (keys) DO UPDATE`` of *cols* (key columns included)."""
-        sets = [c for c in cols if c not in t.keys]
-        conflict = ", ".join(_q(k) for k in t.keys)
-        action = ("DO UPDATE SET " + ", ".join(f"{_q(c)} = excluded.{_q(c)}" for c in sets)
-                  if sets else "DO NOTHING")
-        return (f"INSERT INTO {_q(t.name)} ({', '.join(_q(c) for c in cols)}) "
+        """``INSERT .. ON CONFLICT (keys) DO UPDATE`` of *cols* (key columns included);
+        built once per table and column list."""
+        key = ("upsert", t.name, tuple(cols))
+        sql = self._sql_cache.get(key)
+        if sql is None:
+            sets = [c for c in cols if c not in t.keys]
+            conflict = ", ".join(_q(k) for k in t.keys)
+            action = ("DO UPDATE SET " + ", ".join(f"{_q(c)} = excluded.{_q(c)}" for c in sets)
+                      if sets else "DO NOTHING")
+            sql = self._sql_cache[key] = (
+                f"INSERT INTO {_q(t.name)} ({', '.join(_q(c) for c in cols)}) "
                 f"VALUES ({', '.join('?' for _ in cols)}) ON CONFLICT ({conflict}) {action}")
+        return sql
 
     def upsert_many(self, name: str, rows: Iterable[Mapping[str, str | None]]) -> int:
         """:meth:`upsert` for many rows, sent with ``executemany`` (one prepared statement

@@ -9,7 +9,9 @@ c) callback throughput: 2,000 distinct nodes armed by ``nodeset osimage=``, each
    lost updates = nodes not ``booted`` after a round. SQLite (the default), then the same
    on the PostgreSQL server of ``scripts/setup-host`` (fewer rounds) when it is reachable.
    Then, in one process, the CPU time of the callback's work (``finish``) against the same
-   statements and boot file written by hand (:func:`callback_floor`).
+   statements and boot file written by hand (:class:`ByHand`, :func:`callback_floor`), and
+   the hand-written version served by the same gunicorn set-up: the ceiling of this
+   machine for the same work.
 d) TFTP: 50 concurrent ``curl`` clients fetching 1 MiB at blksize 1468 from
    ``nodemgr-tftpd`` vs Debian's ``in.tftpd`` (tftpd-hpa), servers timed in alternating
    rounds; median of 7 wall times each and of the per-round ratios. Target ratio ≤ 1.0.
@@ -106,10 +108,14 @@ def _pg_url() -> str | None:
     return "postgresql:///nodemgr_test?options=-csearch_path%3Dnodemgr_bench"
 
 
-def callback(t, work: Path, backend: str = "SQLite") -> None:
-    rounds = ROUNDS if backend == "SQLite" else max(1, ROUNDS // 2)
-    t.title(f"install-finished callback, {NODES:,} nodes, gunicorn 4 sync workers, "
-            f"{backend}; {rounds} rounds (re-armed by nodeset each round, order alternated)")
+def callback(t, work: Path, backend: str = "SQLite", by_hand: bool = False) -> None:
+    """Callback rows (see the module docstring); *by_hand*: the workers run :class:`ByHand`
+    instead of nodemgr's callback (``bench/byhand.gunicorn.conf.py``): the ceiling of this
+    machine for the same work."""
+    rounds = ROUNDS if backend == "SQLite" and not by_hand else max(1, ROUNDS // 2)
+    t.title(f"install-finished callback{' WRITTEN BY HAND' if by_hand else ''}, {NODES:,} "
+            f"nodes, gunicorn 4 sync workers, {backend}; {rounds} rounds (re-armed by "
+            "nodeset each round, order alternated)")
     gunicorn = VENV_BIN / "gunicorn"
     if not gunicorn.exists():
         t.row("callback throughput", "n/a", "", "gunicorn not installed")
@@ -120,11 +126,12 @@ def callback(t, work: Path, backend: str = "SQLite") -> None:
     from nodemgr.tables.store import Store
     from tests.web.provision import IMAGE, callback_path, define
 
-    url = f"sqlite:///{work}/callback.sqlite" if backend == "SQLite" else _pg_url()
+    suffix = "-by-hand" if by_hand else ""
+    url = f"sqlite:///{work}/callback{suffix}.sqlite" if backend == "SQLite" else _pg_url()
     if url is None:
         t.row("callback throughput", "n/a", "", "PostgreSQL (nodemgr_test) not reachable")
         return
-    tftp = work / f"cb-tftpboot-{backend}"
+    tftp = work / f"cb-tftpboot-{backend}{suffix}"
     tftp.mkdir()
     store = Store(url)
     names = [f"cb{i:05d}" for i in range(NODES)]
@@ -133,9 +140,10 @@ def callback(t, work: Path, backend: str = "SQLite") -> None:
     (work / "none.conf").write_text("[nodemgr]\n")
     env = dict(os.environ, NODEMGR_DB=url, NODEMGR_CONF=str(work / "none.conf"),
                NODEMGR_WEB_WORKERS="4", NODEMGR_WEB_BIND=f"127.0.0.1:{port}")
-    log = open(work / f"gunicorn-{backend}.log", "w")
-    proc = subprocess.Popen([str(gunicorn), "-c", "etc/gunicorn.conf.py", "--log-level",
-                             "warning"], cwd=ROOT, env=env, stdout=log, stderr=log)
+    conf = "bench/byhand.gunicorn.conf.py" if by_hand else "etc/gunicorn.conf.py"
+    log = open(work / f"gunicorn-{backend}{suffix}.log", "w")
+    proc = subprocess.Popen([str(gunicorn), "-c", conf, "--log-level", "warning"],
+                            cwd=ROOT, env=env, stdout=log, stderr=log)
     hello = [(_ip(i), "/healthz") for i in range(NODES)]
     per_round = []  # (hello rate, callback rate, hello CPU ms/req, callback CPU ms/req, lost)
     codes_all: dict[int, int] = {}
@@ -182,13 +190,75 @@ def callback(t, work: Path, backend: str = "SQLite") -> None:
           f"{lost} lost", f"codes {dict(sorted(codes_all.items()))}")
 
 
+class ByHand:
+    """The install-finished callback's work written by hand with ``sqlite3``: the same
+    reads (the node's groups, its address, the rows ``nodeset next`` reads, site, policy),
+    the same transaction (token checked and deleted, chain re-read, chain, bootparams,
+    status, an audit row) and the same boot file (temporary file + rename), with no
+    resolver, planner, policy engine or store layer — a floor for what ours costs.
+    Only for nodes armed as the bench arms them (pxelinux, next state ``boot``)."""
+
+    BOOT = b"#boot\nDEFAULT xCAT\nLABEL xCAT\n LOCALBOOT 0\n"
+
+    def __init__(self, db_path: str, tftpdir: str) -> None:
+        self.db = sqlite3.connect(db_path, isolation_level=None)
+        self.db.execute("PRAGMA synchronous=NORMAL")
+        self.lock = os.open(db_path + ".callback.lock", os.O_RDWR | os.O_CREAT)
+        self.pxe = f"{tftpdir}/pxelinux.cfg"
+
+    def __call__(self, node: str, ip: str, token: str) -> int:
+        """Handle one callback; returns the HTTP status (200, 403, 404)."""
+        import fcntl
+        import hashlib
+        import hmac
+
+        db = self.db
+        row = db.execute("SELECT groups FROM nodelist WHERE node = ?", (node,)).fetchone()
+        if row is None:
+            return 404
+        keys = [node, *(row[0] or "").split(",")]
+        marks = ",".join("?" * len(keys))
+        if (ip,) not in db.execute(f"SELECT ip FROM hosts WHERE node IN ({marks})",
+                                   keys).fetchall():
+            return 403
+        for tab in ("noderes", "mac", "chain", "bootparams", "nodetype", "nodehm",
+                    "hypervisor", "bootalias"):
+            db.execute(f"SELECT * FROM {tab} WHERE node IN ({marks})", keys).fetchall()
+        db.execute("SELECT * FROM site").fetchall()
+        db.execute("SELECT * FROM policy").fetchall()
+        fcntl.flock(self.lock, fcntl.LOCK_EX)
+        try:
+            db.execute("BEGIN IMMEDIATE")
+            th = db.execute("SELECT tokenhash FROM nodetoken WHERE node = ?", (node,)).fetchone()
+            if th is None or not hmac.compare_digest(
+                    hashlib.sha256(token.encode()).hexdigest(), th[0]):
+                db.execute("ROLLBACK")
+                return 403
+            db.execute("DELETE FROM nodetoken WHERE node = ? AND tokenhash = ?", (node, th[0]))
+            db.execute("SELECT currstate FROM chain WHERE node = ?", (node,)).fetchone()
+            tmp = f"{self.pxe}/.{node}.tmp"
+            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+            os.write(fd, self.BOOT)
+            os.close(fd)
+            db.execute("UPDATE chain SET currstate = 'boot', currchain = NULL WHERE node = ?",
+                       (node,))
+            db.execute("UPDATE bootparams SET kernel = NULL, initrd = NULL, kcmdline = NULL "
+                       "WHERE node = ?", (node,))
+            db.execute("UPDATE nodelist SET status = 'booted', statustime = ? WHERE node = ?",
+                       (time.strftime("%m-%d-%Y %H:%M:%S"), node))
+            recid = db.execute("SELECT MAX(CAST(recid AS INTEGER)) FROM auditlog").fetchone()[0]
+            db.execute("INSERT INTO auditlog (recid, command, noderange, status) VALUES "
+                       "(?, 'installfinished', ?, 'allowed')", (str((recid or 0) + 1), node))
+            db.execute("COMMIT")
+            os.replace(tmp, f"{self.pxe}/{node}")
+        finally:
+            fcntl.flock(self.lock, fcntl.LOCK_UN)
+        return 200
+
+
 def callback_floor(t, work: Path, n: int = 1000) -> None:
     """In-process CPU time of one callback's work: :func:`nodemgr.web.callback.finish`
-    against the same reads, writes and boot file written by hand with ``sqlite3`` (no
-    resolver, planner or store layer) — how much of the gap to ``/healthz`` is ours."""
-    import fcntl
-    import hashlib
-    import hmac
+    against :class:`ByHand` — how much of the gap to ``/healthz`` is our layers."""
     from urllib.parse import parse_qs, urlsplit
 
     sys.path.insert(0, str(ROOT))
@@ -213,47 +283,12 @@ def callback_floor(t, work: Path, n: int = 1000) -> None:
         assert a.status == 200, a
     ours = (time.process_time() - c0) / n
     store.close()
-    db = sqlite3.connect(f"{work}/floor.sqlite", isolation_level=None)
-    db.execute("PRAGMA synchronous=NORMAL")
-    lock = os.open(f"{work}/floor.sqlite.lock", os.O_RDWR | os.O_CREAT)
-    pxe = work / "floor-tftp" / "pxelinux.cfg"
-    text = b"#boot\nDEFAULT xCAT\nLABEL xCAT\n LOCALBOOT 0\n"
+    by_hand = ByHand(f"{work}/floor.sqlite", str(work / "floor-tftp"))
     c0 = time.process_time()
     for node, ip, tok in jobs[n:]:
-        groups = db.execute("SELECT groups FROM nodelist WHERE node = ?", (node,)).fetchone()
-        keys = [node, *groups[0].split(",")]
-        marks = ",".join("?" * len(keys))
-        ips = db.execute(f"SELECT ip FROM hosts WHERE node IN ({marks})", keys).fetchall()
-        assert (ip,) in ips
-        for tab in ("noderes", "mac", "chain", "bootparams", "nodetype", "nodehm",
-                    "hypervisor", "bootalias"):
-            db.execute(f"SELECT * FROM {tab} WHERE node IN ({marks})", keys).fetchall()
-        db.execute("SELECT * FROM site").fetchall()
-        db.execute("SELECT * FROM policy").fetchall()
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        db.execute("BEGIN IMMEDIATE")
-        th = db.execute("SELECT tokenhash FROM nodetoken WHERE node = ?", (node,)).fetchone()
-        assert hmac.compare_digest(hashlib.sha256(tok.encode()).hexdigest(), th[0])
-        db.execute("DELETE FROM nodetoken WHERE node = ? AND tokenhash = ?", (node, th[0]))
-        db.execute("SELECT currstate FROM chain WHERE node = ?", (node,)).fetchone()
-        tmp = pxe / f".{node}.tmp"
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
-        os.write(fd, text)
-        os.close(fd)
-        db.execute("UPDATE chain SET currstate = 'boot', currchain = NULL WHERE node = ?",
-                   (node,))
-        db.execute("UPDATE bootparams SET kernel = NULL, initrd = NULL, kcmdline = NULL "
-                   "WHERE node = ?", (node,))
-        db.execute("UPDATE nodelist SET status = 'booted', statustime = ? WHERE node = ?",
-                   (time.strftime("%m-%d-%Y %H:%M:%S"), node))
-        recid = db.execute("SELECT MAX(CAST(recid AS INTEGER)) FROM auditlog").fetchone()[0]
-        db.execute("INSERT INTO auditlog (recid, command, noderange, status) "
-                   "VALUES (?, 'installfinished', ?, 'allowed')", (str((recid or 0) + 1), node))
-        db.execute("COMMIT")
-        os.replace(tmp, pxe / node)
-        fcntl.flock(lock, fcntl.LOCK_UN)
+        assert by_hand(node, ip, tok) == 200
     floor = (time.process_time() - c0) / n
-    db.close()
+    by_hand.db.close()
     t.row("by hand: same statements + boot file, raw sqlite3", f"{floor * 1000:.2f} ms CPU",
           "baseline", "per callback, one process")
     t.row("nodemgr.web.callback.finish", f"{ours * 1000:.2f} ms CPU",
@@ -332,6 +367,7 @@ def run(t, work: Path) -> None:
     parts = (("callback", lambda: callback(t, work)),
              ("callback, PostgreSQL", lambda: callback(t, work, "PostgreSQL")),
              ("callback work in-process", lambda: callback_floor(t, work)),
+             ("callback by hand", lambda: callback(t, work, by_hand=True)),
              ("tftp", lambda: tftp(t, work)))
     for name, part in parts:
         try:

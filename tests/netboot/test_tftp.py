@@ -179,12 +179,17 @@ def test_resolve_rules(root):
             tftp.resolve(r, bad)
 
 
-def test_command_serves_with_curl(root, tmp_path):
+def _curl_and_free_port() -> int:
+    """A free UDP port on loopback for a server the test starts; curl must be installed."""
     if not shutil.which("curl"):
         pytest.fail("curl is required")
     with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
         s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
+        return s.getsockname()[1]
+
+
+def test_command_serves_with_curl(root, tmp_path):
+    port = _curl_and_free_port()
     proc = subprocess.Popen([sys.executable, "-m", "nodemgr.cli.tftpcmd", "--root", str(root),
                              "--address", "127.0.0.1", "--port", str(port), "--workers", "2"],
                             stderr=subprocess.PIPE, text=True)
@@ -285,11 +290,7 @@ def _wait_for_children(pid: int, ok, timeout=10.0) -> set[int]:
 
 @pytest.mark.slow
 def test_supervisor_restarts_a_killed_worker_and_stops_all(root, tmp_path):
-    if not shutil.which("curl"):
-        pytest.fail("curl is required")
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
+    port = _curl_and_free_port()
     log = open(tmp_path / "tftpd.log", "w+")
     proc = subprocess.Popen([sys.executable, "-m", "nodemgr.cli.tftpcmd", "--root", str(root),
                              "--address", "127.0.0.1", "--port", str(port), "--workers", "3"],

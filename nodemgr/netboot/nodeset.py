@@ -24,8 +24,9 @@ file text is computed; per-node problems (unknown osimage, missing MAC, bad name
 node only and change nothing for it. Boot files follow the tables: they are written under
 temporary names before the commit (a full disk fails the node, not the run) and renamed
 into place only once the transaction commits — the caller's, when ``apply`` joins one — so
-a failed commit leaves both the tables and the TFTP tree as they were. This module must never print (commands do) and never
-put a token anywhere but the node's boot file and the ``nodetoken`` hash.
+a failed commit leaves both the tables and the TFTP tree as they were. This module must
+never print (commands do) and never put a token anywhere but the node's boot file and the
+``nodetoken`` hash.
 """
 
 from __future__ import annotations
@@ -539,8 +540,12 @@ def prepare(store, resolver, nodes: list[str], state: str) -> Prepared | list[No
 
 
 def apply(p: Prepared, *, set_status: str | None = None) -> list[NodeResult]:
-    """The writing half of :func:`nodeset`: boot files, then every table in one
-    transaction (joining the caller's). Returns one NodeResult per node, in order.
+    """The writing half of :func:`nodeset`: boot files under temporary names, then every
+    table in one transaction (joining the caller's), then — once that transaction commits —
+    the boot files renamed into place (removed instead if it rolls back). Returns one
+    NodeResult per node, in order; a node whose files could not be put in place after the
+    commit fails with that reason (known here only when this call owns the transaction;
+    otherwise see :attr:`Prepared.unpublished` after the caller's commit).
 
     *set_status*, when given, is written to ``nodelist.status`` of every node set instead of
     the state's own (the install-finished callback's ``booted``: one write, not two).

@@ -203,7 +203,7 @@ class ByHand:
     def __init__(self, db_path: str, tftpdir: str) -> None:
         self.db = sqlite3.connect(db_path, isolation_level=None)
         self.db.execute("PRAGMA synchronous=NORMAL")
-        self.lock = os.open(db_path + ".callback.lock", os.O_RDWR | os.O_CREAT)
+        self.lock = os.open(db_path + ".writer.lock", os.O_RDWR | os.O_CREAT)
         self.pxe = f"{tftpdir}/pxelinux.cfg"
 
     def __call__(self, node: str, ip: str, token: str) -> int:

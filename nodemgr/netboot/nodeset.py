@@ -547,11 +547,22 @@ def apply(p: Prepared, *, set_status: str | None = None) -> list[NodeResult]:
     commit fails with that reason (known here only when this call owns the transaction;
     otherwise see :attr:`Prepared.unpublished` after the caller's commit).
 
+    It holds :meth:`Store.writer_lock` throughout, so concurrent writers' boot files land
+    in the order of their commits; a caller that opens the transaction itself must take
+    that lock before it and keep it until the commit (the callback does).
+
     *set_status*, when given, is written to ``nodelist.status`` of every node set instead of
     the state's own (the install-finished callback's ``booted``: one write, not two).
     Raises UsageError for a status that is not one of xCAT's."""
     if set_status is not None:
         status.check(set_status)
+    if p.store.in_transaction:  # the caller holds store.writer_lock() until its commit
+        return _apply_locked(p, set_status)
+    with p.store.writer_lock():  # files renamed in commit order, even across processes
+        return _apply_locked(p, set_status)
+
+
+def _apply_locked(p: Prepared, set_status: str | None) -> list[NodeResult]:
     store, resolver, ctx, nodes, attrs = p.store, p.resolver, p.ctx, p.nodes, p.attrs
     plans, errors, records = p.plans, p.errors, p.records
     # files: each node file is renamed into place after its aliases. A few nodes are

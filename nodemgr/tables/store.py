@@ -10,6 +10,7 @@ This module must never interpret values (groups, regexes): that is ``resolve``'s
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import os
 import sqlite3
 import zlib
@@ -48,6 +49,8 @@ class Store:
         self._site: dict[str, str | None] | None = None
         self._site_scope = 0
         self._after: list[tuple] = []  # (on_commit, on_rollback) of the open transaction
+        self._writer_depth = 0
+        self._writer_fd: int | None = None
         if url.startswith("sqlite:"):
             self.dialect = "sqlite"
             self._ph = "?"
@@ -101,8 +104,11 @@ class Store:
             raise ConfigError(f"cannot open database {mask_url(url)}: {first}") from None
 
     def close(self) -> None:
-        """Close the connection."""
+        """Close the connection (and the writer lock file)."""
         self._conn.close()
+        if self._writer_fd is not None:
+            os.close(self._writer_fd)
+            self._writer_fd = None
 
     # -- schema -------------------------------------------------------------------
     def _existing_tables(self) -> set[str]:
@@ -197,6 +203,56 @@ class Store:
             self._run_after(1)
             raise
         self._run_after(0)
+
+    @contextlib.contextmanager
+    def writer_lock(self) -> Iterator[Store]:
+        """Queue behind every other process's writer lock on the same database, for writers
+        whose work continues after their commit (``nodeset`` renames boot files into place
+        then): held from before the transaction until after that work, it keeps two
+        writers' files in the order of their commits. Re-entrant within this store.
+
+        SQLite: ``flock`` on ``<database>.writer.lock`` (a blocking ``flock`` also wakes the
+        next waiter at once, where SQLite's busy handler sleeps up to 100 ms between polls);
+        PostgreSQL: a session-level advisory lock; an in-memory database: nothing to order.
+
+        Raises:
+            TableError: the lock file cannot be opened, or a database error.
+        """
+        if self._writer_depth:
+            self._writer_depth += 1
+            try:
+                yield self
+            finally:
+                self._writer_depth -= 1
+            return
+        key = zlib.crc32(b"nodemgr writer") & 0x7FFFFFFF
+        if self.dialect == "sqlite":
+            path = self._writer_lock_path()
+            if path is not None and self._writer_fd is None:
+                try:
+                    self._writer_fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+                except OSError as exc:
+                    raise TableError(f"cannot open {path}: {exc.strerror}") from None
+            if self._writer_fd is not None:
+                fcntl.flock(self._writer_fd, fcntl.LOCK_EX)
+        else:
+            self._exec("SELECT pg_advisory_lock(?)", [key])
+        self._writer_depth = 1
+        try:
+            yield self
+        finally:
+            self._writer_depth = 0
+            if self.dialect == "sqlite":
+                if self._writer_fd is not None:
+                    fcntl.flock(self._writer_fd, fcntl.LOCK_UN)
+            else:
+                self._exec("SELECT pg_advisory_unlock(?)", [key])
+
+    def _writer_lock_path(self) -> str | None:
+        for row in self._conn.execute("PRAGMA database_list"):
+            if row[1] == "main":
+                return row[2] + ".writer.lock" if row[2] else None
+        return None
 
     @property
     def in_transaction(self) -> bool:

@@ -14,8 +14,8 @@ A node's installer calls ``GET /install-finished/<node>?token=..`` (or xCAT's RH
 4. in one transaction: the one-time token is consumed (tokens on), ``nodeset <node> next``,
    ``updatenodestat <node> booted`` and an ``auditlog`` row. ``nodeset next`` is planned
    before the write lock (:func:`nodemgr.netboot.nodeset.prepare`) and planned again inside
-   it if the node's chain row changed meanwhile; SQLite writers among the workers queue on
-   an ``flock`` (:func:`_writer_queue`), not on SQLite's sleeping busy handler.
+   it if the node's chain row changed meanwhile; writers queue on the store's writer lock
+   (:meth:`nodemgr.tables.store.Store.writer_lock`), held until the boot files are in place.
 
 Every refusal (400/403/404) changes nothing but an ``auditlog`` row for 403s (denials are
 audited, as for every command). This module must never log, return or audit the token.
@@ -23,11 +23,8 @@ audited, as for every command). This module must never log, return or audit the 
 
 from __future__ import annotations
 
-import contextlib
-import fcntl
 import ipaddress
 import logging
-import os
 import socket
 from dataclasses import dataclass
 
@@ -172,7 +169,7 @@ def _finish(store, node: str, *, kind: str, remote_addr: str, forwarded_for: str
             raise _Refused(403, f"{node}: {command} denied by the policy table") from None
         # plan `nodeset next` (resolution, boot file text) before the write lock too
         prepared = nodeset.prepare(store, resolver, [node], "next")
-        with _writer_queue(store), store.transaction():
+        with store.writer_lock(), store.transaction():
             if use_tokens and not tokens.consume(store, node, token or ""):
                 raise _Refused(403, f"{node}: missing, wrong, used or expired token")
             if not prepared.unchanged():  # a nodeset ran meanwhile: plan again, locked
@@ -197,40 +194,6 @@ def _finish(store, node: str, *, kind: str, remote_addr: str, forwarded_for: str
     log.info("callback: %s from %s: booted, next state %s", node, shown_host,
              results[0].message)
     return Answer(200, f"{node}: booted")
-
-
-@contextlib.contextmanager
-def _writer_queue(store):
-    """Queue this worker's write transaction behind the other workers' with ``flock`` on
-    ``<database>.callback.lock`` (SQLite only; no-op otherwise).
-
-    SQLite's busy handler polls a held write lock with growing sleeps (up to 100 ms), so
-    workers waiting on each other idle while the lock is already free; a blocking
-    ``flock`` wakes the next waiter at once. Other writers (commands) still meet the
-    database's own lock, so this only orders callbacks among themselves."""
-    path = _lock_path(store)
-    if path is None:
-        yield
-        return
-    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX)
-        yield
-    finally:
-        os.close(fd)  # releases the lock
-
-
-def _lock_path(store) -> str | None:
-    if getattr(store, "dialect", None) != "sqlite":
-        return None
-    cached = getattr(store, "_callback_lock_path", False)
-    if cached is False:
-        cached = None
-        for row in store._conn.execute("PRAGMA database_list"):
-            if row[1] == "main" and row[2]:
-                cached = row[2] + ".callback.lock"
-        store._callback_lock_path = cached
-    return cached
 
 
 def _expand(nr: str, resolver) -> list[str]:

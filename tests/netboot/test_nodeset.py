@@ -528,3 +528,47 @@ def test_staged_tree_answers_from_its_pending_changes(tmp_path):
     assert results[True] == results[False]
     assert results[True]["pxelinux.cfg/01-52-54-00-aa-bb-01"] == ("link", "n2")
     assert results[True]["pxelinux.cfg/01-52-54-00-aa-bb-02"] == ("link", "n1")
+
+
+def test_concurrent_nodesets_put_files_in_place_in_commit_order(cl, monkeypatch):
+    """Two writers for one node: the second cannot commit until the first's boot files
+    are in place (writer lock held through the renames), so the files end as the tables
+    do — the second's state — however the two are scheduled."""
+    from nodemgr.tables.store import Store
+
+    store, _, tftp = cl
+    tokenless(store)
+    run(cl, ["n1"], "boot")
+    in_publish, release = threading.Event(), threading.Event()
+    real_publish = bootfiles.TftpTree.publish
+
+    def slow_publish(self):
+        if threading.current_thread().name == "first":
+            in_publish.set()
+            assert release.wait(10)
+        return real_publish(self)
+
+    monkeypatch.setattr(bootfiles.TftpTree, "publish", slow_publish)
+    first_store, second_store = Store(store.url), Store(store.url)
+    done = {}
+
+    def go(name, st, state):
+        done[name] = nodeset(st, Resolver(st), ["n1"], state)[0].ok
+
+    first = threading.Thread(target=go, name="first", args=("first", first_store, "shell"))
+    second = threading.Thread(target=go, name="second",
+                              args=("second", second_store, f"osimage={IMG}"))
+    first.start()
+    assert in_publish.wait(10)  # first committed "shell", its files not yet in place
+    second.start()
+    second.join(1.0)
+    assert second.is_alive()  # queued behind the first writer
+    assert store.get("chain", {"node": "n1"})["currstate"] == "shell"
+    release.set()
+    first.join(10)
+    second.join(20)
+    assert done == {"first": True, "second": True}
+    assert store.get("chain", {"node": "n1"})["currstate"].startswith("install")
+    assert (tftp / "pxelinux.cfg/n1").read_text().startswith("#install")
+    first_store.close()
+    second_store.close()

@@ -150,3 +150,30 @@ def test_after_hooks_follow_the_outermost_transaction(store):
     with store.transaction():  # hooks of a finished transaction never run again
         pass
     assert seen == []
+
+
+def test_writer_lock_excludes_other_stores_and_is_reentrant(db_url):
+    import threading
+
+    from nodemgr.tables.store import Store
+
+    a, b = Store(db_url), Store(db_url)
+    order = []
+
+    def other():
+        with b.writer_lock():
+            order.append("b")
+
+    with a.writer_lock():
+        with a.writer_lock():  # re-entrant: no self-deadlock
+            t = threading.Thread(target=other)
+            t.start()
+            t.join(0.5)
+            assert t.is_alive() and order == []
+        order.append("a")  # still held after the inner block
+        t.join(0.2)
+        assert t.is_alive()
+    t.join(10)
+    assert order == ["a", "b"]
+    a.close()
+    b.close()

@@ -2,7 +2,8 @@
 
 Lookup order for the file: ``$NODEMGR_CONF``, ``/etc/nodemgr/nodemgr.conf``, then
 ``etc/nodemgr.conf`` in the checkout. The database URL can be overridden by ``$NODEMGR_DB``.
-Every other setting also lives in the ``site`` table, which wins over the file.
+Every other key seeds the ``site`` table of a new database; once there, the table wins
+(:mod:`nodemgr.settings` is the one resolution every part uses).
 This module must stay import-cheap: standard library only.
 """
 
@@ -10,7 +11,7 @@ from __future__ import annotations
 
 import configparser
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from nodemgr.errors import ConfigError
 
@@ -30,12 +31,16 @@ class Config:
         tftpdir: TFTP root (xCAT ``site.tftpdir``), default ``/tftpboot``.
         installdir: install tree root (``site.installdir``), default ``/install``.
         source: the file the settings came from, or ``None`` for built-in defaults.
+        site_seed: every other ``[nodemgr]`` key of the file (``tftpdir``, ``master``, ...):
+            the rows a new database's ``site`` table starts with, and the fallback of
+            :func:`nodemgr.settings.lookup` while the table has no such row.
     """
 
     db_url: str = DEFAULT_DB_URL
     tftpdir: str = "/tftpboot"
     installdir: str = "/install"
     source: str | None = None
+    site_seed: dict[str, str] = field(default_factory=dict)
 
 
 def conf_path() -> str | None:
@@ -74,4 +79,5 @@ def load() -> Config:
         tftpdir=values.get("tftpdir", "/tftpboot"),
         installdir=values.get("installdir", "/install"),
         source=str(path) if path else None,
+        site_seed={k: v for k, v in values.items() if k != "db" and v},
     )

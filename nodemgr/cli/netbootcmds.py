@@ -181,19 +181,17 @@ def copycds(argv: list[str]) -> int:
             m = cc.inspect(iso, a.name, a.arch)
             out.line(f"DISTNAME:{m.distname}\nARCH:{m.arch}\nDISCNO:{m.discno}")
         return 0
-    from nodemgr import config, policy
+    from nodemgr import policy
 
     store = open_store()
     policy.audit(store, user=policy.current_user(), host="localhost", command="copycds",
                  noderange="", args=argv, status="Allowed")
-    conf = config.load()
     failed = False
     for iso in a.iso:
         bar = _Progress()
         try:
             res = cc.copycds(store, iso, name=a.name, arch=a.arch, path=a.path,
                              noosimage=a.noosimage, nonoverwrite=a.nonoverwrite,
-                             installdir=conf.installdir, tftpdir=conf.tftpdir,
                              on_total=bar.start, progress=bar.update)
         except cc.MediaError as exc:
             out.error(str(exc))

@@ -36,6 +36,11 @@ COMMANDS = {
     "chhypervisor": "nodemgr.cli.rhevcmds:chhypervisor",
     "rmhypervisor": "nodemgr.cli.rhevcmds:rmhypervisor",
     "discoverip": "nodemgr.cli.discovercmds:discoverip",
+    "nodemgr-config": "nodemgr.cli.configcmds:nodemgr_config",
+    "makenetworks": "nodemgr.cli.configcmds:makenetworks",
+    "makedhcp": "nodemgr.cli.dhcpcmd:makedhcp",
+    "mknb": "nodemgr.cli.mknbcmd:mknb",
+    "makewebconf": "nodemgr.cli.mknbcmd:makewebconf",
 }
 
 

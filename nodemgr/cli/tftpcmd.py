@@ -27,8 +27,14 @@ never stops the server, and the receive loop restarts itself if it ever fails. W
 (after 0.1 s, doubling up to 5 s while it keeps dying young) and logged; SIGTERM to the
 parent stops every worker.
 
+Without --root the root is the tftpdir setting (site table, else the configuration file,
+else /tftpboot; `nodemgr-config` shows which), resolved at start and again on SIGHUP (sent to
+the parent, it reaches every worker): transfers started after the signal use the new root.
+Without --address the tftpaddress setting is used (default 0.0.0.0).
+
 examples:
-  nodemgr-tftpd                                    # /tftpboot (site.tftpdir) on 0.0.0.0:69
+  nodemgr-tftpd                                    # site.tftpdir on site.tftpaddress:69
+  kill -HUP $(pgrep -of nodemgr-tftpd)             # after chtab key=tftpdir site.value=...
   nodemgr-tftpd --root /srv/tftp --address 10.0.0.1
   nodemgr-tftpd --port 6969 --workers 2 --quiet
 
@@ -44,10 +50,10 @@ exit status:
 def main(argv: list[str]) -> int:
     """Entry point of ``nodemgr-tftpd``."""
     ap = parser("nodemgr-tftpd", "Serve the TFTP root read-only to PXE clients.", EPILOG)
-    ap.add_argument("--root", help="directory to serve (default: tftpdir from the "
-                    "configuration, /tftpboot)")
-    ap.add_argument("--address", default="0.0.0.0", help="IPv4 address to listen on "
-                    "(default 0.0.0.0)")
+    ap.add_argument("--root", help="directory to serve (default: the tftpdir setting, "
+                    "re-read on SIGHUP)")
+    ap.add_argument("--address", help="IPv4 address to listen on (default: the "
+                    "tftpaddress setting, 0.0.0.0)")
     ap.add_argument("--port", type=int, default=69, help="UDP port (default 69)")
     ap.add_argument("--timeout", type=float, default=2.0, help="seconds before a packet "
                     "is resent (default 2; a client's timeout option wins)")
@@ -63,10 +69,10 @@ def main(argv: list[str]) -> int:
     if a.workers < 1 or a.workers > 64:
         raise UsageError(f"invalid number of workers {a.workers} (1-64)")
     root = a.root
-    if root is None:
-        from nodemgr import config
-
-        root = config.load().tftpdir
+    if root is None or a.address is None:
+        root_setting, address_setting = _settings()
+        root = root if root is not None else root_setting
+        a.address = a.address if a.address is not None else address_setting
     if not os.path.isdir(root):
         raise UsageError(f"TFTP root {root} is not a directory")
 
@@ -82,6 +88,10 @@ def main(argv: list[str]) -> int:
     except OSError as exc:
         raise UsageError(f"cannot listen on {a.address}:{a.port}: {exc.strerror}") from None
     log = logging.getLogger("nodemgr.tftp")
+    if a.root is None:
+        signal.signal(signal.SIGHUP, lambda signum, frame: _reload_root(server, log))
+    else:
+        signal.signal(signal.SIGHUP, signal.SIG_IGN)
     if a.workers == 1:
         signal.signal(signal.SIGTERM, lambda signum, frame: server.stop())
         signal.signal(signal.SIGINT, lambda signum, frame: server.stop())
@@ -92,17 +102,47 @@ def main(argv: list[str]) -> int:
     return _supervise(server, a.workers, log)
 
 
+def _settings() -> tuple[str, str]:
+    """(tftpdir, tftpaddress) as :mod:`nodemgr.settings` resolves them."""
+    from nodemgr import settings
+    from nodemgr.cli.common import open_store
+
+    store = open_store()
+    try:
+        return settings.get(store, "tftpdir"), settings.get(store, "tftpaddress")
+    finally:
+        store.close()
+
+
+def _reload_root(server, log: logging.Logger) -> None:
+    """SIGHUP: resolve the tftpdir setting again; new transfers use it (a root that is not
+    a directory, or an unreadable database, keeps the old root and logs one line)."""
+    try:
+        root = _settings()[0]
+    except Exception as exc:  # noqa: BLE001 - a signal handler must not kill the server
+        log.error("tftp: SIGHUP: cannot read the settings (%s); root stays %s", exc,
+                  server.root)
+        return
+    if not os.path.isdir(root):
+        log.error("tftp: SIGHUP: tftpdir %s is not a directory; root stays %s", root,
+                  server.root)
+        return
+    if os.path.realpath(root) != server.root:
+        log.info("tftp: SIGHUP: root %s -> %s", server.root, os.path.realpath(root))
+        server.root = os.path.realpath(root)
+
+
 #: Restart delay after a worker died: first, and ceiling while it keeps dying young.
 RESTART_FIRST, RESTART_MAX = 0.1, 5.0
 #: A worker that served this long (seconds) before dying restarts after RESTART_FIRST again.
 RESTART_RESET = 60.0
 
 
-def _spawn(server, inherit: bool) -> int:
+def _spawn(server, inherit: bool, hup=signal.SIG_IGN) -> int:
     """Fork one worker. With *inherit* it serves the parent's bound socket, otherwise its
-    own (``SO_REUSEPORT``: the kernel keeps each client on one socket). The child never
-    returns: it exits 0 when stopped by SIGTERM/SIGINT."""
-    stops = {signal.SIGTERM, signal.SIGINT}
+    own (``SO_REUSEPORT``: the kernel keeps each client on one socket); *hup* is its SIGHUP
+    handler. The child never returns: it exits 0 when stopped by SIGTERM/SIGINT."""
+    stops = {signal.SIGTERM, signal.SIGINT, signal.SIGHUP}
     signal.pthread_sigmask(signal.SIG_BLOCK, stops)  # no SIGTERM before the child's handler
     try:
         pid = os.fork()
@@ -116,6 +156,7 @@ def _spawn(server, inherit: bool) -> int:
     try:
         signal.signal(signal.SIGTERM, lambda signum, frame: server.stop())
         signal.signal(signal.SIGINT, lambda signum, frame: server.stop())
+        signal.signal(signal.SIGHUP, hup)
         signal.pthread_sigmask(signal.SIG_UNBLOCK, stops)
         _die_with_parent()
         if not inherit:
@@ -151,8 +192,17 @@ def _supervise(server, workers: int, log: logging.Logger) -> int:
     signal.signal(signal.SIGTERM, lambda signum, frame: stopping.append(signum))
     signal.signal(signal.SIGINT, lambda signum, frame: stopping.append(signum))
     started: dict[int, float] = {}            # pid -> start time
+    worker_hup = signal.getsignal(signal.SIGHUP)  # what a worker does with SIGHUP
+
+    def forward_hup(signum, frame):
+        for pid in list(started):
+            try:
+                os.kill(pid, signal.SIGHUP)
+            except ProcessLookupError:
+                pass
+    signal.signal(signal.SIGHUP, forward_hup)
     for i in range(workers):                 # worker 0 serves the already-bound socket
-        started[_spawn(server, inherit=i == 0)] = time.monotonic()
+        started[_spawn(server, inherit=i == 0, hup=worker_hup)] = time.monotonic()
     server.close()
     log.info("tftp: serving %s on %s:%d with %d workers (pids %s)", server.root,
              server.host, server.port, workers, " ".join(map(str, started)))
@@ -177,7 +227,7 @@ def _supervise(server, workers: int, log: logging.Logger) -> int:
         for when in [w for w in due if w <= now]:
             due.remove(when)
             try:
-                pid = _spawn(server, inherit=False)
+                pid = _spawn(server, inherit=False, hup=worker_hup)
             except OSError as exc:           # fork failed: try again later
                 log.error("tftp: cannot start a worker: %s", exc)
                 due.append(now + backoff)

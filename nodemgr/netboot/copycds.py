@@ -37,6 +37,7 @@ import shutil
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from nodemgr import settings
 from nodemgr.errors import NodemgrError, UsageError
 
 NOT_IDENTIFIED = "copycds could not identify the ISO supplied, you may wish to try -n <osver>"
@@ -322,7 +323,8 @@ def copycds(store, iso_path: str, *, name: str | None = None, arch: str | None =
         path: ``-p`` target directory (default ``<installdir>/<distname>/<arch>``).
         noosimage: ``-o``: no osimage/linuximage rows.
         nonoverwrite: ``-w``: refuse media already imported (fingerprint).
-        installdir, tftpdir: defaults for site.installdir / site.tftpdir.
+        installdir, tftpdir: override the installdir / tftpdir settings
+            (:mod:`nodemgr.settings`: site table, configuration file, built-in default).
         progress: called with the number of bytes copied since the last call.
         on_total: called once with the total bytes to copy.
     Returns:
@@ -339,7 +341,7 @@ def copycds(store, iso_path: str, *, name: str | None = None, arch: str | None =
         media = identify(iso, name, arch)
         files = iso.files()
         fp = fingerprint(iso, files)
-        instdir = store.site("installdir") or installdir or "/install"
+        instdir = installdir or settings.get(store, "installdir")
         target = os.path.abspath(path or os.path.join(instdir, media.distname, media.arch))
         fpfile = os.path.join(target, ".fingerprint")
         if nonoverwrite and os.path.isfile(fpfile):
@@ -375,7 +377,7 @@ def copycds(store, iso_path: str, *, name: str | None = None, arch: str | None =
     with open(fpfile, "a", encoding="ascii") as fh:
         fh.write(fp + "\n")
     # boot files for nodeset, under the TFTP root
-    tdir = store.site("tftpdir") or tftpdir or "/tftpboot"
+    tdir = tftpdir or settings.get(store, "tftpdir")
     rel = f"xcat/{media.distname}/{media.arch}"
     bootdir = os.path.join(tdir, rel)
     os.makedirs(bootdir, exist_ok=True)

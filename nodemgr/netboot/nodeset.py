@@ -4,7 +4,15 @@ States (xCAT ``destiny.pm setdestiny``; reference §5.2): ``osimage[=<img>]``, l
 ``install``/``netboot``/``statelite`` (image ``<os>-<arch>-<provmethod>-<profile>`` from
 nodetype), ``boot``, ``shell``, ``standby``, ``runcmd=<cmd>``, ``runimage=<url>``,
 ``offline``, ``stat``, ``next``, ``enact``; a comma list is a multi-step chain (first step
-now, the rest in ``chain.currchain``).
+now, the rest in ``chain.currchain``). ``shell``, ``standby``, ``runcmd=`` and ``runimage=``
+are parsed and kept in chains, but refused when applied: they boot xCAT's genesis image and
+talk to xcatd, neither of which nodemgr provides, and a boot file that cannot work is never
+written.
+
+Addresses come from :mod:`nodemgr.networks` (``noderes.xcatmaster``, ``site.master``, else
+this machine's address on the node's network; never a loopback address for a node that is
+not on loopback) and :mod:`nodemgr.settings` (``tftpdir``, ``callbackurl``). HTTP URLs name
+the TFTP tree as ``/tftpboot/`` whatever ``tftpdir`` is: the web app and etc/nginx map it.
 
 ``next`` (replaces xCAT's ``nextdestiny``, which could loop, issues #5098, #1803, PR #7713):
 
@@ -38,6 +46,7 @@ import time
 from dataclasses import dataclass, field
 from urllib.parse import quote
 
+from nodemgr import networks, settings
 from nodemgr.errors import NodemgrError, UsageError
 from nodemgr.netboot import bootfiles, status, tokens
 from nodemgr.plugins.base import NodeResult
@@ -49,16 +58,17 @@ SINGLE_ONLY = ("stat", "next", "enact", "offline")
 STICKY = ("boot", "standby", "shell", "netboot", "statelite", "offline")
 GENESIS = ("shell", "standby", "runcmd", "runimage")
 CALLBACK_ARG = "nodemgr.callback"
+#: URL path of the TFTP root on the web server, whatever ``tftpdir`` is (the web app and
+#: etc/nginx map it to the resolved ``tftpdir``).
+HTTP_TFTP_PREFIX = "/tftpboot"
 
 _ATTRS = ("nodetype.os", "nodetype.arch", "nodetype.profile", "nodetype.provmethod",
           "noderes.netboot", "noderes.tftpserver", "noderes.xcatmaster", "noderes.tftpdir",
           "noderes.installnic", "mac.mac", "hosts.ip", "chain.currstate", "chain.currchain",
-          "chain.chain", "bootparams.addkcmdline", "nodehm.serialport", "nodehm.serialspeed",
-          "hypervisor.mgr")
-#: Attributes only ``next``, ``enact``, ``boot`` (chain.*) and the genesis states
-#: (nodehm.*) read; an image-only request (``osimage=``, ``install``, ...) skips them.
-_STATE_ATTRS = ("chain.currstate", "chain.currchain", "chain.chain", "nodehm.serialport",
-                "nodehm.serialspeed")
+          "chain.chain", "bootparams.addkcmdline", "hypervisor.mgr")
+#: Attributes only ``next``, ``enact`` and ``boot`` read; an image-only request
+#: (``osimage=``, ``install``, ...) skips them.
+_STATE_ATTRS = ("chain.currstate", "chain.currchain", "chain.chain")
 _IMAGE_WORDS = ("osimage", "install", "netboot", "statelite")
 #: Up to this many nodes, boot files are written per node from the alias records; above,
 #: each format's directories are scanned once (cheaper than a record lookup per node).
@@ -106,10 +116,24 @@ def parse_steps(state: str) -> list[str]:
     return steps
 
 
-def callback_base(store) -> str:
-    """The callback server's base URL: ``site.callbackurl``, else
-    ``http://<site.master>:8080`` (``localhost`` when no master is set)."""
-    return store.site("callbackurl") or f"http://{store.site('master') or 'localhost'}:8080"
+def callback_base(store, master: str | None = None) -> str:
+    """The callback server's base URL: ``site.callbackurl``, else ``http://<master>:8080``
+    (gunicorn's port, etc/gunicorn.conf.py).
+
+    Args:
+        store: the table store.
+        master: the node's management address (:class:`nodemgr.networks.MasterResolver`);
+            default ``site.master``.
+    Raises:
+        NetworkError: no callbackurl, no *master* and no ``site.master``.
+    """
+    url = settings.get(store, "callbackurl")
+    if url:
+        return url
+    master = master or store.site("master")
+    if not master:
+        raise networks.NetworkError("neither site.callbackurl nor site.master is set")
+    return f"http://{master}:8080"
 
 
 def callback_url(store, node: str, token: str | None, *, rhevh: bool = False,
@@ -154,33 +178,40 @@ class _Ctx:
     def __init__(self, store, resolver) -> None:
         self.store = store
         self.resolver = resolver
-        self.master = store.site("master") or "localhost"
-        self.xcatdport = store.site("xcatdport") or "3001"
+        self.site_master = store.site("master")
+        self._masters: networks.MasterResolver | None = None
+        self.callbackurl = settings.get(store, "callbackurl")
         self.httpport = store.site("httpport") or "80"
-        self.site_tftpdir = store.site("tftpdir")
+        self.site_tftpdir = settings.get(store, "tftpdir")
         self.tokens = tokens.enabled(store)
         self.nodestatus = (store.site("nodestatus") or "y").lower() not in ("n", "no", "0")
-        self._callback_base: str | None = None
         self._images: dict[str, tuple] = {}
         self._trees: dict[str, bootfiles.TftpTree] = {}
         self._pwhash: dict[str, str | None] = {}
         self._lines: dict[tuple, tuple] = {}
 
-    @property
-    def callback_base(self) -> str:
-        """:func:`callback_base`, read from the site table once per call."""
-        if self._callback_base is None:
-            self._callback_base = callback_base(self.store)
-        return self._callback_base
+    def master(self, a: dict) -> str:
+        """The address node *a* uses for this management node (``noderes.xcatmaster``,
+        ``site.master``, else this machine's address on the node's network); NetworkError
+        when there is none or it is a loopback address for a non-loopback node."""
+        if self._masters is None:
+            nets = [] if self.site_master else networks.load(self.store)
+            self._masters = networks.MasterResolver(self.site_master, nets)
+        return self._masters.for_node(a.get("hosts.ip"), a.get("noderes.xcatmaster"))
+
+    def callback_base(self, a: dict) -> str:
+        """:func:`callback_base` for node *a*: ``site.callbackurl`` (checked: no loopback
+        host for a non-loopback node), else ``http://<master>:8080``."""
+        if self.callbackurl:
+            from urllib.parse import urlsplit
+
+            networks.check_reachable(urlsplit(self.callbackurl).hostname or "",
+                                     a.get("hosts.ip"), "site.callbackurl's host")
+            return self.callbackurl
+        return f"http://{self.master(a)}:8080"
 
     def tftpdir(self, a: dict) -> str:
-        if a.get("noderes.tftpdir"):
-            return a["noderes.tftpdir"]
-        if self.site_tftpdir:
-            return self.site_tftpdir
-        from nodemgr import config
-
-        return config.load().tftpdir
+        return a.get("noderes.tftpdir") or self.site_tftpdir
 
     def tree(self, root: str) -> bootfiles.TftpTree:
         t = self._trees.get(root)
@@ -239,7 +270,12 @@ class _Ctx:
 
 
 def _server(ctx: _Ctx, a: dict) -> str:
-    return a.get("noderes.tftpserver") or a.get("noderes.xcatmaster") or ctx.master
+    """The node's TFTP/HTTP server: ``noderes.tftpserver``, else its management address."""
+    tftpserver = (a.get("noderes.tftpserver") or "").strip()
+    if tftpserver:
+        networks.check_reachable(tftpserver, a.get("hosts.ip"), "noderes.tftpserver")
+        return tftpserver
+    return ctx.master(a)
 
 
 def _install_mac(a: dict) -> str | None:
@@ -280,33 +316,26 @@ def _next_steps(a: dict) -> tuple[str, list[str]]:
 
 
 def _spec(ctx, node, a, comment, *, mac: str | None, **kw) -> bootfiles.BootSpec:
-    """The node's BootSpec; *mac*: its install MAC (:func:`_install_mac`, or None)."""
+    """The node's BootSpec; *mac*: its install MAC (:func:`_install_mac`, or None). A local
+    boot (no kernel) needs no server address."""
     netboot = (a.get("noderes.netboot") or "pxe").strip()
     if netboot not in bootfiles.FORMATS:
         raise NodeFailure(f"noderes.netboot '{netboot}' is not supported "
                           f"({', '.join(bootfiles.FORMATS)})")
     return bootfiles.BootSpec(node=node, comment=comment, netboot=netboot,
                               mac=mac, ip=(a.get("hosts.ip") or "").strip() or None,
-                              server=_server(ctx, a), httpport=ctx.httpport,
-                              httpprefix="/" + ctx.tftpdir(a).strip("/"), **kw)
+                              server=_server(ctx, a) if kw.get("kernel") else "",
+                              httpport=ctx.httpport,
+                              httpprefix=HTTP_TFTP_PREFIX, **kw)
 
 
-def _genesis(ctx, node, a, step) -> _Plan:
-    arch = a.get("nodetype.arch") or "x86_64"
-    arch = "ppc64" if arch == "ppc64le" else arch
-    console = ""
-    if a.get("nodehm.serialport"):
-        console = f"console=ttyS{a['nodehm.serialport']},{a.get('nodehm.serialspeed') or 115200}"
-    master = a.get("noderes.xcatmaster") or ctx.master
-    args = " ".join(x for x in ("quiet", console, f"xcatd={master}:{ctx.xcatdport}",
-                                f"destiny={step}") if x)
-    kernel, initrd = f"xcat/genesis.kernel.{arch}", f"xcat/genesis.fs.{arch}.gz"
-    mac = _install_mac(a)
-    if mac:
-        args += f" BOOTIF=01-{mac.replace(':', '-')}"
-    spec = _spec(ctx, node, a, step, mac=mac, kernel=kernel, initrd=initrd, args=args)
-    return _Plan(node, step, None, spec, bootparams={"kernel": kernel, "initrd": initrd,
-                                                     "kcmdline": args})
+def _no_genesis(step: str, via_next: bool) -> NodeFailure:
+    """The refusal of a state that would boot xCAT's genesis image: nodemgr builds none and
+    runs no xcatd, so such a boot file could only hang (never written)."""
+    why = " (next: the chain has no further step)" if via_next else ""
+    word = step.split("=", 1)[0]
+    return NodeFailure(f"state '{word}'{why} boots xCAT's genesis image with xcatd, which "
+                       "nodemgr does not provide: use boot or osimage=<image>")
 
 
 def _rhevh_args(ctx, a, mac, url) -> str:
@@ -356,7 +385,7 @@ def _osimage(ctx, node, a, step) -> _Plan:
     profile = osi.get("profile") or ""
     currstate = f"{provmethod} {osvers}-{osarch}-{profile}"
     bootif = f"BOOTIF=01-{mac.replace(':', '-')}"
-    myip = a.get("noderes.xcatmaster") or ctx.master
+    myip = ctx.master(a)
     kernel, hyp, kc, hypargs, image_extra = ctx.kernel_line(name, bt, li, myip)
     extra = [*image_extra, *_words(a.get("bootparams.addkcmdline"))]
     token = None
@@ -364,13 +393,13 @@ def _osimage(ctx, node, a, step) -> _Plan:
         token = tokens.secrets.token_urlsafe(32) if ctx.tokens else None
     rhevh = osvers.startswith("rhevh")
     if rhevh:
-        url = callback_url(ctx.store, node, token, rhevh=True, base=ctx.callback_base)
+        url = callback_url(ctx.store, node, token, rhevh=True, base=ctx.callback_base(a))
         args = _rhevh_args(ctx, a, mac, url)
     else:
         parts = [kc, *extra, bootif]
         if provmethod == "install":
             parts.append(f"{CALLBACK_ARG}="
-                         f"{callback_url(ctx.store, node, token, base=ctx.callback_base)}")
+                         f"{callback_url(ctx.store, node, token, base=ctx.callback_base(a))}")
         args = " ".join(p for p in parts if p)
     spec = _spec(ctx, node, a, currstate, mac=mac, kernel=kernel, initrd=bt.get("initrd") or None,
                  args=args, hypervisor=hyp or None, hypargs=hypargs)
@@ -384,7 +413,8 @@ def _osimage(ctx, node, a, step) -> _Plan:
                  token=token, keep_token=token is not None)
 
 
-def _apply(ctx, node: str, a: dict, step: str, rest: list[str]) -> _Plan:
+def _apply(ctx, node: str, a: dict, step: str, rest: list[str], via_next: bool = False
+           ) -> _Plan:
     word = step.split("=", 1)[0]
     if word == "boot":
         plan = _Plan(node, "boot", None, _spec(ctx, node, a, "boot", mac=_install_mac(a)),
@@ -396,7 +426,7 @@ def _apply(ctx, node: str, a: dict, step: str, rest: list[str]) -> _Plan:
         plan = _Plan(node, "offline", None, None,
                      bootparams={"kernel": None, "initrd": None, "kcmdline": None})
     elif word in GENESIS:
-        plan = _genesis(ctx, node, a, step)
+        raise _no_genesis(step, via_next)
     else:
         plan = _osimage(ctx, node, a, step)
     if plan.currstate.startswith("install ") and not rest:
@@ -528,7 +558,7 @@ def prepare(store, resolver, nodes: list[str], state: str) -> Prepared | list[No
                 rest = [s for s in (a.get("chain.currchain") or "").split(",") if s.strip()]
             else:
                 step, rest = steps[0], steps[1:]
-            plans[node] = _apply(ctx, node, a, step, rest)
+            plans[node] = _apply(ctx, node, a, step, rest, via_next=steps == ["next"])
         except NodemgrError as exc:
             errors[node] = str(exc)
     records = _alias_records(store, resolver, list(plans), len(plans) <= PER_NODE_MAX)

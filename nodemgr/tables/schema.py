@@ -459,6 +459,36 @@ TABLES: dict[str, TableSchema] = {
            authmethod="Authentication method of the pool user (default ssh).",
            snmpagents="SNMP agents holding the subnet's neighbour table: "
            "host[:port][@v2c|@v3], '|'-separated; credentials from passwd (key snmp)."),
+        _t("networks", "netname net mask mgtifname gateway dhcpserver tftpserver nameservers "
+           "ntpservers logservers dynamicrange staticrange staticrangeincrement nodehostname "
+           "ddnsdomain vlanid domain mtu", keys="net mask", nodecol=None,
+           description="Describes the networks in the cluster and info necessary to set up "
+           "nodes on that network (makenetworks fills it; makedhcp writes a subnet per row).",
+           netname="Name used to identify this network definition.",
+           net="The network address.",
+           mask="The network mask.",
+           mgtifname="The interface name of the management/service node facing this network.",
+           gateway="The network gateway (router option); '<xcatmaster>' means the node's "
+           "management node.",
+           dhcpserver="The DHCP server that is servicing this network.",
+           tftpserver="The TFTP server that is servicing this network (next-server); default "
+           "the management node's address on the network.",
+           nameservers="A comma-delimited list of DNS servers each node in this network "
+           "should use.",
+           ntpservers="The ntp servers for this network, comma-delimited.",
+           logservers="The log servers for this network.",
+           dynamicrange="The IP address range used by DHCP to assign dynamic IP addresses "
+           "for requests on this network (a.b.c.d-e.f.g.h).",
+           staticrange="The IP address range used to dynamically assign static IPs to "
+           "newly discovered nodes.",
+           staticrangeincrement="The increment of staticrange.",
+           nodehostname="A regular expression used to specify node name to network-specific "
+           "hostname.",
+           ddnsdomain="A domain to be combined with nodename to construct FQDN for DDNS "
+           "updates induced by DHCP.",
+           vlanid="The vlan ID if this network is within a vlan.",
+           domain="The DNS domain name (ex. cluster.com).",
+           mtu="The MTU of this network."),
         _t("ipdiscovery", "node mac ip via switchport age discovered", nodecol="node",
            description="nodemgr: the last MAC->IP answer discoverip wrote into hosts.ip, "
            "with where it came from and how old it was.",
@@ -476,7 +506,6 @@ TABLES: dict[str, TableSchema] = {
 #: Rows written into a new, empty database.
 DEFAULT_ROWS: dict[str, list[dict[str, str]]] = {
     "site": [
-        {"key": "master", "value": "localhost"},
         {"key": "domain", "value": "cluster"},
         {"key": "installdir", "value": "/install"},
         {"key": "tftpdir", "value": "/tftpboot"},

@@ -154,7 +154,7 @@ class Store:
                     cols.append("_seq BIGSERIAL")
                 cols.append(f"PRIMARY KEY ({', '.join(_q(k) for k in t.keys)})")
                 self._exec(f"CREATE TABLE {_q(t.name)} ({', '.join(cols)})")
-                for row in DEFAULT_ROWS.get(t.name, []):
+                for row in self._default_rows(t.name):
                     self.insert(t.name, row)
             for t in TABLES.values():
                 for c in t.intindex:
@@ -164,6 +164,19 @@ class Store:
                 self._exec(f"PRAGMA user_version = {SCHEMA_STAMP}")
             else:
                 self._exec(f"COMMENT ON TABLE site IS 'nodemgr:{SCHEMA_STAMP}'")
+
+    @staticmethod
+    def _default_rows(name: str) -> list[dict[str, str]]:
+        """A new table's rows: :data:`DEFAULT_ROWS`; for ``site`` overlaid with the
+        configuration file's keys (``tftpdir``, ``installdir``, ``master``, ...)."""
+        rows = DEFAULT_ROWS.get(name, [])
+        if name != "site":
+            return rows
+        from nodemgr import config
+
+        seed = dict(config.load().site_seed)
+        out = [{"key": r["key"], "value": seed.pop(r["key"], r["value"])} for r in rows]
+        return out + [{"key": k, "value": v} for k, v in sorted(seed.items())]
 
     # -- transactions ---------------------------------------------------------------
     @contextlib.contextmanager

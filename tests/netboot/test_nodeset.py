@@ -148,18 +148,34 @@ def test_legacy_install_and_unknown_osimage_per_node(cl):
         False, "Cannot find the OS image nosuch in the osimage table")
 
 
-def test_multi_step_chain_and_genesis_states(cl):
+def test_multi_step_chain(cl):
     store, _, tftp = cl
-    res = run(cl, ["n1"], f"runcmd=bmcsetup,shell,osimage={IMG}")
-    assert res == {"n1": (True, "runcmd=bmcsetup")}
-    assert store.get("chain", {"node": "n1"})["currchain"] == f"shell,osimage={IMG}"
-    assert store.get("nodelist", {"node": "n1"})["status"] == "configuring"
-    text = (tftp / "pxelinux.cfg/n1").read_text()
-    assert " KERNEL xcat/genesis.kernel.x86_64\n" in text
-    assert "xcatd=10.0.0.1:3001 destiny=runcmd=bmcsetup" in text
-    assert [run(cl, ["n1"], "next")["n1"][1] for _ in range(4)] == [
-        "shell", "install rhels8.6-x86_64-compute", "boot", "boot"]
+    res = run(cl, ["n1"], f"boot,osimage={IMG}")
+    assert res == {"n1": (True, "boot")}
+    assert store.get("chain", {"node": "n1"})["currchain"] == f"osimage={IMG}"
+    assert "LOCALBOOT 0" in (tftp / "pxelinux.cfg/n1").read_text()
+    assert [run(cl, ["n1"], "next")["n1"][1] for _ in range(3)] == [
+        "install rhels8.6-x86_64-compute", "boot", "boot"]
     assert run(cl, ["n1"], "enact") == {"n1": (True, "boot")}
+
+
+@pytest.mark.parametrize("state", ["shell", "standby", "runcmd=bmcsetup",
+                                   "runimage=http://10.0.0.1/img.tgz", "runcmd=x,boot"])
+def test_genesis_states_are_refused_and_change_nothing(cl, state):
+    """Without a genesis image and xcatd such a boot file could only hang: refused."""
+    store, _, tftp = cl
+    run(cl, ["n1"], "boot")
+    before = (tftp / "pxelinux.cfg/n1").read_text(), store.get("chain", {"node": "n1"})
+    ok, msg = run(cl, ["n1"], state)["n1"]
+    assert not ok and "genesis" in msg and "use boot or osimage=<image>" in msg
+    assert ((tftp / "pxelinux.cfg/n1").read_text(), store.get("chain", {"node": "n1"})) == before
+
+
+def test_next_of_a_fresh_node_is_refused_not_a_genesis_file(cl):
+    store, _, tftp = cl
+    ok, msg = run(cl, ["n1"], "next")["n1"]
+    assert not ok and msg.startswith("state 'standby' (next: the chain has no further step)")
+    assert not (tftp / "pxelinux.cfg").exists() or not list((tftp / "pxelinux.cfg").iterdir())
 
 
 def test_xen_multiboot_and_rhevh_lines(cl):
@@ -413,11 +429,11 @@ def test_prepare_then_apply_and_a_stale_plan_is_detected(cl):
     run(cl, ["n1"], f"osimage={IMG}")
     p = prepare(store, res, ["n1"], "next")
     assert p.unchanged() and store.get("chain", {"node": "n1"})["currstate"].startswith("install")
-    run(cl, ["n1"], "shell")
+    run(cl, ["n1"], "boot")
     assert not p.unchanged()
     p = prepare(store, Resolver(store), ["n1"], "next")
     assert p.unchanged()
-    assert [(r.node, r.ok, r.message) for r in apply(p)] == [("n1", True, "shell")]
+    assert [(r.node, r.ok, r.message) for r in apply(p)] == [("n1", True, "boot")]
 
 
 def _tree_state(root) -> dict:
@@ -538,7 +554,7 @@ def test_concurrent_nodesets_put_files_in_place_in_commit_order(cl, monkeypatch)
 
     store, _, tftp = cl
     tokenless(store)
-    run(cl, ["n1"], "boot")
+    run(cl, ["n1"], "offline")
     in_publish, release = threading.Event(), threading.Event()
     real_publish = bootfiles.TftpTree.publish
 
@@ -555,15 +571,15 @@ def test_concurrent_nodesets_put_files_in_place_in_commit_order(cl, monkeypatch)
     def go(name, st, state):
         done[name] = nodeset(st, Resolver(st), ["n1"], state)[0].ok
 
-    first = threading.Thread(target=go, name="first", args=("first", first_store, "shell"))
+    first = threading.Thread(target=go, name="first", args=("first", first_store, "boot"))
     second = threading.Thread(target=go, name="second",
                               args=("second", second_store, f"osimage={IMG}"))
     first.start()
-    assert in_publish.wait(10)  # first committed "shell", its files not yet in place
+    assert in_publish.wait(10)  # first committed "boot", its files not yet in place
     second.start()
     second.join(1.0)
     assert second.is_alive()  # queued behind the first writer
-    assert store.get("chain", {"node": "n1"})["currstate"] == "shell"
+    assert store.get("chain", {"node": "n1"})["currstate"] == "boot"
     release.set()
     first.join(10)
     second.join(20)

@@ -45,7 +45,7 @@ def test_site_cache_scope_reads_once_and_drops_on_write_and_rollback(store):
     real_select = store.select
     store.select = lambda name, *a, **k: (reads.append(name), real_select(name, *a, **k))[1]
     with store.site_cache():
-        assert store.site("master") == "localhost" and store.site("domain") == "cluster"
+        assert store.site("master") is None and store.site("domain") == "cluster"
         assert reads.count("site") == 1
         store.upsert("site", {"key": "master"}, {"value": "mn1"})
         assert store.site("master") == "mn1"  # a write drops the copy

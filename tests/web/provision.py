@@ -12,11 +12,15 @@ IMAGE = "e2e-x86_64-install-compute"
 
 def define(store, tftpdir: str, nodes: dict[str, tuple[str, str]], *, netboot: str = "pxe",
            kernel: str = "e2e/vmlinuz", initrd: str = "e2e/initrd.img",
-           kcmdline: str = "console=ttyS0 quiet", callbackurl: str | None = None) -> None:
+           kcmdline: str = "console=ttyS0 quiet", callbackurl: str | None = None,
+           master: str | None = "10.0.0.1") -> None:
     """Define *nodes* (name -> (ip, mac)) and an install image whose boot target is
-    *kernel*/*initrd*, in one transaction."""
+    *kernel*/*initrd*, in one transaction; *master* goes to ``site.master`` (None: left
+    unset, so each node's address comes from the networks table)."""
     with store.transaction():
         store.upsert("site", {"key": "tftpdir"}, {"value": tftpdir})
+        if master:
+            store.upsert("site", {"key": "master"}, {"value": master})
         if callbackurl:
             store.upsert("site", {"key": "callbackurl"}, {"value": callbackurl})
         store.upsert("osimage", {"imagename": IMAGE},

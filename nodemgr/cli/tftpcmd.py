@@ -104,10 +104,10 @@ def main(argv: list[str]) -> int:
 
 def _settings() -> tuple[str, str]:
     """(tftpdir, tftpaddress) as :mod:`nodemgr.settings` resolves them."""
-    from nodemgr import settings
-    from nodemgr.cli.common import open_store
+    from nodemgr import config, settings
+    from nodemgr.tables.store import Store
 
-    store = open_store()
+    store = Store(config.load().db_url)  # a fresh connection: called again on SIGHUP
     try:
         return settings.get(store, "tftpdir"), settings.get(store, "tftpaddress")
     finally:

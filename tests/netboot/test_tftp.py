@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import os
 import shutil
+import signal
 import socket
 import struct
 import subprocess
@@ -327,3 +328,58 @@ def test_supervisor_restarts_a_killed_worker_and_stops_all(root, tmp_path):
     text = log.read()
     assert f"worker {victim} died (signal 9)" in text and "restarting in 0.1 s" in text
     assert "big sent 1048576 bytes" in text
+
+
+@pytest.mark.parametrize("workers", ["1", "2"])
+def test_root_is_the_tftpdir_setting_and_sighup_rereads_it(tmp_path, workers):
+    """Without --root the server serves site.tftpdir; after chtab + SIGHUP (to the parent,
+    which forwards it to every worker) new transfers come from the new root."""
+    from nodemgr.tables.store import Store
+
+    port = _curl_and_free_port()
+    old, new = tmp_path / "old", tmp_path / "new"
+    for d, text in ((old, "old root\n"), (new, "new root\n")):
+        d.mkdir()
+        (d / "which").write_text(text)
+    url = f"sqlite:///{tmp_path}/t.sqlite"
+    (tmp_path / "none.conf").write_text("[nodemgr]\n")
+    store = Store(url)
+    store.upsert("site", {"key": "tftpdir"}, {"value": str(old)})
+    env = dict(os.environ, NODEMGR_DB=url, NODEMGR_CONF=str(tmp_path / "none.conf"))
+    log = open(tmp_path / "tftpd.log", "w+")
+    proc = subprocess.Popen([sys.executable, "-m", "nodemgr.cli.tftpcmd", "--address",
+                             "127.0.0.1", "--port", str(port), "--workers", workers],
+                            stderr=log, env=env, start_new_session=True)
+
+    def get() -> str:
+        out = tmp_path / "got"
+        out.unlink(missing_ok=True)
+        for _ in range(50):  # until the server is up
+            if subprocess.run(["curl", "-s", "-o", str(out), f"tftp://127.0.0.1:{port}/which"],
+                              timeout=20).returncode == 0:
+                return out.read_text()
+            time.sleep(0.1)
+        raise AssertionError(log.seek(0) or log.read())
+
+    try:
+        assert get() == "old root\n"
+        store.upsert("site", {"key": "tftpdir"}, {"value": str(new)})
+        assert get() == "old root\n"      # resolved at start, not per request
+        os.kill(proc.pid, signal.SIGHUP)
+        deadline = time.monotonic() + 10
+        while get() != "new root\n":      # every worker: several client ports below
+            assert time.monotonic() < deadline, "SIGHUP did not switch the root"
+            time.sleep(0.1)
+        assert {get() for _ in range(6)} == {"new root\n"}
+        store.upsert("site", {"key": "tftpdir"}, {"value": str(tmp_path / "missing")})
+        os.kill(proc.pid, signal.SIGHUP)
+        time.sleep(0.5)
+        assert get() == "new root\n"      # a bad value keeps the old root
+        assert proc.poll() is None
+    finally:
+        os.killpg(proc.pid, signal.SIGTERM)
+        proc.wait(15)
+        store.close()
+    log.seek(0)
+    text = log.read()
+    assert "SIGHUP: root" in text and "is not a directory; root stays" in text

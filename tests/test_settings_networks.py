@@ -201,3 +201,11 @@ def test_help_of_the_new_commands():
     for cmd in ("nodemgr-config", "makenetworks"):
         r = subprocess.run([f"bin/{cmd}", "--help"], capture_output=True, text=True)
         assert r.returncode == 0 and "exit status:" in r.stdout and "examples:" in r.stdout
+
+
+def test_install_urls_carry_the_http_port(cl):
+    store, tftp = cl
+    store.upsert("site", {"key": "master"}, {"value": "192.0.2.2"})
+    store.upsert("site", {"key": "httpport"}, {"value": "8081"})
+    assert _set(store, ["n1"], "osimage=img")["n1"][0]
+    assert "inst.repo=http://192.0.2.2:8081/x " in (tftp / "boot/grub2/n1").read_text()

@@ -181,7 +181,7 @@ class _Ctx:
         self.site_master = store.site("master")
         self._masters: networks.MasterResolver | None = None
         self.callbackurl = settings.get(store, "callbackurl")
-        self.httpport = store.site("httpport") or "80"
+        self.httpport = settings.get(store, "httpport")
         self.site_tftpdir = settings.get(store, "tftpdir")
         self.tokens = tokens.enabled(store)
         self.nodestatus = (store.site("nodestatus") or "y").lower() not in ("n", "no", "0")
@@ -238,12 +238,16 @@ class _Ctx:
     def kernel_line(self, name: str, bt: dict, li: dict, myip: str) -> tuple:
         """(kernel, Xen hypervisor or '', kernel arguments, hypervisor arguments, the image's
         extra arguments) of image *name* for the master address *myip* — the same for every
-        node of the image, so computed once per call."""
+        node of the image, so computed once per call. ``http://!myipfn!/`` becomes the web
+        server's address with ``httpport`` (left out when 80); other ``!myipfn!`` the bare
+        address (xCAT)."""
         key = (name, myip)
         hit = self._lines.get(key)
         if hit is None:
             kernel, _, hyp = bt["kernel"].partition("!")
-            kc = (bt.get("kcmdline") or "").replace("!myipfn!", myip)
+            port = "" if self.httpport in ("", "80") else f":{self.httpport}"
+            kc = (bt.get("kcmdline") or "").replace("http://!myipfn!/", f"http://{myip}{port}/")
+            kc = kc.replace("!myipfn!", myip)
             hypargs = ""
             if hyp and " --- " in f" {kc} ":
                 hypargs, _, kc = f" {kc} ".partition(" --- ")

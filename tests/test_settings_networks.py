@@ -209,3 +209,20 @@ def test_install_urls_carry_the_http_port(cl):
     store.upsert("site", {"key": "httpport"}, {"value": "8081"})
     assert _set(store, ["n1"], "osimage=img")["n1"][0]
     assert "inst.repo=http://192.0.2.2:8081/x " in (tftp / "boot/grub2/n1").read_text()
+
+
+@pytest.mark.parametrize("bad", ['console="ttyS0', "quiet \\"])
+def test_unsplittable_addkcmdline_fails_that_node_only(cl, bad):
+    store, tftp = cl
+    store.upsert("site", {"key": "master"}, {"value": "192.0.2.2"})
+    store.upsert("hosts", {"node": "n2"}, {"ip": "192.0.2.12"})
+    store.upsert("bootparams", {"node": "n2"}, {"addkcmdline": bad})
+    res = _set(store, ["n1", "n2"], "osimage=img")
+    assert res["n1"][0]
+    assert res["n2"] == (False, f"bootparams.addkcmdline {bad!r} cannot be split into words: "
+                                + ("No closing quotation" if '"' in bad else "No escaped character"))
+    assert not (tftp / "boot/grub2/n2").exists() and store.get("chain", {"node": "n2"}) is None
+    store.delete("bootparams", {"node": "n2"})
+    store.upsert("linuximage", {"imagename": "img"}, {"addkcmdline": bad})
+    ok, msg = _set(store, ["n1"], "osimage=img")["n1"]
+    assert not ok and msg.startswith(f"linuximage.addkcmdline of img {bad!r} cannot be split")

@@ -252,7 +252,9 @@ class _Ctx:
             if hyp and " --- " in f" {kc} ":
                 hypargs, _, kc = f" {kc} ".partition(" --- ")
                 hypargs, kc = hypargs.strip(), kc.strip()
-            extra = tuple(p for p in _words(li.get("addkcmdline")) if not p.startswith("R::"))
+            extra = tuple(p for p in _words(li.get("addkcmdline"),
+                                            f"linuximage.addkcmdline of {name}")
+                          if not p.startswith("R::"))
             hit = self._lines[key] = (kernel, hyp, kc, hypargs, extra)
         return hit
 
@@ -289,9 +291,17 @@ def _install_mac(a: dict) -> str | None:
     return bootfiles.normalize_mac(a.get("mac.mac"))
 
 
-def _words(value: str | None) -> list[str]:
-    """Shell-style words of an ``addkcmdline`` value ([] when empty)."""
-    return shlex.split(value) if value and value.strip() else []
+def _words(value: str | None, where: str = "bootparams.addkcmdline") -> list[str]:
+    """Shell-style words of an ``addkcmdline`` value ([] when empty).
+
+    Raises:
+        NodeFailure: an unbalanced quote or a trailing backslash (names *where*)."""
+    if not value or not value.strip():
+        return []
+    try:
+        return shlex.split(value)
+    except ValueError as exc:
+        raise NodeFailure(f"{where} {value!r} cannot be split into words: {exc}") from None
 
 
 def _step_of_currstate(currstate: str, a: dict) -> str:

@@ -45,6 +45,10 @@ _GROUPREF_RE = re.compile(r"\$(?:\{(\d+)\}|(\d+))|\\(\d)")
 _EASY_NUM_RE = re.compile(r"[\D0]*(\d+)")
 
 
+#: Longest regex a table value may hold (xCAT's are a few dozen characters).
+MAX_PATTERN = 1024
+
+
 class RegexValueError(ValueError):
     """A table value is a malformed regex / expression (message says why)."""
 
@@ -68,10 +72,19 @@ def _perl_pattern(pattern: str) -> re.Pattern:
             continue
         out.append(ch)
         i += 1
+    if len(pattern) > MAX_PATTERN:
+        raise RegexValueError(f"regular expression of {len(pattern)} characters is too long "
+                              f"(at most {MAX_PATTERN})")
     try:
         return re.compile("".join(out))
     except re.error as exc:
         raise RegexValueError(f"bad regular expression {pattern!r}: {exc}") from None
+    except OverflowError:  # a{99999999999}: the repeat count does not fit
+        raise RegexValueError(f"bad regular expression {pattern[:60]!r}: a repeat count is "
+                              "too large") from None
+    except RecursionError:  # hundreds of nested groups
+        raise RegexValueError(f"bad regular expression {pattern[:60]!r}: nested too "
+                              "deeply") from None
 
 
 def _groups(m: re.Match) -> list[str | None]:

@@ -72,6 +72,9 @@ def test_render(value, node, expected):
     r"|node(\d+)|($1/0)|",
     r"/(unclosed/x/",
     r"|(unclosed|x|",
+    "/a{99999999999}/x/",                          # OverflowError in re (issue 12)
+    "/" + "(" * 600 + "a" + ")" * 600 + "/x/",     # RecursionError in re (issue 12)
+    "/" + "(" * 500 + "a" + ")" * 500 + "/x/",     # short enough, still too deep
 ])
 def test_render_refuses(value, tmp_path):
     from nodemgr.tables.resolve import RegexValueError

@@ -18,6 +18,7 @@ from nodemgr import noderange
 from nodemgr.cli.common import main_wrapper, open_store, parser
 from nodemgr.cli.output import Reporter
 from nodemgr.errors import TableError, UsageError
+from nodemgr.tables import lists
 from nodemgr.tables.schema import TABLES, TableSchema
 
 #: What an empty assignment stores: a regex value that renders to nothing, so the node's
@@ -261,11 +262,9 @@ def _apply(store, resolver, nodes: Sequence[str], changes: Sequence[Change], *,
             cur = pending.get(c.attr)
             if cur is None:
                 cur = current.get(node, {}).get(c.attr) or ""
-            items = [x for x in cur.split(",") if x != ""]
-            if c.op == ",=" and c.value not in items:
-                pending[c.attr] = ",".join([c.value] + items)
-            elif c.op == "^=" and c.value in items:
-                pending[c.attr] = ",".join(x for x in items if x != c.value)
+            value = (lists.append if c.op == ",=" else lists.remove)(cur, c.value)
+            if value != ",".join(lists.items(cur)):
+                pending[c.attr] = value
         for attr, value in pending.items():
             tab, col = attr.split(".", 1)
             updates.setdefault((tab, node), {})[col] = _stored(tab, value)
@@ -295,8 +294,8 @@ Change attributes of nodes in node-keyed tables (shortnames groups, tags, mgt wo
   table.column=value    set the value
   table.column=         set "unset": the node no longer inherits a group's value
                         (stored as the regex |^.*$||, which renders to nothing)
-  table.column,=value   add value at the front of a comma list, unless already there
-  table.column^=value   remove value from a comma list
+  table.column,=v1,v2   append each value not already in the comma list (after the others)
+  table.column^=v1,v2   remove each value from the comma list
   table.column=@value   set exactly "value" (lets a value start with "=")
 Lists start from the node's current rendered value, group values included.
 Criteria (==, !=, =~, !~, as in nodels) limit the change to matching nodes.

@@ -13,7 +13,7 @@ import sys
 
 from nodemgr.cli.common import main_wrapper, open_store, parser
 from nodemgr.errors import TableError, UsageError
-from nodemgr.tables import csvfmt
+from nodemgr.tables import csvfmt, lists
 from nodemgr.tables.schema import TABLES
 from nodemgr.tables.schema import table as schema_table
 
@@ -294,14 +294,6 @@ def _keyspec(text: str) -> dict[str, str]:
     return keys
 
 
-def _append(current: str | None, extra: str) -> str:
-    items = [i for i in (current or "").split(",") if i != ""]
-    for item in extra.split(","):
-        if item != "" and item not in items:
-            items.append(item)
-    return ",".join(items)
-
-
 @main_wrapper
 def chtab(argv: list[str]) -> int:
     """``chtab`` entry point."""
@@ -351,13 +343,13 @@ def chtab(argv: list[str]) -> int:
             if not rows:
                 new: dict[str, str | None] = dict(keys)
                 for col, val, append in changes:
-                    new[col] = (_append(new.get(col), val or "") or None) if append else val
+                    new[col] = (lists.append(new.get(col), val) or None) if append else val
                 store.insert(tname, new)
                 continue
             for row in rows:
                 values: dict[str, str | None] = {}
                 for col, val, append in changes:
                     cur = values[col] if col in values else row[col]
-                    values[col] = (_append(cur, val or "") or None) if append else val
+                    values[col] = (lists.append(cur, val) or None) if append else val
                 store.update(tname, {k: row[k] for k in t.keys}, values)
     return 0

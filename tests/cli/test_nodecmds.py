@@ -8,6 +8,7 @@ import pytest
 
 import nodemgr.tables.store as store_mod
 from nodemgr.cli.nodecmds import UNSET, nodeadd, nodech, nodels, noderm
+from nodemgr.cli.tablecmds import chtab
 from nodemgr.tables.store import Store
 
 
@@ -201,19 +202,19 @@ def test_nodech_empty_value_overrides_group_with_unset(anydb, capsys):
 
 def test_nodech_list_operators(anydb, capsys):
     assert run(nodech, ["vm03", "groups,=gpu"], capsys)[0] == 0
-    assert rows(anydb, "nodelist")["vm03"]["groups"] == "gpu,vms,all"
+    assert rows(anydb, "nodelist")["vm03"]["groups"] == "vms,all,gpu"   # xCAT: appended
     run(nodech, ["vm03", "groups,=gpu"], capsys)  # already there: unchanged
-    assert rows(anydb, "nodelist")["vm03"]["groups"] == "gpu,vms,all"
+    assert rows(anydb, "nodelist")["vm03"]["groups"] == "vms,all,gpu"
     assert run(nodech, ["vm01", "groups^=gpu"], capsys)[0] == 0
     assert rows(anydb, "nodelist")["vm01"]["groups"] == "vms,all"
     # several operations on one column apply in order
     run(nodech, ["vm04", "groups,=a", "groups,=b", "groups^=vms"], capsys)
-    assert rows(anydb, "nodelist")["vm04"]["groups"] == "b,a,all"
+    assert rows(anydb, "nodelist")["vm04"]["groups"] == "all,a,b"
     # ,= and ^= start from the rendered value: a group's list is copied and changed
     run(nodech, ["vm02", "vm.othersettings,=c"], capsys)
-    assert rows(anydb, "vm")["vm02"]["othersettings"] == "c,a,b"
+    assert rows(anydb, "vm")["vm02"]["othersettings"] == "a,b,c"
     run(nodech, ["vm02", "vm.othersettings^=a"], capsys)
-    assert rows(anydb, "vm")["vm02"]["othersettings"] == "c,b"
+    assert rows(anydb, "vm")["vm02"]["othersettings"] == "b,c"
     run(nodech, ["vm02", "vm.othersettings^=b", "vm.othersettings^=c"], capsys)
     assert rows(anydb, "vm")["vm02"]["othersettings"] == UNSET  # emptied: explicitly unset
     assert run(nodels, ["vm02", "vm.othersettings"], capsys)[1] == "vm02: \n"
@@ -221,6 +222,18 @@ def test_nodech_list_operators(anydb, capsys):
     run(nodech, ["vm02,vm03", "vm.host^=zz", "vm.host,=hv1"], capsys)
     vm = rows(anydb, "vm")
     assert "vm03" not in vm and vm["vm02"]["host"] is None
+
+
+def test_nodech_list_operators_take_several_items(anydb, capsys):
+    """Issue 12 item 8: each item is appended unless present, each listed item removed —
+    the same rule as chtab's +=."""
+    assert run(nodech, ["vm01", "groups=all,rhels5.5"], capsys)[0] == 0
+    assert run(nodech, ["vm01", "groups,=rhels5.5,rhels5.6"], capsys)[0] == 0
+    assert rows(anydb, "nodelist")["vm01"]["groups"] == "all,rhels5.5,rhels5.6"
+    assert run(nodech, ["vm01", "groups^=rhels5.4,rhels5.5"], capsys)[0] == 0
+    assert rows(anydb, "nodelist")["vm01"]["groups"] == "all,rhels5.6"
+    assert run(chtab, ["node=vm01", "nodelist.groups+=rhels5.6,rhels5.7"], capsys)[0] == 0
+    assert rows(anydb, "nodelist")["vm01"]["groups"] == "all,rhels5.6,rhels5.7"
 
 
 def test_nodech_unambiguous_assignment(anydb, capsys):

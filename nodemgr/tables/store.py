@@ -75,8 +75,13 @@ class Store:
             parent = os.path.dirname(os.path.abspath(path))
             try:
                 os.makedirs(parent, exist_ok=True)
+                # a new database file is the owner's only (it holds passwd rows and token
+                # hashes); SQLite gives its -wal and -shm files the same mode
+                os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
+            except FileExistsError:
+                pass
             except OSError as exc:
-                raise ConfigError(f"cannot create database directory {parent}: {exc}") from None
+                raise ConfigError(f"cannot create database {path}: {exc}") from None
         try:
             conn = sqlite3.connect(path, timeout=30.0, isolation_level=None,
                                    check_same_thread=False)

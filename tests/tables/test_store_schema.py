@@ -117,3 +117,25 @@ def test_next_int_never_hands_out_one_number_twice_under_concurrency(db_url):
     assert recids == list(range(1, 61))
     for s in stores:
         s.close()
+
+
+def test_a_new_sqlite_database_and_its_wal_are_owner_only(tmp_path):
+    """Issue 12 item 7: under umask 022 the file used to be 0644 (passwd rows readable)."""
+    import os
+    import stat
+
+    from nodemgr.tables.store import Store
+
+    old = os.umask(0o022)
+    try:
+        s = Store(f"sqlite:///{tmp_path}/db/new.sqlite")
+        s.upsert("site", {"key": "x"}, {"value": "y"})
+        for name in ("new.sqlite", "new.sqlite-wal", "new.sqlite-shm"):
+            mode = stat.S_IMODE(os.stat(tmp_path / "db" / name).st_mode)
+            assert mode == 0o600, (name, oct(mode))
+        s.close()
+        (tmp_path / "old.sqlite").touch(mode=0o640)      # an existing file keeps its mode
+        Store(f"sqlite:///{tmp_path}/old.sqlite").close()
+        assert stat.S_IMODE(os.stat(tmp_path / "old.sqlite").st_mode) == 0o640
+    finally:
+        os.umask(old)

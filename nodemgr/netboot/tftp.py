@@ -47,6 +47,9 @@ _DAT_HEAD = struct.Struct(">HH")
 #: bytes read from the file at once (rounded down to whole blocks) in the data phase
 CHUNK_BYTES = 64 * 1024
 
+#: buffers one preadv may take (Linux UIO_MAXIOV; more is EINVAL): with blksize < 64 a
+#: chunk holds fewer than CHUNK_BYTES.
+IOV_MAX = os.sysconf("SC_IOV_MAX") if hasattr(os, "sysconf") else 1024
 #: RFC 2348: blksize between 8 and 65464 octets.
 MIN_BLKSIZE, MAX_BLKSIZE = 8, 65464
 #: RFC 2349: timeout between 1 and 255 seconds.
@@ -203,7 +206,7 @@ class _Flow:
         # one buffer laid out as ready DATA packets (4-byte header + block): one preadv per
         # CHUNK_BYTES fills the blocks in place; a packet is then a slice of it (no read()
         # per block, no allocation or copy of the block)
-        count = max(1, CHUNK_BYTES // self.blksize)
+        count = max(1, min(IOV_MAX, CHUNK_BYTES // self.blksize))
         self.stride = 4 + self.blksize
         self.chunk_size = count * self.blksize
         self.buf = bytearray(count * self.stride)

@@ -248,6 +248,13 @@ def test_sizes_at_block_and_chunk_boundaries(server, root, tmp_path, size):
         assert fetch(server, "sized", tmp_path, **options) == (root / "sized").read_bytes()
 
 
+@pytest.mark.parametrize("blksize", [8, 9, 63, 64, 65464])
+def test_every_rfc2348_blksize_works(server, root, tmp_path, blksize):
+    """Issue 12 item 5: 8-63 used to need more than IOV_MAX buffers in one preadv."""
+    (root / "odd").write_bytes(os.urandom(70_000))
+    assert fetch(server, "odd", tmp_path, blksize=blksize) == (root / "odd").read_bytes()
+
+
 def test_lock_step_ignores_duplicate_and_accepts_padded_acks(server, root):
     want = (root / "big").read_bytes()
     s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)

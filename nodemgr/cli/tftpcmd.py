@@ -78,6 +78,7 @@ def main(argv: list[str]) -> int:
 
     from nodemgr.netboot import tftp
 
+    _raise_nofile()
     logging.basicConfig(stream=sys.stderr, format="%(asctime)s %(message)s",
                         level=logging.WARNING if a.quiet else logging.INFO)
     tftp.quiet_tftpy()
@@ -100,6 +101,17 @@ def main(argv: list[str]) -> int:
         server.close()
         return 0
     return _supervise(server, a.workers, log)
+
+
+def _raise_nofile() -> None:
+    """Soft descriptor limit up to the hard one (at most 65536): each transfer holds a
+    socket and a file, and a worker keeps up to tftp.MAX_SESSIONS of them."""
+    import resource
+
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    want = 65536 if hard == resource.RLIM_INFINITY else min(hard, 65536)
+    if soft != resource.RLIM_INFINITY and soft < want:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (want, hard))
 
 
 def _settings() -> tuple[str, str]:

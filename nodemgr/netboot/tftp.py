@@ -54,6 +54,13 @@ IOV_MAX = os.sysconf("SC_IOV_MAX") if hasattr(os, "sysconf") else 1024
 MIN_BLKSIZE, MAX_BLKSIZE = 8, 65464
 #: RFC 2349: timeout between 1 and 255 seconds.
 MIN_TIMEOUT, MAX_TIMEOUT = 1, 255
+#: The longest client timeout accepted: a larger one is left out of the OACK (RFC 2349: the
+#: server may not change the value, only decline it) and the server's own is used, so an
+#: unanswered transfer cannot hold its socket and file for 255 s x retries.
+ACCEPTED_TIMEOUT = 10
+#: Transfers one worker keeps at once, and per client address; a new request beyond either
+#: bound ends the longest-idle transfer of that set first (each holds a socket and a file).
+MAX_SESSIONS, MAX_PER_CLIENT = 400, 64
 
 #: A hook for generated files: ``(path, client_ip) -> bytes or None`` (None = not found).
 Dynamic = Callable[[str, str], "bytes | None"]
@@ -133,7 +140,7 @@ class _ReadRequest(_st.TftpStateServerRecvRRQ):
                 accepted["blksize"] = max(MIN_BLKSIZE, min(MAX_BLKSIZE, number))
             elif name == "tsize":
                 accepted["tsize"] = 0
-            elif name == "timeout" and MIN_TIMEOUT <= number <= MAX_TIMEOUT:
+            elif name == "timeout" and MIN_TIMEOUT <= number <= ACCEPTED_TIMEOUT:
                 accepted["timeout"] = number
                 self.context.timeout = number
         return accepted
@@ -304,6 +311,7 @@ class Server:
         quiet_tftpy()
         self.transfers = 0
         self.failures = 0
+        self.evicted = 0
 
     def bind(self) -> None:
         """Open the listening socket (kept across :meth:`run` restarts).
@@ -423,6 +431,7 @@ class Server:
             return
         if (addr, port) in sessions:
             return  # a retransmitted request: the transfer already answers it
+        self._make_room(ep, maps, addr)
         try:
             ctx = _Transfer(addr, port, self.timeout, self.root, self.dynamic, self.retries)
         except OSError as exc:
@@ -436,6 +445,22 @@ class Server:
             ep.register(flow.fdno, select.EPOLLIN)
         except Exception as exc:
             self._finish(ep, maps, ctx, exc)
+
+    def _make_room(self, ep, maps, addr: str) -> None:
+        """Before a new transfer from *addr*: if this worker holds :data:`MAX_SESSIONS`
+        transfers, or *addr* :data:`MAX_PER_CLIENT`, end the longest-idle one of that set
+        (a flood of never-acknowledged requests cannot lock legitimate clients out)."""
+        sessions = maps[0]
+        mine = [c for c in sessions.values() if c.host == addr]
+        for crowd, bound in ((mine, MAX_PER_CLIENT), (list(sessions.values()), MAX_SESSIONS)):
+            if len(crowd) >= bound:
+                idle = min(crowd, key=lambda c: c.flow.last_update if c.flow else c.started)
+                self.evicted += 1
+                if self.evicted == 1 or self.evicted % 1000 == 0:
+                    log.warning("tftp: %d transfers at the bound of %d; ending the idlest "
+                                "(%d ended so far)", len(crowd), bound, self.evicted)
+                self._finish(ep, maps, idle, TftpTimeout("ended to make room"), quiet=True)
+                return
 
     def _check_timeout(self, ep, maps, ctx, now) -> None:
         flow = ctx.flow
@@ -456,7 +481,7 @@ class Server:
         except Exception as exc:
             self._finish(ep, maps, ctx, exc)
 
-    def _finish(self, ep, maps, ctx, error) -> None:
+    def _finish(self, ep, maps, ctx, error, quiet: bool = False) -> None:
         sessions, flows = maps
         sessions.pop((ctx.host, ctx.port), None)
         flow = ctx.flow
@@ -477,6 +502,8 @@ class Server:
             log.info("tftp: %s %s sent %d bytes in %.2f s", ctx.host, name, sent, took)
         else:
             self.failures += 1
+            if quiet:
+                return
             text = str(error).splitlines()[0] if str(error) else type(error).__name__
             log.warning("tftp: %s %s failed: %s", ctx.host, name or "-", ctx.refused or text)
 

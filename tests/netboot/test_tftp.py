@@ -390,3 +390,61 @@ def test_root_is_the_tftpdir_setting_and_sighup_rereads_it(tmp_path, workers):
     log.seek(0)
     text = log.read()
     assert "SIGHUP: root" in text and "is not a directory; root stays" in text
+
+
+@pytest.fixture
+def one_byte_root(tmp_path):
+    (tmp_path / "f").write_bytes(b"x")
+    return tmp_path
+
+
+def test_a_timeout_above_the_cap_is_declined(one_byte_root):
+    """RFC 2349 lets the server decline an option, not change it: timeout=255 is left out
+    of the OACK (the server's own timeout applies); 10 is accepted."""
+    srv = tftp.Server(str(one_byte_root), "127.0.0.1", 0, timeout=0.5, retries=1)
+    srv.bind()
+    t = threading.Thread(target=tftp.serve_forever, args=(srv,), daemon=True)
+    t.start()
+    try:
+        assert ask(srv, rrq("f", timeout=255, tsize=0)) == b"\x00\x06tsize\x001\x00"
+        assert ask(srv, rrq("f", timeout=10)) == b"\x00\x06timeout\x0010\x00"
+    finally:
+        srv.stop()
+        t.join(5)
+        srv.close()
+
+
+def test_a_flood_of_unanswered_requests_does_not_lock_clients_out(root, tmp_path):
+    """Issue 12 item 6: 2,500 never-acknowledged requests with timeout=255 (from one
+    spoofable address, 127.0.0.2) used to hold a socket each for minutes until descriptors
+    ran out; now the worker keeps at most MAX_PER_CLIENT of them, and a legitimate client
+    (another address, or the same one) is served at once."""
+    srv = tftp.Server(str(root), "127.0.0.1", 0, timeout=2, retries=5)
+    srv.bind()
+    t = threading.Thread(target=tftp.serve_forever, args=(srv,), daemon=True)
+    t.start()
+    socks = []
+    try:
+        for _ in range(2500):
+            s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+            s.bind(("127.0.0.2", 0))
+            s.sendto(rrq("big", timeout=255, blksize=1468), ("127.0.0.1", srv.port))
+            socks.append(s)
+            if len(socks) >= 200:      # the test itself must not run out of descriptors
+                for x in socks:
+                    x.close()
+                socks.clear()
+        for x in socks:
+            x.close()
+        socks.clear()
+        time.sleep(0.5)
+        assert fetch(srv, "big", tmp_path) == (root / "big").read_bytes()
+        assert srv.evicted > 500   # (the kernel drops some of the burst's datagrams)
+        open_fds = len(os.listdir("/proc/self/fd"))
+        assert open_fds < 2 * tftp.MAX_PER_CLIENT + 100, open_fds
+    finally:
+        for x in socks:
+            x.close()
+        srv.stop()
+        t.join(5)
+        srv.close()

@@ -1,0 +1,98 @@
+"""Boot service commands: ``mknb`` (boot loaders into the TFTP root) and ``makewebconf``
+(the nginx server file that serves the TFTP and install trees over HTTP).
+
+Thin: the work is :mod:`nodemgr.netboot.mknb` and :mod:`nodemgr.netboot.webconf`.
+"""
+
+from __future__ import annotations
+
+import json
+
+from nodemgr.cli.common import main_wrapper, open_store, parser
+from nodemgr.errors import UsageError
+
+MKNB_HELP = """\
+Place everything a node fetches over TFTP before its own boot file in the TFTP root
+(site.tftpdir, default /tftpboot; -p overrides), from the Debian packages:
+
+  pxelinux.0                /usr/lib/PXELINUX/pxelinux.0                 (pxelinux)
+  ldlinux.c32 mboot.c32     /usr/lib/syslinux/modules/bios/              (syslinux-common)
+  libcom32.c32 libutil.c32
+  undionly.kpxe snponly.efi /usr/lib/ipxe/ (ipxe.efi: its symlink target) (ipxe)
+  ipxe.efi
+  boot/grub2/grubx64.efi    built by grub-mkimage -O x86_64-efi           (grub-efi-amd64-bin,
+                            -p '(tftp)/boot/grub2' from /usr/lib/grub/    grub-common)
+                            x86_64-efi, modules embedded
+
+BIOS nodes boot pxelinux.0 (or undionly.kpxe for iPXE); UEFI nodes boot grubx64.efi (or
+snponly.efi for iPXE), which reads the grub.cfg-01-<mac> file nodeset writes under
+boot/grub2/. makedhcp hands out these names.
+
+Idempotent and atomic: a file whose content is already right is left alone (same inode
+and mtime); a new or changed file is written under a temporary name and renamed. The GRUB
+image is rebuilt only when its inputs change (grub-mkimage version, module list, module
+files, prefix; recorded in boot/grub2/.grubx64.efi.inputs). Every source is checked
+first: a missing package is one error line naming it, and nothing is placed.
+
+Output: one line per file, "<file>: placed|updated|unchanged (<source>)", then a summary
+line ("nothing changed" on a second run).
+
+Secure Boot is not built here: use Debian's signed shim and GRUB instead (see the README,
+"Boot loaders: mknb").
+
+exit status:
+  0  every file is in place
+  1  a package is missing, grub-mkimage failed or the TFTP root is not writable
+     (nothing placed)
+
+examples:
+  mknb                     # into site.tftpdir
+  mknb x86_64 -p /srv/tftp
+  mknb --sysroot /var/tmp/debs   # sources from dpkg-deb -x trees instead of /
+"""
+
+
+@main_wrapper
+def mknb(argv: list[str]) -> int:
+    p = parser("mknb", MKNB_HELP)
+    p.add_argument("arch", nargs="?", default="x86_64",
+                   help="architecture (xCAT's argument); only x86_64")
+    p.add_argument("-p", "--tftpdir", metavar="DIR",
+                   help="TFTP root to fill (default: site.tftpdir)")
+    p.add_argument("--sysroot", metavar="DIR", default="/",
+                   help="look for the packages' files under DIR instead of / "
+                        "(grub-mkimage still comes from $PATH)")
+    p.add_argument("-q", "--quiet", action="store_true", help="print only errors")
+    p.add_argument("--json", action="store_true", help="one JSON object per file")
+    a = p.parse_args(argv)
+    if a.arch not in ("x86_64", "x86-64", "amd64"):
+        raise UsageError(f"architecture '{a.arch}' is not supported (x86_64 only)")
+    from nodemgr.netboot import mknb as nb
+
+    root = a.tftpdir
+    if root is None:
+        from nodemgr import settings
+
+        root = settings.get(open_store(), "tftpdir")
+    results = nb.mknb(root, sysroot=a.sysroot)
+    if a.json:
+        for r in results:
+            print(json.dumps({"file": r.name, "action": r.action, "source": r.source,
+                              "package": r.package}))
+        return 0
+    if a.quiet:
+        return 0
+    for r in results:
+        print(f"{r.name}: {r.action} ({r.source})")
+    changed = sum(r.action != "unchanged" for r in results)
+    if changed:
+        print(f"{root}: {changed} of {len(results)} files placed or updated")
+    else:
+        print(f"{root}: nothing changed ({len(results)} files already in place)")
+    return 0
+
+
+@main_wrapper
+def makewebconf(argv: list[str]) -> int:
+    """Render etc/nginx/nodemgr.conf from the settings (being written)."""
+    raise UsageError("makewebconf is not available yet")

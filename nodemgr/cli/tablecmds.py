@@ -259,7 +259,10 @@ The first argument selects rows: every KEY must be a column of each table named 
 a column on every selected row of TABLE; when no row matches, one row is created with the
 KEY values and the new values. TABLE.COLUMN+=VALUE appends VALUE to the comma-separated
 list in the column, skipping items already present. An empty VALUE clears the column
-(stores it undefined). Several tables may be changed at once.
+(stores it undefined). A password column given as "-" (passwd.password=-) is read
+from a prompt without echo on a terminal, else from the first line of standard input, so
+the secret never appears in argv, ps or the shell history. Several tables may be changed
+at once.
 
 With -d, delete the selected rows from each TABLE.
 
@@ -273,7 +276,8 @@ examples:
   chtab key=dhcpsetup site.value=n
   chtab node=compute nodehm.mgt=kvm nodetype.os=rhels7.9 nodetype.arch=x86_64
   chtab node=vm1 nodelist.groups+=vms         add vm1 to group vms (once)
-  chtab key=system passwd.username=root passwd.password=cluster
+  chtab key=system passwd.username=root passwd.password=-     prompts (or reads stdin):
+                                                              never a password in argv
   chtab priority=6 policy.name=alice policy.commands=rpower policy.rule=allow
   chtab -d node=vm1 vm kvm_nodedata           remove vm1's rows from two tables
 
@@ -292,6 +296,22 @@ def _keyspec(text: str) -> dict[str, str]:
             raise UsageError(f"bad key {part!r}: use KEY=VALUE[,KEY=VALUE...]")
         keys[col] = val
     return keys
+
+
+def _read_secret(what: str) -> str:
+    """A password given as ``-``: prompted for (no echo) on a terminal, else the first line
+    of standard input — never on the command line, where ``ps`` and shell history see it.
+
+    Raises:
+        UsageError: nothing on standard input."""
+    import getpass
+
+    if sys.stdin.isatty():
+        return getpass.getpass(f"{what}: ")
+    line = sys.stdin.readline()
+    if not line:
+        raise UsageError(f"{what}=- reads the value from standard input, which is empty")
+    return line.rstrip("\r\n")
 
 
 @main_wrapper
@@ -333,6 +353,8 @@ def chtab(argv: list[str]) -> int:
         t.check_column(col)
         for k in keys:
             t.check_column(k)
+        if val == "-" and "password" in col:
+            val = _read_secret(f"{tname}.{col}")
         plan.setdefault(tname, []).append((col, val if val != "" else None, op == "+="))
 
     store = open_store()

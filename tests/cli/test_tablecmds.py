@@ -219,3 +219,20 @@ def test_chtab_errors_write_nothing(cli_env, capsys, args, message):
     assert err.startswith(message), err
     assert "\n" not in err.rstrip("\n") or message.endswith("required")
     assert {t: run(capsys, tabdump, t)[1] for t in before} == before
+
+
+def test_chtab_password_dash_reads_stdin_never_argv(cli_env, monkeypatch, capsys):
+    """Issue 12 item 7: `passwd.password=-` takes the secret from standard input."""
+    import io
+
+    from nodemgr.cli.tablecmds import chtab as _chtab
+    from nodemgr.tables.store import Store
+
+    monkeypatch.setattr("sys.stdin", io.StringIO("s3cret pass\n"))
+    assert _chtab(["key=system", "passwd.username=root", "passwd.password=-"]) == 0
+    assert Store(cli_env).get("passwd", {"key": "system", "username": "root"})[
+        "password"] == "s3cret pass"
+    monkeypatch.setattr("sys.stdin", io.StringIO(""))
+    assert _chtab(["key=ipmi", "passwd.username=admin", "passwd.password=-"]) == 1
+    assert "reads the value from standard input, which is empty" in capsys.readouterr().err
+    assert Store(cli_env).get("passwd", {"key": "ipmi", "username": "admin"}) is None

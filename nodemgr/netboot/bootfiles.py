@@ -11,6 +11,12 @@ xnba       ``xcat/xnba/nodes/<node>``       ``xcat/xnba/macs/01-<mac>``
 grub2[-tftp|-http] ``boot/grub2/<node>``    ``boot/grub2/grub.cfg-<HEXIP>``, ``boot/grub2/grub.cfg-01-<mac>``
 ========== ================================ ==============================================
 
+Transport of kernels and initrds: ``pxe`` over TFTP (pxelinux.0 speaks nothing else);
+``xnba``, ``grub2`` and ``grub2-http`` over HTTP from ``http://<server>[:<httpport>]/tftpboot/``
+(the web server maps ``/tftpboot/`` to the TFTP root whatever ``tftpdir`` is:
+``makewebconf``, the web app); ``grub2-tftp`` over TFTP. TFTP then carries only the first
+loader (``mknb``) and the boot file itself.
+
 ``<mac>`` is lower case with dashes (``52-54-00-aa-bb-01``), ``<HEXIP>`` the upper-case
 hex IPv4 address (``0A000105``). Aliases are **symbolic links** to the node file, in the same
 tree: the node file is replaced by one ``rename``, so every alias switches to the new
@@ -94,9 +100,10 @@ class BootSpec:
         hypargs: the hypervisor's own arguments.
         mac: install MAC ``aa:bb:cc:dd:ee:ff`` or None (no MAC alias then).
         ip: node IPv4 address or None (no hex-IP alias then).
-        server: address GRUB2 fetches from (``set root=tftp,<server>``).
-        httpport: HTTP port for ``grub2-http`` (80 is left out of the root).
-        httpprefix: URL path of the TFTP root on the HTTP server (``/tftpboot``).
+        server: address iPXE and GRUB2 fetch kernels from (HTTP; GRUB2 ``grub2-tftp``:
+            TFTP).
+        httpport: port of the web server (80 is left out of URLs).
+        httpprefix: URL path of the TFTP root on the web server (``/tftpboot``).
     """
 
     node: str
@@ -143,14 +150,28 @@ def render_pxelinux(spec: BootSpec) -> str:
     return "\n".join(lines) + "\n"
 
 
+def http_base(spec: BootSpec) -> str:
+    """``http://<server>[:<httpport>]<httpprefix>/``: the URL of the TFTP root on the web
+    server (nginx, ``makewebconf``; the web app's ``/tftpboot/`` route). Port 80 is left out.
+    An empty *server* (never the case for a kernel from ``nodeset``) falls back to iPXE's
+    ``${next-server}``."""
+    port = "" if spec.httpport in ("", "80") else f":{spec.httpport}"
+    prefix = "/" + spec.httpprefix.strip("/") if spec.httpprefix.strip("/") else ""
+    return f"http://{spec.server or '${next-server}'}{port}{prefix}/"
+
+
 def render_ipxe(spec: BootSpec) -> str:
-    """iPXE script (xCAT ``xnba.pm``, modern iPXE commands); files fetched over TFTP from
-    ``${next-server}``; a local boot is ``exit`` (back to the firmware's next device)."""
+    """iPXE script (xCAT ``xnba.pm``, modern iPXE commands). Kernel, initrd and Xen modules
+    are fetched over HTTP (:func:`http_base`): TFTP only carries the first loader. The
+    kernel line names the initrd (``initrd=initrd`` + ``initrd --name initrd``): EFI iPXE
+    passes it to an EFI-stub kernel only then. A local boot is ``exit`` (back to the
+    firmware's next device)."""
     lines = ["#!ipxe", f"#{spec.comment}"]
-    base = "tftp://${next-server}/"
     if spec.kernel is None:
         lines.append("exit")
-    elif spec.hypervisor:
+        return "\n".join(lines) + "\n"
+    base = http_base(spec)
+    if spec.hypervisor:
         lines.append("kernel " + _join(base + spec.hypervisor, spec.hypargs))
         lines.append("module " + _join(base + spec.kernel, spec.args))
         if spec.initrd:
@@ -167,19 +188,25 @@ def render_ipxe(spec: BootSpec) -> str:
 
 def render_grub2(spec: BootSpec) -> str:
     """GRUB2 config (xCAT ``grub2.pm``); ``linux``/``initrd`` (GRUB >= 2.04 loads EFI stub
-    kernels with them too); Xen with ``multiboot2``/``module2``; local boot = ``exit``."""
+    kernels with them too); Xen with ``multiboot2``/``module2``; local boot = ``exit``.
+
+    ``grub2`` and ``grub2-http`` fetch over HTTP: ``set root=(http,<server>[:<httpport>])``
+    and paths under ``httpprefix`` (GRUB's device syntax; the port form works in Debian's
+    GRUB 2.06, measured in ../shared/reference/test-environment.md §6); ``grub2-tftp``
+    keeps TFTP (``set root=(tftp,<server>)``, paths from the TFTP root)."""
     lines = [f"#{spec.comment}", "set timeout=5"]
     if spec.kernel is None:
         lines += ['set default="Boot from local disk"',
                   'menuentry "Boot from local disk" {', "    exit", "}"]
         return "\n".join(lines) + "\n"
-    if spec.netboot == "grub2-http":
-        port = "" if spec.httpport in ("", "80") else f":{spec.httpport}"
-        root, prefix = f"http,{spec.server}{port}", spec.httpprefix.rstrip("/") + "/"
-    else:
+    if spec.netboot == "grub2-tftp":
         root, prefix = f"tftp,{spec.server}", "/"
+    else:  # grub2, grub2-http
+        port = "" if spec.httpport in ("", "80") else f":{spec.httpport}"
+        path = spec.httpprefix.strip("/")
+        root, prefix = f"http,{spec.server}{port}", f"/{path}/" if path else "/"
     lines += ['set default="xCAT OS Deployment"', 'menuentry "xCAT OS Deployment" {',
-              "    insmod http", "    insmod tftp", f"    set root={root}"]
+              "    insmod http", "    insmod tftp", f"    set root=({root})"]
     if spec.hypervisor:
         lines += ["    echo Loading Xen hypervisor ...",
                   "    multiboot2 " + _join(prefix + spec.hypervisor, spec.hypargs),

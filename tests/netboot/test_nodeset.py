@@ -58,8 +58,8 @@ LABEL xCAT
 IPXE_INSTALL = """\
 #!ipxe
 #install rhels8.6-x86_64-compute
-kernel tftp://${next-server}/xcat/rhels8.6/x86_64/vmlinuz initrd=initrd inst.repo=http://10.0.0.1/install/rhels8.6/x86_64 BOOTIF=01-52-54-00-aa-bb-01 nodemgr.callback=http://10.0.0.1:8080/install-finished/n1
-initrd --name initrd tftp://${next-server}/xcat/rhels8.6/x86_64/initrd.img
+kernel http://10.0.0.1/tftpboot/xcat/rhels8.6/x86_64/vmlinuz initrd=initrd inst.repo=http://10.0.0.1/install/rhels8.6/x86_64 BOOTIF=01-52-54-00-aa-bb-01 nodemgr.callback=http://10.0.0.1:8080/install-finished/n1
+initrd --name initrd http://10.0.0.1/tftpboot/xcat/rhels8.6/x86_64/initrd.img
 boot
 """
 GRUB_INSTALL = """\
@@ -69,11 +69,11 @@ set default="xCAT OS Deployment"
 menuentry "xCAT OS Deployment" {
     insmod http
     insmod tftp
-    set root=tftp,10.0.0.1
+    set root=(http,10.0.0.1)
     echo Loading Install kernel ...
-    linux /xcat/rhels8.6/x86_64/vmlinuz inst.repo=http://10.0.0.1/install/rhels8.6/x86_64 BOOTIF=01-52-54-00-aa-bb-01 nodemgr.callback=http://10.0.0.1:8080/install-finished/n1
+    linux /tftpboot/xcat/rhels8.6/x86_64/vmlinuz inst.repo=http://10.0.0.1/install/rhels8.6/x86_64 BOOTIF=01-52-54-00-aa-bb-01 nodemgr.callback=http://10.0.0.1:8080/install-finished/n1
     echo Loading initial ramdisk ...
-    initrd /xcat/rhels8.6/x86_64/initrd.img
+    initrd /tftpboot/xcat/rhels8.6/x86_64/initrd.img
 }
 """
 PXE_BOOT = "#boot\nDEFAULT xCAT\nLABEL xCAT\n LOCALBOOT 0\n"
@@ -195,15 +195,16 @@ def test_xen_multiboot_and_rhevh_lines(cl):
     store.upsert("noderes", {"node": "n1"}, {"netboot": "grub2"})
     run(cl, ["n1"], "enact")
     g = (tftp / "boot/grub2/n1").read_text()
-    assert "    multiboot2 /x/xen.gz dom0_mem=1024M\n" in g and f"    module2 /x/vmlinuz {dom0}\n" in g
-    assert "    module2 /x/install.img\n" in g
+    assert "    multiboot2 /tftpboot/x/xen.gz dom0_mem=1024M\n" in g
+    assert f"    module2 /tftpboot/x/vmlinuz {dom0}\n" in g
+    assert "    module2 /tftpboot/x/install.img\n" in g
     assert not (tftp / "pxelinux.cfg/n1").exists()  # format switch removes the old files
     store.upsert("noderes", {"node": "n1"}, {"netboot": "xnba"})
     run(cl, ["n1"], "enact")
     x = (tftp / "xcat/xnba/nodes/n1").read_text().splitlines()
-    assert x[2:] == ["kernel tftp://${next-server}/x/xen.gz dom0_mem=1024M",
-                     f"module tftp://${{next-server}}/x/vmlinuz {dom0}",
-                     "module tftp://${next-server}/x/install.img", "boot"]
+    assert x[2:] == ["kernel http://10.0.0.1/tftpboot/x/xen.gz dom0_mem=1024M",
+                     f"module http://10.0.0.1/tftpboot/x/vmlinuz {dom0}",
+                     "module http://10.0.0.1/tftpboot/x/install.img", "boot"]
     # RHEV-H
     store.insert("osimage", {"imagename": "rh", "provmethod": "install", "osvers": "rhevh6.5",
                              "osarch": "x86_64", "profile": "compute"})
@@ -215,7 +216,7 @@ def test_xen_multiboot_and_rhevh_lines(cl):
     store.insert("passwd", {"key": "rhevh", "username": "root", "password": "$1$ab$xyz"})
     assert run(cl, ["n1"], "osimage=rh")["n1"] == (True, "install rhevh6.5-x86_64-compute")
     line = (tftp / "xcat/xnba/nodes/n1").read_text().splitlines()[2]
-    assert line.startswith("kernel tftp://${next-server}/r/vmlinuz0 initrd=initrd rootflags=loop "
+    assert line.startswith("kernel http://10.0.0.1/tftpboot/r/vmlinuz0 initrd=initrd rootflags=loop "
                            "root=live:/rhevh.iso ")
     assert line.endswith(" BOOTIF=52:54:00:aa:bb:01 ip=dhcp rootpw=$1$ab$xyz ssh_pwauth=1 "
                          "management_server=rhevm.example.com rhevm_admin_password=$1$ab$xyz "

@@ -75,6 +75,23 @@ exit status:
 """
 
 
+def _authorize(store, resolver, nodes: list[str], argv: list[str], audit: bool) -> None:
+    """The policy check and audit row of :func:`nodemgr.cli.common.prepare` for -a."""
+    from nodemgr import policy
+    from nodemgr.errors import PolicyDenied
+
+    user = policy.current_user()
+    try:
+        policy.authorize(store, resolver, "makedhcp", nodes, argv, user=user)
+    except PolicyDenied:
+        policy.audit(store, user=user, host="localhost", command="makedhcp", noderange="-a",
+                     args=argv, status="Denied")
+        raise
+    if audit:
+        policy.audit(store, user=user, host="localhost", command="makedhcp", noderange="-a",
+                     args=argv, status="Allowed")
+
+
 @main_wrapper
 def makedhcp(argv: list[str]) -> int:
     p = parser("makedhcp", MAKEDHCP_HELP)
@@ -99,14 +116,15 @@ def makedhcp(argv: list[str]) -> int:
     store = open_store()
     out = Reporter()
     resolver, nodes = None, []
-    if a.all or a.noderange:
-        # "/.*" = every node (an empty nodelist is not an error for -a)
-        resolver, nodes = prepare(store, "makedhcp", "/.*" if a.all else a.noderange, argv,
-                                  audit=not a.query)
+    if a.noderange:
+        resolver, nodes = prepare(store, "makedhcp", a.noderange, argv, audit=not a.query)
     else:
         from nodemgr.tables.resolve import Resolver
 
         resolver = Resolver(store)
+        if a.all:  # every node: no noderange to expand, the same policy check and audit
+            nodes = resolver.nodes()
+            _authorize(store, resolver, nodes, argv, audit=not a.query)
     if a.query:
         for node, found, text in dhcp.query(store, nodes):
             out.node(node, text, ok=found)

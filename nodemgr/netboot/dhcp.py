@@ -55,6 +55,7 @@ import fcntl
 import ipaddress
 import json
 import os
+import re
 import signal
 import subprocess
 import time
@@ -152,18 +153,58 @@ def gather(store, resolver, nodes: list[str], nets: list, master: str | None = N
     """
     attrs = resolver.attrs(nodes, ATTRS)
     masters = networks.MasterResolver(master, nets)
+    finder = _NetFinder(nets)
+    servers: dict = {}  # (xcatmaster, network) -> address: the same for every node there
     hosts, errors = [], []
     for node in nodes:
-        a = attrs[node]
         try:
-            hosts.append(_host(node, a, nets, masters))
+            hosts.append(_host(node, attrs[node], finder, masters, servers))
         except (NodemgrError, ValueError) as exc:
             errors.append((node, str(exc)))
     return hosts, errors
 
 
-def _host(node: str, a: dict, nets: list, masters) -> Host:
-    mac = normalize_mac(a.get("mac.mac"))
+class _NetFinder:
+    """:func:`nodemgr.networks.network_of` for many addresses: the rows as integers, longest
+    prefix first (ipaddress objects cost ~20 µs per address; this ~1 µs)."""
+
+    def __init__(self, nets: list) -> None:
+        self.rows = sorted(((int(n.net.network_address), int(n.net.netmask), n) for n in nets),
+                           key=lambda r: -r[1])
+
+    @staticmethod
+    def parse(ip: str) -> int | None:
+        """The dotted-quad *ip* as an integer, None when it is not one."""
+        parts = ip.split(".")
+        if len(parts) != 4:
+            return None
+        v = 0
+        for p in parts:
+            if not (p.isascii() and p.isdigit()) or len(p) > 3 or int(p) > 255:
+                return None
+            v = v << 8 | int(p)
+        return v
+
+    def find(self, value: int):
+        for net, mask, n in self.rows:
+            if value & mask == net:
+                return n
+        return None
+
+
+_CANON_MAC = re.compile(r"[0-9a-fA-F]{2}(?::[0-9a-fA-F]{2}){5}")
+
+
+def _mac(value: str | None) -> str | None:
+    """:func:`~nodemgr.netboot.bootfiles.normalize_mac`, with a fast path for a value that
+    is already one ``aa:bb:cc:dd:ee:ff``."""
+    if value and len(value) == 17 and _CANON_MAC.fullmatch(value):
+        return value.lower()
+    return normalize_mac(value)
+
+
+def _host(node: str, a: dict, finder: _NetFinder, masters, servers: dict) -> Host:
+    mac = _mac(a.get("mac.mac"))
     nic = (a.get("noderes.installnic") or "").strip()
     if nic and ":" in nic:
         mac = normalize_mac(nic)
@@ -172,11 +213,10 @@ def _host(node: str, a: dict, nets: list, masters) -> Host:
     ip = (a.get("hosts.ip") or "").strip()
     if not ip:
         raise UsageError("no IP address (hosts.ip): cannot make a DHCP reservation")
-    try:
-        ipaddress.IPv4Address(ip)
-    except ValueError:
-        raise UsageError(f"hosts.ip '{ip}' is not an IPv4 address") from None
-    net = networks.network_of(ip, nets)
+    value = finder.parse(ip)
+    if value is None:
+        raise UsageError(f"hosts.ip '{ip}' is not an IPv4 address")
+    net = finder.find(value)
     if net is None:
         raise UsageError(f"{ip} is in no networks row (run makenetworks, or add the network "
                          "with chtab/tabedit networks)")
@@ -189,7 +229,10 @@ def _host(node: str, a: dict, nets: list, masters) -> Host:
     if server:
         networks.check_reachable(server, ip, "noderes.tftpserver")
     else:
-        server = masters.for_node(ip, a.get("noderes.xcatmaster"))
+        key = (a.get("noderes.xcatmaster"), net.net, value >> 24 == 127)
+        server = servers.get(key)
+        if server is None:
+            server = servers[key] = masters.for_node(ip, a.get("noderes.xcatmaster"))
     return Host(node, mac, ip, kind, server, net)
 
 

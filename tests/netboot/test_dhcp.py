@@ -473,3 +473,38 @@ def _status(sock: str) -> bool:
         return kea.command(sock, "status-get", timeout=2).get("result") == 0
     except Exception:
         return False
+
+
+@pytest.mark.slow
+def test_ipxe_expands_the_hostname_in_its_script_url(lab):
+    """The one iPXE class serves every node because iPXE expands ``${hostname}`` in the DHCP
+    file name: a real iPXE (QEMU's virtio-net ROM, BIOS) fetches ``.../nodes/<node>``."""
+    store, lab = lab
+    need(shutil.which("qemu-system-x86_64") is not None, "qemu-system-x86_64 is not installed")
+    need(os.path.exists("/usr/lib/ipxe/qemu/pxe-virtio.rom"), "ipxe-qemu is not installed")
+    tmp = lab.tmp
+    www = tmp / "www" / "tftpboot" / "xcat" / "xnba" / "nodes"
+    www.mkdir(parents=True)
+    (www / "n2").write_text("#!ipxe\necho nodemgr-script-of-n2\nshell\n")
+    assert lab.makedhcp("n2").returncode == 0
+    sh(lab.ns, "ip", "tuntap", "add", "dev", "tap0", "mode", "tap")
+    sh(lab.ns, "ip", "link", "set", "tap0", "master", "br0")
+    sh(lab.ns, "ip", "link", "set", "tap0", "up")
+    conf, sock = tmp / "kea" / "kea-dhcp4.conf", str(tmp / "kea" / "kea4.sock")
+    lab.start(["kea-dhcp4", "-c", str(conf)], "kea.log")
+    # iPXE waits ~16 s for an IPv6 router advertisement without one (test-environment §1)
+    lab.start(["dnsmasq", "--keep-in-foreground", "--conf-file=/dev/null", "--port=0",
+               "--interface=br0", "--bind-interfaces", "--enable-ra",
+               "--dhcp-range=fd96::,ra-only", f"--pid-file={tmp}/ra.pid"], "ra.log")
+    sh(lab.ns, "ip", "-6", "addr", "add", "fd96::1/64", "dev", "br0", "nodad")
+    lab.start([sys.executable, "-m", "http.server", "8080", "--bind", SRV, "--directory",
+               str(tmp / "www")], "http.log")
+    assert _wait(lambda: os.path.exists(sock) and _status(sock))
+    lab.start(["timeout", "60", "qemu-system-x86_64", "-machine", "pc,accel=tcg", "-m", "256",
+               "-nographic", "-no-reboot", "-boot", "n", "-netdev",
+               "tap,id=n0,ifname=tap0,script=no,downscript=no", "-device",
+               f"virtio-net-pci,netdev=n0,mac={NODES['n2'][1]}"], "qemu.log")
+    seen = _wait(lambda: b"nodemgr-script-of-n2" in (tmp / "qemu.log").read_bytes(), 60)
+    http = (tmp / "http.log").read_text()
+    assert seen and '"GET /tftpboot/xcat/xnba/nodes/n2 HTTP' in http, (
+        http, (tmp / "qemu.log").read_bytes()[-600:])

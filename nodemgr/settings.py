@@ -52,6 +52,9 @@ SETTINGS: dict[str, Setting] = {s.key: s for s in (
             "writes."),
     Setting("dnsmasqpid", "/run/nodemgr-dnsmasq.pid", "pid file of the dnsmasq makedhcp "
             "signals (SIGHUP)."),
+    Setting("kealeases", None, "Kea memfile lease file makedhcp configures; unset: "
+            "/var/lib/kea/kea-leases4.csv for a keaconf under /etc/kea (Debian), else "
+            "kea-leases4.csv next to keaconf."),
 )}
 
 

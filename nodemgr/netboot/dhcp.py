@@ -423,13 +423,26 @@ def kea_classes(plan: Plan) -> tuple[list[dict], dict[int, list[str]]]:
     return classes, required
 
 
-def kea_config(plan: Plan, conf_path: str, socket_path: str) -> dict:
+def lease_file(conf_path: str, setting: str | None = None) -> str:
+    """The memfile lease file: the setting ``kealeases`` when set; for a configuration
+    under ``/etc/kea`` Debian's ``/var/lib/kea/kea-leases4.csv`` (the packaged service runs
+    as ``_kea``, which cannot write ``/etc/kea``); else ``kea-leases4.csv`` next to it."""
+    if setting:
+        return setting
+    d = os.path.dirname(os.path.abspath(conf_path))
+    return "/var/lib/kea/kea-leases4.csv" if d == "/etc/kea" else \
+        os.path.join(d, "kea-leases4.csv")
+
+
+def kea_config(plan: Plan, conf_path: str, socket_path: str, leases: str | None = None
+               ) -> dict:
     """The whole Kea DHCPv4 configuration for *plan*.
 
     Args:
         plan: networks, reservations, servers (:func:`plan_for`).
-        conf_path: where the file goes (the memfile lease file goes next to it).
+        conf_path: where the file goes.
         socket_path: the control socket (setting ``keasocket``).
+        leases: the setting ``kealeases`` (:func:`lease_file`).
     Returns:
         ``{"Dhcp4": {...}}`` (Kea ARM "DHCPv4 Server Configuration"): interfaces from
         ``networks.mgtifname`` (``*`` when none is set) with raw sockets, the control
@@ -480,8 +493,7 @@ def kea_config(plan: Plan, conf_path: str, socket_path: str) -> dict:
         "interfaces-config": {"interfaces": ifaces or ["*"], "dhcp-socket-type": "raw"},
         "control-socket": {"socket-type": "unix", "socket-name": socket_path},
         "lease-database": {"type": "memfile", "persist": True, "lfc-interval": 3600,
-                           "name": os.path.join(os.path.dirname(os.path.abspath(conf_path)),
-                                                "kea-leases4.csv")},
+                           "name": lease_file(conf_path, leases)},
         "valid-lifetime": LEASE_TIME,
         "authoritative": True,
         # iPXE: encapsulated option 175, sub-option 176 no-pxedhcp = 1 (no ~3 s ProxyDHCP wait)
@@ -648,8 +660,8 @@ class Outcome:
 
 def _paths(store) -> dict:
     return {k: settings.get(store, k) for k in ("dhcpserver", "keaconf", "keasocket",
-                                                 "dnsmasqconf", "dnsmasqhosts", "dnsmasqpid",
-                                                 "httpport")}
+                                                 "kealeases", "dnsmasqconf", "dnsmasqhosts",
+                                                 "dnsmasqpid", "httpport")}
 
 
 def backend(store) -> str:
@@ -735,7 +747,7 @@ def _makedhcp(store, resolver, add, delete, replace) -> Outcome:
 
 def _apply_kea(plan: Plan, p: dict, out: Outcome) -> None:
     conf = p["keaconf"]
-    text = render_kea(kea_config(plan, conf, p["keasocket"]))
+    text = render_kea(kea_config(plan, conf, p["keasocket"], p.get("kealeases")))
     try:
         with open(conf, encoding="utf-8") as f:
             old_text = f.read()

@@ -7,6 +7,7 @@ Thin: the work is :mod:`nodemgr.netboot.mknb` and :mod:`nodemgr.netboot.webconf`
 from __future__ import annotations
 
 import json
+import sys
 
 from nodemgr.cli.common import main_wrapper, open_store, parser
 from nodemgr.errors import UsageError
@@ -92,7 +93,51 @@ def mknb(argv: list[str]) -> int:
     return 0
 
 
+MAKEWEBCONF_HELP = """\
+Print the nginx server file for network boot, rendered from the settings (nodemgr-config
+shows them): the TFTP root (tftpdir) at /tftpboot/ and the install tree (installdir) at
+/install/, read-only, no listing; /install-finished/ and /xcatrhevh/ proxied to the web
+app under gunicorn with X-Forwarded-For set to the client's address (never appended) and
+no access log (the URLs carry one-time tokens); everything else 404. nginx listens on
+httpport (default 80), on every address as default_server unless --listen names one.
+
+The URLs nodeset writes (http://<master>[:<httpport>]/tftpboot/..., /install/...) are
+what this file serves, whatever tftpdir and installdir are: render it again after
+changing them. etc/nginx/nodemgr.conf is the rendering of the defaults. The web app
+believes X-Forwarded-For only from site.callbackproxies (add 127.0.0.1).
+
+exit status:
+  0  written
+  1  a setting or option is unusable (not an absolute path, characters nginx would
+     misread, not a port), or FILE cannot be written (nothing changed)
+
+examples:
+  makewebconf -o /etc/nginx/conf.d/nodemgr.conf && nginx -t && nginx -s reload
+  makewebconf --listen 10.0.0.1 --upstream 127.0.0.1:8080
+"""
+
+
 @main_wrapper
 def makewebconf(argv: list[str]) -> int:
-    """Render etc/nginx/nodemgr.conf from the settings (being written)."""
-    raise UsageError("makewebconf is not available yet")
+    p = parser("makewebconf", MAKEWEBCONF_HELP)
+    p.add_argument("-o", "--output", metavar="FILE",
+                   help="write FILE atomically (temporary name + rename) instead of stdout")
+    p.add_argument("--listen", metavar="ADDR",
+                   help="address nginx listens on (default: every address)")
+    p.add_argument("--upstream", metavar="HOST:PORT", default=None,
+                   help="gunicorn's address for the callbacks (default 127.0.0.1:8080; "
+                        "unix:/path for a socket)")
+    a = p.parse_args(argv)
+    from nodemgr.netboot import webconf
+
+    wc = webconf.from_settings(open_store(), listen=a.listen,
+                               upstream=a.upstream or webconf.DEFAULT_UPSTREAM)
+    text = webconf.render(wc)
+    if a.output is None:
+        sys.stdout.write(text)
+        return 0
+    try:
+        webconf.write_atomic(a.output, text)
+    except OSError as exc:
+        raise UsageError(f"cannot write {a.output}: {exc.strerror or exc}") from None
+    return 0

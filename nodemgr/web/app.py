@@ -6,8 +6,15 @@ Routes:
   preseed ``late_command``, any script); policy command ``installfinished``.
 * ``GET /xcatrhevh/rhevh_finish_install/<node>[?token=..]`` — xCAT's RHEV-H
   ``local_boot_trigger`` route; policy command ``rhevhupdateflag``.
-* ``GET /tftpboot/<path>`` — the TFTP root read-only over HTTP (iPXE / GRUB2 ``http``
-  kernels and initrds), with the TFTP server's path rules.
+* ``GET /tftpboot/<path>`` — the TFTP root (setting ``tftpdir``) read-only over HTTP
+  (iPXE / GRUB2 ``http`` kernels and initrds), with the TFTP server's path rules.
+* ``GET /install/<path>`` — the install tree (setting ``installdir``) the same way
+  (installers' repositories, ``inst.repo=http://<master>/install/...``).
+
+Both roots are resolved per request through :mod:`nodemgr.settings` (``site`` table first),
+so ``chtab key=tftpdir site.value=...`` applies to the next request without a restart. In
+production nginx serves both trees itself (``makewebconf``); these routes serve small sites
+and tests.
 * ``GET /healthz`` — ``ok`` (liveness; the benchmark's hello-world baseline).
 
 One table store per worker process, opened on first use after the fork. Run one request at
@@ -24,14 +31,17 @@ from flask import Flask, Response, abort, request, send_file
 from nodemgr.web import callback
 
 
-def create_app(db_url: str | None = None, tftp_root: str | None = None) -> Flask:
+def create_app(db_url: str | None = None, tftp_root: str | None = None,
+               install_root: str | None = None) -> Flask:
     """Build the application.
 
     Args:
         db_url: database URL; default the configuration's (``$NODEMGR_DB``,
             ``nodemgr.conf``).
-        tftp_root: directory served under ``/tftpboot``; default ``site.tftpdir``, else the
-            configuration's ``tftpdir``.
+        tftp_root: directory served under ``/tftpboot``; default the ``tftpdir`` setting
+            (:mod:`nodemgr.settings`), resolved per request.
+        install_root: directory served under ``/install``; default the ``installdir``
+            setting, resolved per request.
     Returns:
         A Flask app (a WSGI callable).
     """
@@ -61,15 +71,18 @@ def create_app(db_url: str | None = None, tftp_root: str | None = None) -> Flask
     def rhevh_finish_install(node: str):
         return answer("rhevh", node)
 
-    @app.get("/tftpboot/<path:path>")
-    def tftpboot(path: str):
-        from nodemgr.netboot import tftp
-
-        root = tftp_root
-        if root is None:
+    def conf():
+        if "conf" not in state:
             from nodemgr import config
 
-            root = store().site("tftpdir") or config.load().tftpdir
+            state["conf"] = config.load()
+        return state["conf"]
+
+    def serve(root: str, path: str):
+        """*path* of directory *root* with the TFTP server's rules (403 for ``..``,
+        symlinks leaving the root, directories; 404 when absent; never a listing)."""
+        from nodemgr.netboot import tftp
+
         try:
             fileobj = tftp.open_inside(os.path.realpath(root), path)
         except tftp.PathRefused:
@@ -78,6 +91,22 @@ def create_app(db_url: str | None = None, tftp_root: str | None = None) -> Flask
             abort(404)
         return send_file(fileobj, mimetype="application/octet-stream",
                          download_name=os.path.basename(path))
+
+    def setting(key: str) -> str:
+        """Setting *key* resolved now (site table first: a change applies to the next
+        request)."""
+        from nodemgr import settings
+
+        return settings.get(store(), key, conf())
+
+    @app.get("/tftpboot/<path:path>")
+    def tftpboot(path: str):
+        return serve(tftp_root if tftp_root is not None else setting("tftpdir"), path)
+
+    @app.get("/install/<path:path>")
+    def install(path: str):
+        return serve(install_root if install_root is not None else setting("installdir"),
+                     path)
 
     @app.get("/healthz")
     def healthz():

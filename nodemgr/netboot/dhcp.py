@@ -745,21 +745,39 @@ def _makedhcp(store, resolver, add, delete, replace) -> Outcome:
         return out
 
 
+def install(files: list[tuple[str, str]], check) -> str | None:
+    """Write every ``(path, text)`` of *files* to a temporary name in its directory, run
+    ``check(temporary path of the first)``, then rename them all (the first last); on any
+    failure the temporaries are removed and nothing is replaced.
+
+    Returns:
+        The first file's previous text (None when it did not exist).
+    Raises:
+        whatever *check* raises (DhcpError, kea.KeaError), DhcpError for a write failure.
+    """
+    try:
+        with open(files[0][0], encoding="utf-8") as f:
+            old = f.read()
+    except OSError:
+        old = None
+    tmps = []
+    try:
+        for path, text in files:
+            tmps.append(write_tmp(path, text))
+        check(tmps[0])
+        for (path, _), tmp in reversed(list(zip(files, tmps, strict=True))):
+            os.replace(tmp, path)
+    finally:
+        for t in tmps:
+            if os.path.exists(t):
+                os.unlink(t)
+    return old
+
+
 def _apply_kea(plan: Plan, p: dict, out: Outcome) -> None:
     conf = p["keaconf"]
     text = render_kea(kea_config(plan, conf, p["keasocket"], p.get("kealeases")))
-    try:
-        with open(conf, encoding="utf-8") as f:
-            old_text = f.read()
-    except OSError:
-        old_text = None
-    tmp = write_tmp(conf, text)
-    try:
-        kea.check_file(tmp)
-        os.replace(tmp, conf)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
+    old_text = install([(conf, text)], kea.check_file)
     out.files.append(conf)
     try:
         out.reloaded = kea.reload(p["keasocket"])
@@ -775,21 +793,7 @@ def _apply_kea(plan: Plan, p: dict, out: Outcome) -> None:
 def _apply_dnsmasq(plan: Plan, p: dict, out: Outcome) -> None:
     conf, hosts_path, pid_path = p["dnsmasqconf"], p["dnsmasqhosts"], p["dnsmasqpid"]
     opts, hosts = dnsmasq_files(plan, hosts_path, pid_path)
-    try:
-        with open(conf, encoding="utf-8") as f:
-            old_opts = f.read()
-    except OSError:
-        old_opts = None
-    tmp = write_tmp(conf, opts)
-    tmp_h = write_tmp(hosts_path, hosts)
-    try:
-        check_dnsmasq(tmp)
-        os.replace(tmp_h, hosts_path)
-        os.replace(tmp, conf)
-    finally:
-        for t in (tmp, tmp_h):
-            if os.path.exists(t):
-                os.unlink(t)
+    old_opts = install([(conf, opts), (hosts_path, hosts)], check_dnsmasq)
     out.files += [conf, hosts_path]
     pid = read_pid(pid_path)
     if pid is None:

@@ -890,13 +890,15 @@ def _alive(pid: int) -> bool:
 def query(store, nodes: list[str]) -> list[tuple[str, bool, str]]:
     """What the running server has for each of *nodes* (``makedhcp -q``).
 
-    Kea: the running configuration (``config-get``) — the node's reservation by hostname.
+    Kea: the running configuration (``config-get``) — the node's reservation by hostname —
+    and, when the lease_cmds hook is loaded, its lease (``lease4-get-all``, one call).
     dnsmasq: the hosts file line and the options file's tag, when dnsmasq runs (its pid
     file is live; it has no query interface).
 
     Returns:
         ``[(node, found, text)]``: text ``ip-address = ..., hardware-address = ...,
-        next-server = ..., boot = <kind>`` or ``no reservation``.
+        next-server = ..., boot = <kind> (subnet ...)[, lease = <ip> until <UTC time>]``
+        or ``no reservation``.
     Raises:
         DhcpError / kea.KeaNotRunning: the server is not running (one line).
     """
@@ -904,13 +906,16 @@ def query(store, nodes: list[str]) -> list[tuple[str, bool, str]]:
     have: dict[str, str] = {}
     if backend(store) == "kea":
         cfg = kea.running_config(p["keasocket"])
+        leases = _kea_leases(p["keasocket"], cfg)
         for sn in cfg.get("Dhcp4", {}).get("subnet4", []):
             for r in sn.get("reservations", []) or []:
                 kind = ",".join(c.rsplit("-s", 1)[0] for c in r.get("client-classes", []))
+                lease = leases.get((r.get("hw-address") or "").lower())
                 have.setdefault(r.get("hostname") or "", (
                     f"ip-address = {r.get('ip-address')}, hardware-address = "
                     f"{r.get('hw-address')}, next-server = {r.get('next-server') or '-'}, "
-                    f"boot = {kind or '-'} (subnet {sn.get('subnet')})"))
+                    f"boot = {kind or '-'} (subnet {sn.get('subnet')})"
+                    + (f", lease = {lease}" if lease else "")))
     else:
         pid = read_pid(p["dnsmasqpid"])
         if pid is None:
@@ -925,3 +930,18 @@ def query(store, nodes: list[str]) -> list[tuple[str, bool, str]]:
             have.setdefault(name, f"ip-address = {ip}, hardware-address = {mac}, "
                                   f"boot = {tags.get(mac, '-')} (dnsmasq pid {pid})")
     return [(n, n in have, have.get(n, "no reservation")) for n in nodes]
+
+
+def _kea_leases(sock: str, cfg: dict) -> dict[str, str]:
+    """hw-address -> ``<ip> until <UTC time>`` from ``lease4-get-all`` (lease_cmds hook,
+    Kea ARM "lease_cmds: Lease Commands"); {} when the hook is not loaded."""
+    hooks = cfg.get("Dhcp4", {}).get("hooks-libraries", []) or []
+    if not any("lease_cmds" in (h.get("library") or "") for h in hooks):
+        return {}
+    ans = kea.command(sock, "lease4-get-all")
+    out = {}
+    for le in (ans.get("arguments") or {}).get("leases", []) if ans.get("result") == 0 else []:
+        end = time.strftime("%Y-%m-%d %H:%M:%S",
+                            time.gmtime(int(le.get("cltt", 0)) + int(le.get("valid-lft", 0))))
+        out[(le.get("hw-address") or "").lower()] = f"{le.get('ip-address')} until {end} UTC"
+    return out

@@ -25,15 +25,10 @@ from nodemgr.netboot import mknb, webconf
 from nodemgr.tables.store import Store
 from nodemgr.web.app import create_app
 from tests.web.provision import arm, define, state
+from tests.web.test_gunicorn import free_port
 
 ROOT = Path(__file__).resolve().parents[2]
 NGINX = shutil.which("nginx") or "/usr/sbin/nginx"
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def get(port: int, path: str, *, source: str = "127.0.0.1",

@@ -68,13 +68,13 @@ def mknb(argv: list[str]) -> int:
     a = p.parse_args(argv)
     if a.arch not in ("x86_64", "x86-64", "amd64"):
         raise UsageError(f"architecture '{a.arch}' is not supported (x86_64 only)")
+    from nodemgr import policy, settings
     from nodemgr.netboot import mknb as nb
 
-    root = a.tftpdir
-    if root is None:
-        from nodemgr import settings
-
-        root = settings.get(open_store(), "tftpdir")
+    store = open_store()
+    root = a.tftpdir if a.tftpdir is not None else settings.get(store, "tftpdir")
+    policy.audit(store, user=policy.current_user(), host="localhost", command="mknb",
+                 noderange="", args=argv, status="Allowed")
     results = nb.mknb(root, sysroot=a.sysroot)
     if a.json:
         for r in results:

@@ -124,7 +124,8 @@ def render(wc: WebConf) -> str:
         depends on anything but *wc*).
     Raises:
         UsageError: a directory is not absolute or has characters nginx would misread, the
-            port or the listen address or upstream is malformed.
+            port or the listen address or upstream is malformed, or nginx would listen on
+            the upstream's own address and port.
     """
     tftp = _dir(wc.tftpdir, "tftpdir")
     inst = _dir(wc.installdir, "installdir")
@@ -132,6 +133,12 @@ def render(wc: WebConf) -> str:
     listen = (f"{_host(wc.listen, 'listen address')}:{port}" if wc.listen
               else f"{port} default_server")
     up = _upstream(wc.upstream)
+    up_host, _, up_port = up.rpartition(":")
+    if (not up.startswith("unix:") and int(up_port) == port
+            and (wc.listen is None or _host(wc.listen, "listen address") == up_host)):
+        raise UsageError(f"httpport {port} is the port of the upstream {up} (gunicorn): "
+                         "nginx would take gunicorn's port; choose another httpport or "
+                         "NODEMGR_WEB_BIND")
 
     def static(location: str, directory: str, what: str) -> list[str]:
         return [f"    # {what}",

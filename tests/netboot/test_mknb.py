@@ -4,6 +4,7 @@ missing. Fast (~0.2 s per GRUB build)."""
 
 from __future__ import annotations
 
+import json
 import os
 import struct
 import subprocess
@@ -36,7 +37,7 @@ def pe_subsystem(data: bytes) -> tuple[int, int]:
     return struct.unpack_from("<H", data, opt)[0], struct.unpack_from("<H", data, opt + 68)[0]
 
 
-def test_every_file_from_the_packages_then_nothing_changes(tmp_path, capsys):
+def test_every_file_from_the_packages_then_nothing_changes(cli_env, tmp_path, capsys):
     root = tmp_path / "tftp"
     res = mknb.mknb(str(root))
     assert [(r.name, r.action) for r in res] == [(n, "placed") for n in NAMES]
@@ -62,6 +63,18 @@ def test_every_file_from_the_packages_then_nothing_changes(tmp_path, capsys):
     assert lines[:-1] == [f"{n}: unchanged ({r.source})" for n, r in zip(NAMES, res, strict=True)]
     assert lines[-1] == f"{root}: nothing changed (9 files already in place)"
     assert snapshot(root) == before  # same inodes, mtimes, modes; no temporary left
+
+
+def test_cli_fills_site_tftpdir_and_is_audited(cli_env, tmp_path, capsys):
+    from nodemgr.cli.common import open_store
+
+    store = open_store()
+    store.upsert("site", {"key": "tftpdir"}, {"value": str(tmp_path / "site-tftp")})
+    assert mknb_cmd(["x86_64", "--json"]) == 0
+    out = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert [(o["file"], o["action"]) for o in out] == [(n, "placed") for n in NAMES]
+    assert (tmp_path / "site-tftp" / mknb.GRUB_IMAGE).is_file()
+    assert [r["command"] for r in store.select("auditlog")][-1] == "mknb"
 
 
 def test_changed_files_are_replaced_atomically_and_only_they(tmp_path):
@@ -113,7 +126,7 @@ def fake_sysroot(tmp_path, without: str):
 
 @pytest.mark.parametrize("package", ["pxelinux", "syslinux-common", "ipxe",
                                      "grub-efi-amd64-bin"])
-def test_missing_package_is_one_line_and_nothing_placed(tmp_path, capsys, package):
+def test_missing_package_is_one_line_and_nothing_placed(cli_env, tmp_path, capsys, package):
     sysroot = fake_sysroot(tmp_path, package)
     root = tmp_path / "tftp"
     with pytest.raises(mknb.MknbError, match=f"Debian package {package}\\)"):
@@ -143,7 +156,7 @@ def test_sysroot_with_every_package_works_and_grub_failure_places_nothing(tmp_pa
     assert [p for p in other.rglob("*") if p.is_file()] == []
 
 
-def test_cli_arguments(tmp_path, capsys):
+def test_cli_arguments(cli_env, tmp_path, capsys):
     with pytest.raises(SystemExit):
         mknb_cmd(["--help"])
     text = capsys.readouterr().out

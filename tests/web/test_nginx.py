@@ -86,6 +86,9 @@ def test_makewebconf_follows_the_settings_and_refuses_bad_values(cli_env, tmp_pa
         store.upsert("site", {"key": key}, {"value": good[key]})
     assert makewebconf(["--upstream", "nohost"]) == 1
     assert "upstream 'nohost'" in capsys.readouterr().err
+    assert makewebconf(["--upstream", "127.0.0.1:8081"]) == 1  # nginx on gunicorn's port
+    assert "httpport 8081 is the port of the upstream 127.0.0.1:8081" in capsys.readouterr().err
+    assert makewebconf(["--upstream", "127.0.0.1:8081", "--listen", "10.0.0.1"]) == 0
 
 
 # -- the web app's own routes ----------------------------------------------------------------

@@ -294,3 +294,35 @@ def test_real_nginx_serves_what_nodeset_writes_and_proxies_the_callback(world):
         assert not (d / "nginx.pid").exists()
     finally:
         store.close()
+
+
+# -- what the boot files name ----------------------------------------------------------------
+
+@pytest.mark.parametrize("netboot,port,want", [
+    ("xnba", "80", ["kernel http://10.0.0.1/tftpboot/x/vmlinuz initrd=initrd a=1",
+                    "initrd --name initrd http://10.0.0.1/tftpboot/x/initrd.img"]),
+    ("xnba", "8081", ["kernel http://10.0.0.1:8081/tftpboot/x/vmlinuz initrd=initrd a=1",
+                      "initrd --name initrd http://10.0.0.1:8081/tftpboot/x/initrd.img"]),
+    ("grub2", "80", ["    set root=(http,10.0.0.1)", "    linux /tftpboot/x/vmlinuz a=1",
+                     "    initrd /tftpboot/x/initrd.img"]),
+    ("grub2-http", "8081", ["    set root=(http,10.0.0.1:8081)",
+                            "    linux /tftpboot/x/vmlinuz a=1",
+                            "    initrd /tftpboot/x/initrd.img"]),
+    ("grub2-tftp", "8081", ["    set root=(tftp,10.0.0.1)", "    linux /x/vmlinuz a=1",
+                            "    initrd /x/initrd.img"]),
+])
+def test_boot_files_fetch_over_http_from_the_served_prefix(tmp_path, netboot, port, want):
+    from nodemgr.netboot.bootfiles import BootSpec, render
+
+    text = render(BootSpec(node="n1", comment="install", netboot=netboot, kernel="x/vmlinuz",
+                           initrd="x/initrd.img", args="a=1", server="10.0.0.1",
+                           httpport=port, httpprefix="/tftpboot"))
+    lines = text.splitlines()
+    assert [ln for ln in lines if ln.strip().split(" ")[0] in ("kernel", "initrd", "linux",
+                                                                 "set")
+            and "timeout" not in ln and "default" not in ln] == want
+    if netboot.startswith("grub2"):
+        (tmp_path / "cfg").write_text(text)
+        check = subprocess.run(["grub-script-check", str(tmp_path / "cfg")],
+                               capture_output=True, text=True)
+        assert check.returncode == 0, check.stdout + check.stderr

@@ -16,14 +16,15 @@ MKNB_HELP = """\
 Place everything a node fetches over TFTP before its own boot file in the TFTP root
 (site.tftpdir, default /tftpboot; -p overrides), from the Debian packages:
 
-  pxelinux.0                /usr/lib/PXELINUX/pxelinux.0                 (pxelinux)
-  ldlinux.c32 mboot.c32     /usr/lib/syslinux/modules/bios/              (syslinux-common)
-  libcom32.c32 libutil.c32
-  undionly.kpxe snponly.efi /usr/lib/ipxe/ (ipxe.efi: its symlink target) (ipxe)
-  ipxe.efi
-  boot/grub2/grubx64.efi    built by grub-mkimage -O x86_64-efi           (grub-efi-amd64-bin,
-                            -p '(tftp)/boot/grub2' from /usr/lib/grub/    grub-common)
-                            x86_64-efi, modules embedded
+  file                      source                                     Debian package
+  pxelinux.0                /usr/lib/PXELINUX/pxelinux.0               pxelinux
+  ldlinux.c32, mboot.c32,   /usr/lib/syslinux/modules/bios/            syslinux-common
+  libcom32.c32, libutil.c32
+  undionly.kpxe,            /usr/lib/ipxe/ (ipxe.efi is a symlink:     ipxe
+  snponly.efi, ipxe.efi     its target's bytes are copied)
+  boot/grub2/grubx64.efi    grub-mkimage -O x86_64-efi                 grub-efi-amd64-bin,
+                            -p '(tftp)/boot/grub2' from                grub-common
+                            /usr/lib/grub/x86_64-efi, modules embedded
 
 BIOS nodes boot pxelinux.0 (or undionly.kpxe for iPXE); UEFI nodes boot grubx64.efi (or
 snponly.efi for iPXE), which reads the grub.cfg-01-<mac> file nodeset writes under
@@ -104,7 +105,9 @@ httpport (default 80), on every address as default_server unless --listen names 
 The URLs nodeset writes (http://<master>[:<httpport>]/tftpboot/..., /install/...) are
 what this file serves, whatever tftpdir and installdir are: render it again after
 changing them. etc/nginx/nodemgr.conf is the rendering of the defaults. The web app
-believes X-Forwarded-For only from site.callbackproxies (add 127.0.0.1).
+believes X-Forwarded-For only from site.callbackproxies (add 127.0.0.1). Debian's
+/etc/nginx/sites-enabled/default is default_server on port 80 too: remove it (nginx -t
+says "a duplicate default server"), or use --listen.
 
 exit status:
   0  written

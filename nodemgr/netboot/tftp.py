@@ -79,13 +79,19 @@ def resolve(root: str, filename: str) -> str:
     Returns:
         The absolute real path, inside *root*.
     Raises:
-        PathRefused: empty name, NUL or backslash, absolute path, a ``..`` component, or
-            a path (after following symlinks) outside *root*.
+        PathRefused: empty name, NUL or backslash, a ``..`` component, or a path (after
+            following symlinks) outside *root*.
+
+    A leading ``/`` names the root (tftpd-hpa ``-s``, dnsmasq ``tftp-root``): GRUB asks
+    for ``/boot/grub2/grub.cfg-01-<mac>`` when its prefix is ``(tftp)/boot/grub2``, and
+    ``grub2-tftp`` boot files say ``linux /xcat/...``. ``/etc/passwd`` is therefore
+    ``<root>/etc/passwd``, never the system's.
     """
     if not filename or "\x00" in filename or "\\" in filename:
         raise PathRefused(f"invalid file name {filename!r}")
-    if filename.startswith("/"):
-        raise PathRefused(f"absolute path refused: {filename!r}")
+    filename = filename.lstrip("/")
+    if not filename:
+        raise PathRefused("invalid file name '/'")
     if ".." in filename.split("/"):
         raise PathRefused(f"'..' refused: {filename!r}")
     real = os.path.realpath(os.path.join(root, filename))

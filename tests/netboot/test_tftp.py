@@ -87,11 +87,19 @@ def test_oack_holds_only_requested_options_and_timeout(server, root):
     assert opts == {b"tsize": str(1 << 20).encode(), b"timeout": b"3"}
 
 
-@pytest.mark.parametrize("name", ["../secret", "pxelinux.cfg/../../secret", "/etc/passwd",
-                                  "escape", "dirlink/secret", "pxelinux.cfg", "a\\b"])
+@pytest.mark.parametrize("name", ["../secret", "pxelinux.cfg/../../secret", "/../secret",
+                                  "escape", "dirlink/secret", "pxelinux.cfg", "a\\b", "/",
+                                  "//pxelinux.cfg"])
 def test_refuses_paths_out_of_root(server, name):
     reply = ask(server, rrq(name))
     assert reply[:4] == struct.pack(">HH", 5, 2), reply  # ERROR, access violation
+
+
+def test_a_leading_slash_names_the_root(server, root, tmp_path):
+    """GRUB (prefix (tftp)/boot/grub2) asks for /boot/grub2/grub.cfg-01-<mac>: served
+    from the root, as tftpd-hpa -s does; /etc/passwd is <root>/etc/passwd (not found)."""
+    assert fetch(server, "/pxelinux.cfg/01-52-54-00-aa-bb-01", tmp_path) == b"DEFAULT local\n"
+    assert ask(server, rrq("/etc/passwd"))[:4] == struct.pack(">HH", 5, 1)  # not found
 
 
 def test_missing_file_is_not_found(server):
@@ -175,7 +183,8 @@ def test_loop_failure_is_restarted(server, tmp_path, monkeypatch):
 def test_resolve_rules(root):
     r = os.path.realpath(root)
     assert tftp.resolve(r, "pxelinux.cfg/node01") == os.path.join(r, "pxelinux.cfg", "node01")
-    for bad in ["", "/x", "../x", "a/../../x", "a\0b", "escape"]:
+    assert tftp.resolve(r, "/x") == os.path.join(r, "x")   # the root, not the system's /
+    for bad in ["", "/", "/../x", "../x", "a/../../x", "a\0b", "escape"]:
         with pytest.raises(tftp.PathRefused):
             tftp.resolve(r, bad)
 

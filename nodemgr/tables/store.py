@@ -367,6 +367,13 @@ class Store:
                 for name, col, vals in requests]
         if sum(len(v) for _, _, v in reqs if v) > self.BATCH_MAX_KEYS or len(reqs) < 2:
             return [self.select(n, any_of=None if v is None else (c, v)) for n, c, v in reqs]
+        if any(v is None for _, _, v in reqs):
+            # whole tables (thousands of rows) read alone, in rowid order without a sort of
+            # the union; the keyed rest still in one statement
+            keyed = [r for r in reqs if r[2] is not None]
+            rest = iter(self.select_batch(keyed) if len(keyed) > 1 else
+                        [self.select(n, any_of=(c, v)) for n, c, v in keyed])
+            return [self.select(n) if v is None else next(rest) for n, c, v in reqs]
         shape = tuple((n, c, None if v is None else len(v)) for n, c, v in reqs)
         hit = self._sql_cache.get(("batch", shape))
         if hit is None:

@@ -49,6 +49,7 @@ from pathlib import Path
 import pytest
 
 from nodemgr.tables.store import Store
+from tests.fixtures import nginx
 from tests.fixtures.netns import Netns, sh, stop_groups
 from tests.fixtures.pxe import build
 from tests.web.provision import IMAGE, define, state
@@ -68,26 +69,6 @@ NODES = {"node01": ("10.99.0.101", "52:54:00:aa:bb:01", "xnba", "bios"),
          "node03": ("10.99.0.103", "52:54:00:aa:bb:03", "pxe", "bios"),   # through libvirt
          "node04": ("10.99.0.104", "52:54:00:aa:bb:04", "grub2", "uefi")}
 REQUIRE_ALL = os.environ.get("NODEMGR_REQUIRE_ALL") == "1"
-NGINX_MAIN = """\
-user root;
-worker_processes 1;
-pid {d}/nginx.pid;
-error_log {d}/error.log info;
-events {{ worker_connections 64; }}
-http {{
-    include /etc/nginx/mime.types;
-    default_type application/octet-stream;
-    log_format timed '$msec $request_time $remote_addr "$request" $status $body_bytes_sent '
-                     '"$http_user_agent"';
-    access_log {d}/access.log timed;
-    client_body_temp_path {d}/tmp/body;
-    proxy_temp_path {d}/tmp/proxy;
-    fastcgi_temp_path {d}/tmp/fastcgi;
-    uwsgi_temp_path {d}/tmp/uwsgi;
-    scgi_temp_path {d}/tmp/scgi;
-    include {d}/nodemgr.conf;
-}}
-"""
 
 
 def need(ok: bool, why: str) -> None:
@@ -172,7 +153,7 @@ def _lab(store, url, work, tftp, install, kea, web, t_setup):
                   "boot/grub2/grubx64.efi"):
             assert (tftp / f).is_file(), f"mknb placed no {f}"
         nm("makewebconf", "-o", str(web / "nodemgr.conf"), "--upstream", UPSTREAM)
-        (web / "nginx.conf").write_text(NGINX_MAIN.format(d=web))
+        (web / "nginx.conf").write_text(nginx.main_conf(web, user="root"))
 
         conf = kea / "kea-dhcp4.conf"
         out = nm("makedhcp", "-n", "-V")     # Kea is not running yet: written, a warning
@@ -196,11 +177,11 @@ def _lab(store, url, work, tftp, install, kea, web, t_setup):
         t = subprocess.run(ns.cmd("nginx", "-c", str(web / "nginx.conf"), "-e",
                                   str(web / "error.log"), "-t"), capture_output=True, text=True)
         assert t.returncode == 0, t.stderr
-        nginx = ns.start(["nginx", "-c", str(web / "nginx.conf"), "-e", str(web / "error.log"),
+        web_p = ns.start(["nginx", "-c", str(web / "nginx.conf"), "-e", str(web / "error.log"),
                           "-g", "daemon off;"], "nginx.out")
         ns.wait_listening("u", 69, SERVER, proc=tftpd, log="tftpd.log")
         ns.wait_listening("t", 8080, "127.0.0.1", proc=guni, log="gunicorn.log")
-        ns.wait_listening("t", int(HTTPPORT), proc=nginx, log="nginx.out")
+        ns.wait_listening("t", int(HTTPPORT), proc=web_p, log="nginx.out")
         print(f"\nlab set up in {time.monotonic() - t_setup:.1f} s")
         yield {"ns": ns, "store": store, "tftp": tftp, "work": work, "nm": nm, "conf": conf}
 
@@ -264,6 +245,8 @@ def arm(lab, node):
     if netboot != "pxe":   # kernel and initrd over HTTP, from nginx on httpport
         assert (f"http://{SERVER}:{HTTPPORT}/tftpboot/e2e/vmlinuz" in text
                 or f"(http,{SERVER}:{HTTPPORT})" in text), text
+    if netboot == "xnba":  # EFI iPXE hands the initrd over only when the kernel line names it
+        assert "initrd=initrd " in text, text
     return url_path, boot_file
 
 

@@ -67,7 +67,8 @@ OVMF_VARS = "/usr/share/OVMF/OVMF_VARS_4M.fd"
 NODES = {"node01": ("10.99.0.101", "52:54:00:aa:bb:01", "xnba", "bios"),
          "node02": ("10.99.0.102", "52:54:00:aa:bb:02", "xnba", "uefi"),
          "node03": ("10.99.0.103", "52:54:00:aa:bb:03", "pxe", "bios"),   # through libvirt
-         "node04": ("10.99.0.104", "52:54:00:aa:bb:04", "grub2", "uefi")}
+         "node04": ("10.99.0.104", "52:54:00:aa:bb:04", "grub2", "uefi"),
+         "node05": ("10.99.0.105", "52:54:00:aa:bb:05", "xnba", "uefi-http")}
 REQUIRE_ALL = os.environ.get("NODEMGR_REQUIRE_ALL") == "1"
 
 
@@ -228,6 +229,16 @@ def test_install_finished_bios_and_uefi(lab):
         verify(lab, node, consoles[node], url_path, boot_file)
 
 
+def test_install_finished_uefi_http_boot(lab):
+    """node05: OVMF's UEFI HTTP boot (PXE switched off by fw_cfg; DHCP vendor class
+    ``HTTPClient``) → Kea's ``http://<server>:<httpport>/tftpboot/snponly.efi`` through
+    nginx → iPXE asks again (user class iPXE) → the node's script over HTTP."""
+    url_path, boot_file = arm(lab, "node05")
+    verify(lab, "node05", boot(lab, "node05", "tap0"), url_path, boot_file)
+    assert re.search(re.escape(NODES["node05"][0]) + r' "GET /tftpboot/snponly.efi HTTP/1.1" 200',
+                     (lab["work"] / "nginx" / "access.log").read_text()), _logs(lab)
+
+
 def arm(lab, node):
     """The real ``nodeset <node> osimage=..`` in the namespace; returns (callback path, the
     node's MAC boot file)."""
@@ -264,6 +275,9 @@ def qemu_cmd(lab, node: str, tap: str, console: Path) -> list[str]:
                 "-boot", "n", *net, "-device", f"virtio-net-pci,netdev=n0,mac={mac}"]
     vars_copy = lab["work"] / f"{node}-OVMF_VARS.fd"
     shutil.copy(OVMF_VARS, vars_copy)
+    if fw == "uefi-http":  # OVMF tries PXEv4, PXEv6, HTTPv4, HTTPv6: PXE off (§6 gotcha 7)
+        common += ["-fw_cfg", "name=opt/org.tianocore/IPv4PXESupport,string=no",
+                   "-fw_cfg", "name=opt/org.tianocore/IPv6PXESupport,string=no"]
     return ["qemu-system-x86_64", "-machine", "q35,accel=tcg", "-m", "512", *common,
             "-drive", f"if=pflash,format=raw,readonly=on,file={OVMF_CODE}",
             "-drive", f"if=pflash,format=raw,file={vars_copy}", *net,

@@ -221,9 +221,7 @@ def test_install_finished_bios_and_uefi(lab):
     assert probe.returncode == 0, ("nodemgr-tftpd refuses the path GRUB asks for "
                                    f"(/boot/grub2/grub.cfg-01-{mac}): {probe.stderr}")
     t0 = time.monotonic()
-    with ThreadPoolExecutor(len(nodes)) as pool:
-        consoles = dict(zip(nodes, pool.map(boot, [lab] * len(nodes), nodes,
-                                            ["tap0", "tap1", "tap2"]), strict=True))
+    consoles = boot_all(lab, nodes, ["tap0", "tap1", "tap2"])
     print(f"{', '.join(nodes)} at once: {time.monotonic() - t0:.1f} s")
     for node, (url_path, boot_file) in armed.items():
         verify(lab, node, consoles[node], url_path, boot_file)
@@ -284,6 +282,21 @@ def qemu_cmd(lab, node: str, tap: str, console: Path) -> list[str]:
             "-device", f"virtio-net-pci,netdev=n0,mac={mac},bootindex=1,romfile="]
 
 
+_RUNNING: set = set()   # guests being booted, stopped at once when the test is interrupted
+
+
+def boot_all(lab, nodes: list[str], taps: list[str]) -> dict[str, str]:
+    """:func:`boot` the guests at the same time; node -> console text."""
+    pool = ThreadPoolExecutor(len(nodes))
+    try:
+        return dict(zip(nodes, pool.map(boot, [lab] * len(nodes), nodes, taps), strict=True))
+    except BaseException:
+        stop_groups(list(_RUNNING), grace_s=2)
+        raise
+    finally:
+        pool.shutdown(wait=True)
+
+
 def boot(lab, node: str, tap: str = "tap0") -> str:
     """Network-boot *node*'s guest until it powers off; returns its serial console text."""
     console = lab["work"] / f"{node}.console"
@@ -291,10 +304,12 @@ def boot(lab, node: str, tap: str = "tap0") -> str:
     t0 = time.monotonic()
     p = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
                          start_new_session=True)
+    _RUNNING.add(p)
     try:
         _, err = p.communicate(timeout=130)
     finally:               # also on an interrupt: no guest outlives the test
         stop_groups([p], grace_s=2)
+        _RUNNING.discard(p)
     took = time.monotonic() - t0
     text = console.read_text(errors="replace") if console.exists() else ""
     assert p.returncode == 0, (f"{node}: qemu exit {p.returncode} after {took:.1f}s: "

@@ -6,6 +6,7 @@ sees the request coming from the node itself. Fast (~1 s), so not marked slow.
 
 from __future__ import annotations
 
+import contextlib
 import http.client
 import os
 import socket
@@ -39,6 +40,35 @@ def get_from(addr: str, port: int, path: str) -> tuple[int, str]:
         conn.close()
 
 
+@contextlib.contextmanager
+def gunicorn(db_url: str, conf: Path, port: int, workers: int = 1):
+    """The web app under gunicorn (etc/gunicorn.conf.py) on 127.0.0.1:*port* until the block
+    ends; yields the process once /healthz answers."""
+    env = dict(os.environ, NODEMGR_DB=db_url, NODEMGR_CONF=str(conf),
+               NODEMGR_WEB_WORKERS=str(workers))
+    exe = Path(sys.executable).with_name("gunicorn")
+    proc = subprocess.Popen([str(exe), "-c", "etc/gunicorn.conf.py", "--bind",
+                             f"127.0.0.1:{port}"], cwd=ROOT, env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        for _ in range(200):
+            try:
+                if requests.get(f"http://127.0.0.1:{port}/healthz", timeout=1).ok:
+                    break
+            except requests.ConnectionError:
+                time.sleep(0.05)
+        else:
+            pytest.fail("gunicorn did not come up")
+        yield proc
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
 @pytest.fixture
 def served(tmp_path):
     url = f"sqlite:///{tmp_path}/web.sqlite"
@@ -48,30 +78,11 @@ def served(tmp_path):
     define(store, str(tftp), {"node01": ("127.0.0.2", "52:54:00:aa:bb:01"),
                               "node02": ("127.0.0.3", "52:54:00:aa:bb:02")})
     port = free_port()
-    env = dict(os.environ, NODEMGR_DB=url, NODEMGR_CONF=str(tmp_path / "none.conf"),
-               NODEMGR_WEB_WORKERS="2")
     (tmp_path / "none.conf").write_text("[nodemgr]\n")
-    gunicorn = Path(sys.executable).with_name("gunicorn")
-    proc = subprocess.Popen([str(gunicorn), "-c", "etc/gunicorn.conf.py", "--bind",
-                             f"127.0.0.1:{port}"], cwd=ROOT, env=env,
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     try:
-        for _ in range(100):
-            try:
-                if requests.get(f"http://127.0.0.1:{port}/healthz", timeout=1).ok:
-                    break
-            except requests.ConnectionError:
-                time.sleep(0.05)
-        else:
-            pytest.fail("gunicorn did not come up")
-        yield store, port, proc
+        with gunicorn(url, tmp_path / "none.conf", port, workers=2) as proc:
+            yield store, port, proc
     finally:
-        proc.terminate()
-        try:
-            proc.wait(10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
         store.close()
 
 

@@ -12,20 +12,18 @@ import re
 import shutil
 import socket
 import subprocess
-import sys
 import tempfile
 import time
 from pathlib import Path
 
 import pytest
-import requests
 
 from nodemgr.cli.mknbcmd import makewebconf
 from nodemgr.netboot import mknb, webconf
 from nodemgr.tables.store import Store
 from nodemgr.web.app import create_app
 from tests.web.provision import arm, define, state
-from tests.web.test_gunicorn import free_port
+from tests.web.test_gunicorn import free_port, gunicorn
 
 ROOT = Path(__file__).resolve().parents[2]
 NGINX = shutil.which("nginx") or "/usr/sbin/nginx"
@@ -172,30 +170,6 @@ def nginx(d: Path, port: int):
                     os.kill(pid, 9)
 
 
-@contextlib.contextmanager
-def gunicorn(db_url: str, conf: Path, port: int):
-    env = dict(os.environ, NODEMGR_DB=db_url, NODEMGR_CONF=str(conf), NODEMGR_WEB_WORKERS="1")
-    exe = Path(sys.executable).with_name("gunicorn")
-    proc = subprocess.Popen([str(exe), "-c", "etc/gunicorn.conf.py", "--bind",
-                             f"127.0.0.1:{port}"], cwd=ROOT, env=env,
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    try:
-        for _ in range(200):
-            try:
-                if requests.get(f"http://127.0.0.1:{port}/healthz", timeout=1).ok:
-                    break
-            except requests.ConnectionError:
-                time.sleep(0.05)
-        else:
-            pytest.fail("gunicorn did not come up")
-        yield proc
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
 
 
 @pytest.fixture

@@ -419,6 +419,8 @@ def _osimage(ctx, node, a, step) -> _Plan:
                  args=args, hypervisor=hyp or None, hypargs=hypargs)
     stored_kernel = bt["kernel"]
     stored_args = f"{hypargs} --- {args}" if hyp else args
+    if token:  # the live token goes into the node's boot file only, never into a table
+        stored_args = stored_args.replace(f"?token={token}", "")
     return _Plan(node, currstate, None, spec,
                  nodetype={"provmethod": name, "profile": profile, "os": osvers,
                            "arch": osarch},

@@ -244,13 +244,14 @@ def arm(lab, node):
     store, tftp = lab["store"], lab["tftp"]
     armed = state(store, node)
     assert armed[0] == "installing" and armed[3], armed
-    url_path = _callback_path(armed[4])
     mac, netboot = NODES[node][1].replace(":", "-"), NODES[node][2]
     boot_file = {"pxe": tftp / "pxelinux.cfg" / f"01-{mac}",
                  "xnba": tftp / "xcat" / "xnba" / "nodes" / node,
                  "grub2": tftp / "boot" / "grub2" / f"grub.cfg-01-{mac}"}[netboot]
     text = boot_file.read_text()
     assert "nodemgr.callback=" in text, text
+    url_path = _callback_path(text)      # the token is only in the boot file
+    assert "token=" not in (armed[4] or "")
     if netboot != "pxe":   # kernel and initrd over HTTP, from nginx on httpport
         assert (f"http://{SERVER}:{HTTPPORT}/tftpboot/e2e/vmlinuz" in text
                 or f"(http,{SERVER}:{HTTPPORT})" in text), text

@@ -125,7 +125,11 @@ def test_install_writes_tables_status_and_token(cl):
     url = text.split("nodemgr.callback=")[1].split()[0]
     assert url.startswith("http://10.0.0.1:8080/install-finished/n1?token=")
     token = url.split("token=")[1]
-    assert token not in repr(store.select("nodetoken"))
+    # issue 12 item 7: the live token is in the boot file only, in no table
+    for name in ("nodetoken", "bootparams", "chain", "nodelist", "auditlog"):
+        assert token not in repr(store.select(name, include_disabled=True)), name
+    assert store.get("bootparams", {"node": "n1"})["kcmdline"].endswith(
+        "nodemgr.callback=http://10.0.0.1:8080/install-finished/n1")
     # n2 failed: nothing of it changed
     assert store.get("chain", {"node": "n2"}) is None and not (tftp / "pxelinux.cfg/n2").exists()
     # the callback's sequence

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import re
 
 from nodemgr.netboot import nodeset
@@ -44,10 +45,20 @@ def arm(store, nodes: list[str]) -> dict[str, str]:
     return {n: callback_path(store, n) for n in nodes}
 
 
+#: The node file of each noderes.netboot family, relative to the TFTP root.
+NODE_FILE = {"pxe": "pxelinux.cfg/{}", "xnba": "xcat/xnba/nodes/{}", "grub2": "boot/grub2/{}"}
+
+
 def callback_path(store, node: str) -> str:
-    row = store.get("bootparams", {"node": node})
-    m = re.search(r"nodemgr\.callback=https?://[^/\s]+(\S+)", row["kcmdline"])
-    assert m, row["kcmdline"]
+    """The callback URL's path and query (with the one-time token) from the node's boot
+    file — the only place the token is kept in clear."""
+    netboot = (store.get("noderes", {"node": node}) or {}).get("netboot") or "pxe"
+    path = os.path.join(store.site("tftpdir"),
+                        NODE_FILE[netboot.split("-")[0]].format(node))
+    with open(path, encoding="utf-8") as fh:
+        text = fh.read()
+    m = re.search(r"(?:nodemgr\.callback|local_boot_trigger)=https?://[^/\s]+(\S+)", text)
+    assert m, text
     return m.group(1)
 
 

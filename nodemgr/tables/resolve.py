@@ -479,7 +479,9 @@ class Resolver:
                 if raw and not is_hier and raw[0] not in "/|" and NEXTRECORD not in raw:
                     res[attr] = (raw, None) if blame else raw  # own plain value: final
                     continue
-                if not rows:  # the table has no row for the node or any of its groups
+                if not rows or (not raw and not any(g in rows for g in groups)):
+                    # no row (or an empty own value) and none of its groups has a row:
+                    # nothing to inherit
                     res[attr] = (None, None) if blame else None
                     continue
                 raw, source = self._raw(tab, col, node, groups, rows)

@@ -24,11 +24,15 @@ a time per process (gunicorn ``sync`` workers). This module must never log a que
 
 from __future__ import annotations
 
+import logging
 import os
 
 from flask import Flask, Response, abort, request, send_file
+from werkzeug.exceptions import HTTPException
 
 from nodemgr.web import callback
+
+log = logging.getLogger("nodemgr.web")
 
 
 def create_app(db_url: str | None = None, tftp_root: str | None = None,
@@ -107,6 +111,23 @@ def create_app(db_url: str | None = None, tftp_root: str | None = None,
     def install(path: str):
         return serve(install_root if install_root is not None else setting("installdir"),
                      path)
+
+    @app.errorhandler(HTTPException)
+    def http_error(exc: HTTPException):
+        """404, 403, 405, ... as one plain-text line (never Flask's HTML page)."""
+        allow = getattr(exc, "valid_methods", None)
+        return Response(f"{exc.code} {exc.name}\n", status=exc.code, mimetype="text/plain",
+                        headers={"Allow": ", ".join(allow)} if allow else None)
+
+    @app.errorhandler(Exception)
+    def internal_error(exc: Exception):
+        """Anything unexpected: logged once (type and first line, never a query string),
+        answered 500 with one plain-text line — no traceback to the client."""
+        first = str(exc).splitlines()[0] if str(exc) else ""
+        log.error("web: %s %s failed: %s: %s", request.method, request.path,
+                  type(exc).__name__, first)
+        return Response("500 internal error (logged on the server)\n", status=500,
+                        mimetype="text/plain")
 
     @app.get("/healthz")
     def healthz():

@@ -176,3 +176,23 @@ def test_boot_files_over_http(env):
     assert client.get("/tftpboot/../etc/passwd").status_code in (403, 404)
     assert client.get("/tftpboot/missing").status_code == 404
     assert client.get("/healthz").text == "ok\n"
+
+
+def test_errors_are_one_plain_text_line_never_html(tmp_path, caplog):
+    """Issue 12: no Flask HTML page or traceback reaches a client; an unexpected failure is
+    logged once and answered 500 in one line."""
+    from nodemgr.web.app import create_app
+
+    client = create_app(db_url="bogus://nowhere", tftp_root=str(tmp_path)).test_client()
+    with caplog.at_level("ERROR", logger="nodemgr.web"):
+        r = client.get("/install-finished/node01?token=secret-token")
+    assert r.status_code == 500 and r.mimetype == "text/plain"
+    assert r.get_data(as_text=True) == "500 internal error (logged on the server)\n"
+    msgs = [rec.getMessage() for rec in caplog.records if rec.name == "nodemgr.web"]
+    assert len(msgs) == 1 and "ConfigError" in msgs[0] and "secret-token" not in msgs[0]
+    r = client.get("/no/such/route")
+    assert (r.status_code, r.mimetype, r.get_data(as_text=True)) == (404, "text/plain",
+                                                                      "404 Not Found\n")
+    r = client.post("/healthz")
+    assert r.status_code == 405 and "GET" in r.headers["Allow"]
+    assert "<" not in r.get_data(as_text=True)

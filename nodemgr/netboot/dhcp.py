@@ -65,6 +65,7 @@ from nodemgr import networks, settings
 from nodemgr.errors import NodemgrError, UsageError
 from nodemgr.netboot import kea
 from nodemgr.netboot.bootfiles import normalize_mac
+from nodemgr.netboot.files import write_temp
 
 
 class DhcpError(NodemgrError):
@@ -610,25 +611,15 @@ def dnsmasq_files(plan: Plan, hosts_path: str, pid_path: str) -> tuple[str, str]
 # -- files ---------------------------------------------------------------------------------
 
 
-def _tmp_name(path: str) -> str:
-    d, base = os.path.split(os.path.abspath(path))
-    return os.path.join(d, f".{base}.{os.getpid()}.tmp")
-
-
 def write_tmp(path: str, text: str) -> str:
-    """Write *text* to a temporary name in *path*'s directory (created when missing);
-    returns the temporary path (rename it with ``os.replace``)."""
-    d = os.path.dirname(os.path.abspath(path))
+    """Write *text* to a temporary name in *path*'s directory (created when missing; mode
+    of the existing file, else 0644); returns the temporary path (rename it with
+    ``os.replace``). Raises DhcpError."""
     try:
-        os.makedirs(d, exist_ok=True)
-        tmp = _tmp_name(path)
-        with open(tmp, "w", encoding="utf-8") as f:
-            f.write(text)
-        mode = os.stat(path).st_mode & 0o7777 if os.path.exists(path) else 0o644
-        os.chmod(tmp, mode)
+        os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+        return write_temp(path, text)
     except OSError as exc:
         raise DhcpError(f"cannot write {path}: {exc.strerror or exc}") from None
-    return tmp
 
 
 @contextlib.contextmanager

@@ -34,6 +34,7 @@ import re
 from dataclasses import dataclass
 
 from nodemgr.errors import UsageError
+from nodemgr.netboot import files
 
 #: URL paths, fixed: boot files name them whatever the directories are.
 TFTP_LOCATION = "/tftpboot/"
@@ -201,20 +202,4 @@ def from_settings(store, *, listen: str | None = None, upstream: str = DEFAULT_U
 def write_atomic(path: str, text: str) -> None:
     """Write *text* to *path* through a temporary file in the same directory + rename,
     mode 0644. Raises OSError."""
-    d, base = os.path.split(os.path.abspath(path))
-    tmp = os.path.join(d, f".{base}.tmp{os.getpid()}")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, 0o644)
-    try:
-        os.fchmod(fd, 0o644)
-        os.write(fd, text.encode("utf-8"))
-        os.close(fd)
-        fd = -1
-        os.replace(tmp, path)
-    except BaseException:
-        if fd >= 0:
-            os.close(fd)
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise
+    files.write_atomic(path, text, 0o644)

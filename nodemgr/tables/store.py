@@ -12,7 +12,9 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import os
+import re
 import sqlite3
+import urllib.parse
 import zlib
 from collections.abc import Iterable, Iterator, Mapping
 from typing import Any
@@ -106,7 +108,9 @@ class Store:
             return psycopg.connect(url, autocommit=True, connect_timeout=10)
         except psycopg.Error as exc:
             first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-            raise ConfigError(f"cannot open database {mask_url(url)}: {first}") from None
+            # psycopg/libpq echo a malformed URL (with its password) in their messages
+            raise ConfigError(f"cannot open database {mask_url(url)}: "
+                              f"{redact(first, url)}") from None
 
     def close(self) -> None:
         """Close the connection (and the writer lock file)."""
@@ -671,15 +675,65 @@ class Store:
         return " WHERE " + " AND ".join(parts), params
 
 
+#: ``password=value`` in a URL query or a libpq keyword string (value quoted or not).
+_PASSWORD_PARAM = re.compile(r"(?i)(\bpassword\s*=\s*)('(?:[^'\\]|\\.)*'|[^\s&#]*)")
+
+
+def _url_secrets(url: str) -> list[str]:
+    """Every spelling of a password *url* may hold, longest first: the userinfo's (RFC 3986
+    authority, and the looser "up to the last @" reading libpq or a typo may give it),
+    each ``password=`` parameter, raw and percent-decoded."""
+    found: set[str] = set()
+    rest = url.split("://", 1)[1] if "://" in url else ""
+    authority = re.split(r"[/?#]", rest, maxsplit=1)[0]
+    for cred in (authority.rsplit("@", 1)[0] if "@" in authority else "",
+                 rest.rsplit("@", 1)[0] if "@" in rest else ""):
+        if ":" in cred:
+            found.add(cred.split(":", 1)[1])
+    for m in _PASSWORD_PARAM.finditer(url):
+        value = m.group(2)
+        found.add(value)
+        if value.startswith("'") and value.endswith("'") and len(value) > 1:
+            found.add(value[1:-1])
+    found |= {urllib.parse.unquote(v) for v in found}
+    return sorted((v for v in found if v), key=len, reverse=True)
+
+
 def mask_url(url: str) -> str:
-    """Return *url* with any password replaced by ``***`` (for error messages)."""
-    if "://" not in url or "@" not in url:
-        return url
-    scheme, rest = url.split("://", 1)
-    cred, host = rest.rsplit("@", 1)
-    if ":" in cred:
-        cred = cred.split(":", 1)[0] + ":***"
-    return f"{scheme}://{cred}@{host}"
+    """Return *url* with any password replaced by ``***`` (for messages and output):
+    ``postgresql://user:***@host/db``, ``?password=***``, ``password=*** host=...``."""
+    out = url
+    if "://" in url:
+        scheme, rest = url.split("://", 1)
+        cut = re.search(r"[/?#]", rest)
+        authority, tail = (rest[:cut.start()], rest[cut.start():]) if cut else (rest, "")
+        if "@" in authority:
+            cred, host = authority.rsplit("@", 1)
+            if ":" in cred:
+                cred = cred.split(":", 1)[0] + ":***"
+            authority = f"{cred}@{host}"
+        out = f"{scheme}://{authority}{tail}"
+    out = _PASSWORD_PARAM.sub(r"\1***", out)
+    return redact(out, url)
+
+
+def redact(text: str, url: str) -> str:
+    """Return *text* (an error message, a log line) with every password of *url* replaced
+    by ``***`` (so an echo of *url* itself is masked too). libpq and psycopg echo parts
+    of a malformed URL in quotes (``invalid integer value "pw" for ... "port"``): a quoted
+    piece of 3 characters or more that is part of a password is replaced too."""
+    secrets = _url_secrets(url)
+    if not secrets:
+        return text
+    for secret in secrets:
+        text = text.replace(secret, "***")
+
+    def quoted(m: re.Match) -> str:
+        inner = m.group(2)
+        if len(inner) >= 3 and any(inner in s for s in secrets):
+            return f"{m.group(1)}***{m.group(1)}"
+        return m.group(0)
+    return re.sub(r"([\"'])([^\"']*)\1", quoted, text)
 
 
 _default: Store | None = None

@@ -43,6 +43,12 @@ SETTINGS: dict[str, Setting] = {s.key: s for s in (
             "http://<master>:8080 (gunicorn, etc/gunicorn.conf.py)."),
     Setting("httpport", "80", "port of the web server (nginx) that serves /tftpboot/ and "
             "/install/ to iPXE, GRUB2 and installers."),
+    Setting("templatedir", None, "site answer-file templates, <templatedir>/<platform>/"
+            "<profile>.<os>.<arch>.tmpl, searched before the shipped ones; unset: "
+            "<installdir>/custom/install (xCAT)."),
+    Setting("timezone", "UTC", "time zone answer files give installed nodes."),
+    Setting("sshpubkey", None, "public key the remoteshell postscript installs for root on "
+            "new nodes; unset: /root/.ssh/id_ed25519.pub, else /root/.ssh/id_rsa.pub."),
     Setting("tftpaddress", "0.0.0.0", "address nodemgr-tftpd listens on (--address wins)."),
     Setting("dhcpserver", "kea", "makedhcp back end: kea or dnsmasq."),
     Setting("keaconf", "/etc/kea/kea-dhcp4.conf", "Kea DHCPv4 configuration makedhcp writes."),

@@ -36,6 +36,10 @@ image is rebuilt only when its inputs change (grub-mkimage version, module list,
 files, prefix; recorded in boot/grub2/.grubx64.efi.inputs). Every source is checked
 first: a missing package is one error line naming it, and nothing is placed.
 
+It also copies the shipped postscripts (sethostname, remoteshell) into
+<installdir>/postscripts/, where answer files fetch them; one already there is kept as
+it is (a site's edited copy wins).
+
 Output: one line per file, "<file>: placed|updated|unchanged (<source>)", then a summary
 line ("nothing changed" on a second run).
 
@@ -77,7 +81,16 @@ def mknb(argv: list[str]) -> int:
     policy.audit(store, user=policy.current_user(), host="localhost", command="mknb",
                  noderange="", args=argv, status="Allowed")
     results = nb.mknb(root, sysroot=a.sysroot)
+    installdir = settings.get(store, "installdir")
+    try:
+        scripts = nb.install_postscripts(installdir)
+    except OSError as exc:
+        raise UsageError(f"cannot install the postscripts into {installdir}/postscripts: "
+                         f"{exc.strerror or exc}") from None
     if a.json:
+        for r in scripts:
+            print(json.dumps({"file": f"{installdir}/{r.name}", "action": r.action,
+                              "source": r.source, "package": r.package}))
         for r in results:
             print(json.dumps({"file": r.name, "action": r.action, "source": r.source,
                               "package": r.package}))
@@ -91,6 +104,9 @@ def mknb(argv: list[str]) -> int:
         print(f"{root}: {changed} of {len(results)} files placed or updated")
     else:
         print(f"{root}: nothing changed ({len(results)} files already in place)")
+    for r in scripts:
+        if r.action == "placed":
+            print(f"{installdir}/{r.name}: placed ({r.source})")
     return 0
 
 

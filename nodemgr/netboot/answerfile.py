@@ -172,7 +172,7 @@ class Renderer:
             except OSError as exc:
                 hit = TemplateError(f"template {path}: {exc.strerror or exc}")
             except jinja2.TemplateSyntaxError as exc:
-                hit = TemplateError(f"template {_where(exc, path)}: {exc.message}")
+                hit = TemplateError(f"template {_where(exc, path)}: {_one_line(exc.message)}")
             self._compiled[path] = hit
         if isinstance(hit, TemplateError):
             raise hit
@@ -185,7 +185,11 @@ class Renderer:
             return tmpl.render(context)
         except jinja2.TemplateError as exc:
             raise TemplateError(f"template {_render_where(exc, path)}: "
-                                f"{getattr(exc, 'message', None) or exc}") from None
+                                f"{_one_line(getattr(exc, 'message', None) or exc)}") from None
+
+
+def _one_line(text) -> str:
+    return " ".join(str(text).split())
 
 
 def _render_where(exc: Exception, path: str) -> str:

@@ -61,3 +61,58 @@ def _unlink(path: str) -> None:
         os.unlink(path)
     except OSError:
         pass
+
+
+class StagedFiles:
+    """Files written now under temporary names and put in place later, all together:
+    :meth:`publish` after the tables commit, :meth:`discard` if they roll back (the same
+    rule as the TFTP tree's boot files, for files outside it: answer files).
+
+    Each change carries a *key* (the node) so a failure can be reported for it.
+    """
+
+    def __init__(self) -> None:
+        self._pending: list[tuple[str, str | None, str]] = []
+        self._dirs: set[str] = set()
+
+    def write(self, key: str, path: str, text: str, mode: int = 0o600,
+              dirmode: int = 0o755) -> None:
+        """Write *text* to a temporary name beside *path* now (creating the directory
+        with *dirmode*); *path* gets it at :meth:`publish`. Raises OSError (nothing
+        pending for it)."""
+        d = os.path.dirname(path)
+        if d not in self._dirs:
+            os.makedirs(d, mode=dirmode, exist_ok=True)
+            self._dirs.add(d)
+        self._pending.append((key, write_temp(path, text, mode), path))
+
+    def remove(self, key: str, path: str) -> None:
+        """Remove *path* at :meth:`publish` (a missing file is fine)."""
+        self._pending.append((key, None, path))
+
+    def publish(self) -> list[tuple[str, str, str]]:
+        """Carry out the pending changes in order. Returns ``(key, path, reason)`` for each
+        that failed (its temporary file removed)."""
+        pending, self._pending = self._pending, []
+        failed = []
+        for key, tmp, path in pending:
+            try:
+                if tmp is None:
+                    os.unlink(path)
+                else:
+                    os.replace(tmp, path)
+            except FileNotFoundError:
+                if tmp is not None:
+                    failed.append((key, path, "temporary file vanished"))
+            except OSError as exc:
+                if tmp is not None:
+                    _unlink(tmp)
+                failed.append((key, path, exc.strerror or str(exc)))
+        return failed
+
+    def discard(self) -> None:
+        """Drop every pending change, removing the temporary files."""
+        pending, self._pending = self._pending, []
+        for _key, tmp, _path in pending:
+            if tmp is not None:
+                _unlink(tmp)

@@ -352,3 +352,36 @@ def _grub(stage: _Stage, sysroot: str) -> Placed:
     if old_stamp != stamp:
         stage.write(GRUB_STAMP, stamp)
     return Placed(GRUB_IMAGE, action, moddir, GRUB_PACKAGE)
+
+
+def install_postscripts(installdir: str, shipped: str | None = None) -> list[Placed]:
+    """Copy the shipped postscripts (``nodemgr/share/postscripts``) into
+    ``<installdir>/postscripts/`` (mode 0755), where answer files fetch them.
+
+    A postscript already there is left alone whatever its content (``kept``: a site's
+    edited copy wins); a new one is written under a temporary name and renamed.
+
+    Returns:
+        One :class:`Placed` per shipped script (name relative to *installdir*; action
+        ``placed`` or ``kept``).
+    Raises:
+        OSError: the directory cannot be created or written.
+    """
+    from nodemgr.netboot import answerfile, files
+
+    src_dir = shipped or answerfile.SHIPPED_POSTSCRIPTS
+    dest = os.path.join(installdir, "postscripts")
+    os.makedirs(dest, mode=0o755, exist_ok=True)
+    out = []
+    for name in sorted(os.listdir(src_dir)):
+        src = os.path.join(src_dir, name)
+        if name.startswith(".") or not os.path.isfile(src):
+            continue
+        final = os.path.join(dest, name)
+        if os.path.lexists(final):
+            out.append(Placed(f"postscripts/{name}", "kept", src, "nodemgr"))
+            continue
+        with open(src, encoding="utf-8") as f:
+            files.write_atomic(final, f.read(), 0o755)
+        out.append(Placed(f"postscripts/{name}", "placed", src, "nodemgr"))
+    return out

@@ -40,6 +40,7 @@ never print (commands do) and never put a token anywhere but the node's boot fil
 from __future__ import annotations
 
 import logging
+import os
 import shlex
 import subprocess
 import time
@@ -48,7 +49,7 @@ from urllib.parse import quote
 
 from nodemgr import networks, settings
 from nodemgr.errors import NodemgrError, UsageError
-from nodemgr.netboot import bootfiles, status, tokens
+from nodemgr.netboot import autoinst, bootfiles, files, status, tokens
 from nodemgr.plugins.base import NodeResult
 
 log = logging.getLogger("nodemgr.nodeset")
@@ -65,7 +66,8 @@ HTTP_TFTP_PREFIX = "/tftpboot"
 _ATTRS = ("nodetype.os", "nodetype.arch", "nodetype.profile", "nodetype.provmethod",
           "noderes.netboot", "noderes.tftpserver", "noderes.xcatmaster", "noderes.tftpdir",
           "noderes.installnic", "mac.mac", "hosts.ip", "chain.currstate", "chain.currchain",
-          "chain.chain", "bootparams.addkcmdline", "hypervisor.mgr")
+          "chain.chain", "bootparams.addkcmdline", "hypervisor.mgr",
+          "postscripts.postscripts", "postscripts.postbootscripts")
 #: Attributes only ``next``, ``enact`` and ``boot`` read; an image-only request
 #: (``osimage=``, ``install``, ...) skips them.
 _STATE_ATTRS = ("chain.currstate", "chain.currchain", "chain.chain")
@@ -157,6 +159,13 @@ def callback_url(store, node: str, token: str | None, *, rhevh: bool = False,
     return f"{url}?token={token}" if token else url
 
 
+def status_url(node: str, token: str | None, base: str) -> str:
+    """Where a node's answer file reports a failed postscript:
+    ``<base>/install-status/<node>[?token=<token>]`` (``POST status=failed&script=..``)."""
+    url = f"{base.rstrip('/')}/install-status/{quote(node, safe='')}"
+    return f"{url}?token={token}" if token else url
+
+
 @dataclass
 class _Plan:
     """What one node will become: tables and boot file."""
@@ -170,6 +179,7 @@ class _Plan:
     status: str | None = None
     token: str | None = None                     # minted token (install states)
     keep_token: bool = False
+    answer: str | None = None                    # answer file text (installs with one)
 
 
 class _Ctx:
@@ -189,6 +199,16 @@ class _Ctx:
         self._trees: dict[str, bootfiles.TftpTree] = {}
         self._pwhash: dict[str, str | None] = {}
         self._lines: dict[tuple, tuple] = {}
+        self._answers: autoinst.AnswerFiles | None = None
+        #: answer files, renamed into place with the boot files after the commit
+        self.staged = files.StagedFiles()
+
+    @property
+    def answers(self) -> autoinst.AnswerFiles:
+        """The call's :class:`~nodemgr.netboot.autoinst.AnswerFiles` (made on first use)."""
+        if self._answers is None:
+            self._answers = autoinst.AnswerFiles(self.store)
+        return self._answers
 
     def master(self, a: dict) -> str:
         """The address node *a* uses for this management node (``noderes.xcatmaster``,
@@ -401,14 +421,32 @@ def _osimage(ctx, node, a, step) -> _Plan:
     bootif = f"BOOTIF=01-{mac.replace(':', '-')}"
     myip = ctx.master(a)
     kernel, hyp, kc, hypargs, image_extra = ctx.kernel_line(name, bt, li, myip)
-    extra = [*image_extra, *_words(a.get("bootparams.addkcmdline"))]
+    node_words = _words(a.get("bootparams.addkcmdline"))
+    # R:: parts are for the installed system's boot loader (xCAT), not the installer's
+    extra = [*image_extra, *(p for p in node_words if not p.startswith("R::"))]
     token = None
     if provmethod == "install":
         token = tokens.secrets.token_urlsafe(32) if ctx.tokens else None
     rhevh = osvers.startswith("rhevh")
+    answer = None
+    tmpl = ctx.answers.template_of(name, osi, li) if provmethod == "install" and not rhevh \
+        else None
     if rhevh:
         url = callback_url(ctx.store, node, token, rhevh=True, base=ctx.callback_base(a))
         args = _rhevh_args(ctx, a, mac, url)
+    elif tmpl is not None:
+        # the token goes into the answer file only (0600, served to the node alone)
+        base = ctx.callback_base(a)
+        server = _server(ctx, a)
+        r_parts = [p[3:] for p in (*_words(li.get("addkcmdline"),
+                                           f"linuximage.addkcmdline of {name}"), *node_words)
+                   if p.startswith("R::")]
+        answer = ctx.answers.render(
+            tmpl, node=node, a=a, name=name, osi=osi, li=li, master=myip, server=server,
+            callback_url=callback_url(ctx.store, node, token, base=base),
+            status_url=status_url(node, token, base), mac=mac, kernel_options=r_parts)
+        boot = ctx.answers.boot_args(tmpl[1], ctx.answers.url(server, node), node)
+        args = " ".join(p for p in (kc, *extra, bootif, *boot) if p)
     else:
         parts = [kc, *extra, bootif]
         if provmethod == "install":
@@ -426,7 +464,7 @@ def _osimage(ctx, node, a, step) -> _Plan:
                            "arch": osarch},
                  bootparams={"kernel": stored_kernel, "initrd": bt.get("initrd"),
                              "kcmdline": stored_args},
-                 token=token, keep_token=token is not None)
+                 token=token, keep_token=token is not None, answer=answer)
 
 
 def _apply(ctx, node: str, a: dict, step: str, rest: list[str], via_next: bool = False
@@ -640,6 +678,8 @@ def _apply_locked(p: Prepared, set_status: str | None) -> list[NodeResult]:
         value = ",".join(a for a in wanted if a) or None
         if value != previous or node not in records:
             new_records[node] = value
+        if node in plans:
+            _stage_answer(ctx, node, plan, errors, plans)
     # tables: one statement per table and column set (executemany), one transaction
     ps = plans.items()
     trees = list(ctx._trees.values())
@@ -647,7 +687,7 @@ def _apply_locked(p: Prepared, set_status: str | None) -> list[NodeResult]:
         _write_tables(store, p, trees, ps, new_records, set_status)
     except BaseException:
         if not store.in_transaction:  # BEGIN itself failed: no rollback hook ran
-            for t in trees:
+            for t in (*trees, ctx.staged):
                 t.discard()
         raise
     resolver.invalidate()
@@ -662,6 +702,21 @@ def _apply_locked(p: Prepared, set_status: str | None) -> list[NodeResult]:
     return out
 
 
+def _stage_answer(ctx: _Ctx, node: str, plan: _Plan, errors: dict, plans: dict) -> None:
+    """Stage *node*'s answer file (0600), or its removal when the new state has none; a
+    write failure fails the node (its staged boot files are published anyway: they match
+    the tables of the other nodes only when the node is dropped, so it is dropped)."""
+    path = ctx.answers.path(node)
+    try:
+        if plan.answer is not None:
+            ctx.staged.write(node, path, plan.answer, mode=0o600)
+        elif os.path.lexists(path):
+            ctx.staged.remove(node, path)
+    except OSError as exc:
+        errors[node] = f"cannot write the answer file {path}: {exc.strerror or exc}"
+        del plans[node]
+
+
 def _write_tables(store, prep: Prepared, trees: list, ps, new_records: dict,
                   set_status: str | None) -> None:
     """:func:`apply`'s table writes, one statement per table and column set, in one
@@ -673,7 +728,7 @@ def _write_tables(store, prep: Prepared, trees: list, ps, new_records: dict,
         # boot files follow the tables: renamed into place once this (or the caller's)
         # transaction commits, their temporary files removed if it rolls back
         store.after(on_commit=lambda: _publish(prep, trees),
-                    on_rollback=lambda: [t.discard() for t in trees])
+                    on_rollback=lambda: [t.discard() for t in (*trees, prep.ctx.staged)])
         store.upsert_many("chain", ({"node": n, "currstate": p.currstate,
                                      "currchain": p.currchain} for n, p in ps))
         store.upsert_many("nodetype", ({"node": n, **p.nodetype} for n, p in ps if p.nodetype))
@@ -701,6 +756,11 @@ def _publish(p: Prepared, trees: list) -> None:
                    "(run nodeset again)")
             log.error("nodeset: %s: %s", node, msg)
             p.unpublished.setdefault(node, msg)
+    for node, path, why in p.ctx.staged.publish():
+        msg = (f"tables updated, but answer file {path} could not be put in place: {why} "
+               "(run nodeset again)")
+        log.error("nodeset: %s: %s", node, msg)
+        p.unpublished.setdefault(node, msg)
 
 
 def _alias_records(store, resolver, nodes: list[str], by_key: bool

@@ -39,7 +39,10 @@ from nodemgr.netboot import files
 #: URL paths, fixed: boot files name them whatever the directories are.
 TFTP_LOCATION = "/tftpboot/"
 INSTALL_LOCATION = "/install/"
-CALLBACK_LOCATIONS = ("/install-finished/", "/xcatrhevh/")
+#: proxied to the web app: the callbacks, a postscript's failure report, and the answer
+#: files (a longer prefix than /install/, so nginx never serves them from disk)
+CALLBACK_LOCATIONS = ("/install-finished/", "/xcatrhevh/", "/install-status/",
+                      "/install/autoinst/")
 DEFAULT_UPSTREAM = "127.0.0.1:8080"
 
 # characters nginx would treat specially in an unquoted argument ($ variables, ; { } # and
@@ -173,7 +176,8 @@ def render(wc: WebConf) -> str:
         "",
         *static(INSTALL_LOCATION, inst, "install tree (installdir): installer repositories"),
         "",
-        "    # install-finished callbacks: the web app under gunicorn (etc/gunicorn.conf.py)",
+        "    # install-finished callbacks, install-status reports and answer files (served to",
+        "    # their node only): the web app under gunicorn (etc/gunicorn.conf.py)",
     ]
     for loc in CALLBACK_LOCATIONS:
         lines += proxied(loc)

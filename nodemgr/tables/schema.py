@@ -290,6 +290,15 @@ TABLES: dict[str, TableSchema] = {
            "applies to.",
            time="Time ranges the command may run in (not supported).",
            rule="allow (or accept), trusted, or anything else to deny."),
+        _t("postscripts", "node postscripts postbootscripts",
+           description="The scripts that run on a node after its install (postscripts, from "
+           "the answer file's post-install step) and at its first boot (postbootscripts). "
+           "Row xcatdefaults applies to every node, first.",
+           node="The node name or group name, or xcatdefaults.",
+           postscripts="Comma-separated scripts in <installdir>/postscripts/, run in order "
+           "after the install.",
+           postbootscripts="Comma-separated scripts in <installdir>/postscripts/, run in "
+           "order at the first boot."),
         _t("passwd", "key username password cryptmethod authdomain", keys="key username",
            nodecol=None,
            description="Contains default userids and passwords to access cluster "
@@ -522,6 +531,11 @@ DEFAULT_ROWS: dict[str, list[dict[str, str]]] = {
         # one-time token; site.callbacktokens=no needs xCAT's row 7 (commands=rhevhupdateflag)
         {"priority": "4.91", "commands": "rhevhupdateflag,installfinished",
          "parameters": "^auth=token$", "rule": "allow"},
+    ],
+    # xCAT's xcatdefaults row: what every node runs (nodemgr/share/postscripts, put in
+    # <installdir>/postscripts by mknb)
+    "postscripts": [
+        {"node": "xcatdefaults", "postscripts": "sethostname,remoteshell"},
     ],
     "virttype": [
         {"type": "kvm", "connstring": "qemu#{auth.sep}#{auth.method}://#{user.name}@#{target.host}/system",

@@ -6,6 +6,11 @@ Routes:
   preseed ``late_command``, any script); policy command ``installfinished``.
 * ``GET /xcatrhevh/rhevh_finish_install/<node>[?token=..]`` — xCAT's RHEV-H
   ``local_boot_trigger`` route; policy command ``rhevhupdateflag``.
+* ``GET /install/autoinst/<node>`` — the node's answer file (kickstart, preseed), only to
+  the node's own address (:func:`nodemgr.web.callback.answer_file`); never listed, never
+  served by the static ``/install/`` route.
+* ``POST /install-status/<node>[?token=..]`` (``status=failed&script=<name>``) — a
+  postscript failed (:func:`nodemgr.web.callback.report_status`).
 * ``GET /tftpboot/<path>`` — the TFTP root (setting ``tftpdir``) read-only over HTTP
   (iPXE / GRUB2 ``http`` kernels and initrds), with the TFTP server's path rules.
 * ``GET /install/<path>`` — the install tree (setting ``installdir``) the same way
@@ -107,10 +112,36 @@ def create_app(db_url: str | None = None, tftp_root: str | None = None,
     def tftpboot(path: str):
         return serve(tftp_root if tftp_root is not None else setting("tftpdir"), path)
 
+    def installdir() -> str:
+        return install_root if install_root is not None else setting("installdir")
+
     @app.get("/install/<path:path>")
     def install(path: str):
-        return serve(install_root if install_root is not None else setting("installdir"),
-                     path)
+        import posixpath
+
+        first = posixpath.normpath("/" + path).lstrip("/").split("/", 1)[0]
+        if first == "autoinst":  # answer files: only through the route below
+            abort(403)
+        return serve(installdir(), path)
+
+    @app.get("/install/autoinst/<node>")
+    def autoinst(node: str):
+        a, text = callback.answer_file(store(), node, remote_addr=request.remote_addr or "",
+                                       forwarded_for=request.headers.get("X-Forwarded-For"),
+                                       installdir=installdir())
+        if text is None:
+            return Response(a.text + "\n", status=a.status, mimetype="text/plain")
+        return Response(text, status=200, mimetype="text/plain",
+                        headers={"Cache-Control": "no-store"})
+
+    @app.post("/install-status/<node>")
+    def install_status(node: str):
+        a = callback.report_status(store(), node, remote_addr=request.remote_addr or "",
+                                   forwarded_for=request.headers.get("X-Forwarded-For"),
+                                   token=request.args.get("token"),
+                                   status=request.form.get("status", ""),
+                                   script=request.form.get("script"))
+        return Response(a.text + "\n", status=a.status, mimetype="text/plain")
 
     @app.errorhandler(HTTPException)
     def http_error(exc: HTTPException):

@@ -140,33 +140,19 @@ def _finish(store, node: str, *, kind: str, remote_addr: str, forwarded_for: str
         policy failure; 500 when ``nodeset next`` fails for the node (nothing changed).
     """
     from nodemgr import policy
-    from nodemgr.netboot import bootfiles, nodeset, tokens
-    from nodemgr.tables.resolve import Resolver
+    from nodemgr.netboot import nodeset, tokens
 
     command = COMMANDS[kind]
-    try:
-        bootfiles.check_node_name(node)
-    except UsageError:
-        return Answer(400, "malformed node name")
-    resolver = Resolver(store, nodes_by_key=True)  # one node: read its rows only
-    if not resolver.known([node]):
-        return Answer(404, f"{node}: unknown node")
-    # every row the checks and `nodeset next` read, in one statement
-    resolver.prefetch([node], ("hosts", *nodeset.read_tables("next")))
-    source = client_address(store, remote_addr, forwarded_for)
+    first = _identify(store, node, remote_addr, forwarded_for,
+                      ("hosts", *nodeset.read_tables("next")))
+    if isinstance(first, Answer):
+        return first
+    resolver, source, shown_host = first
     use_tokens = tokens.enabled(store)
     args = ["auth=token" if use_tokens else "auth=address"]
-    shown_host = str(source) if source is not None else (remote_addr or "?")
     try:
         # read-only checks first, outside the write lock (SQLite serialises writers)
-        if source is None or source not in node_addresses(resolver, node):
-            raise _Refused(403, f"{node}: request from {shown_host} is not from the "
-                                "node's address")
-        try:
-            policy.check(store.select("policy"), user="", host=node, command=command,
-                         nodes=[node], args=args, expand=lambda nr: _expand(nr, resolver))
-        except PolicyDenied:
-            raise _Refused(403, f"{node}: {command} denied by the policy table") from None
+        _check_caller(store, resolver, node, source, shown_host, command, args)
         # plan `nodeset next` (resolution, boot file text) before the write lock too
         prepared = nodeset.prepare(store, resolver, [node], "next")
         with store.writer_lock(), store.transaction():
@@ -194,6 +180,133 @@ def _finish(store, node: str, *, kind: str, remote_addr: str, forwarded_for: str
     log.info("callback: %s from %s: booted, next state %s", node, shown_host,
              results[0].message)
     return Answer(200, f"{node}: booted")
+
+
+def _identify(store, node: str, remote_addr: str, forwarded_for: str | None,
+              tables: tuple[str, ...]):
+    """The checks before any identity decision: a usable node name (400), a defined node
+    (404). Returns (resolver, client address or None, address shown in logs) or the
+    refusal :class:`Answer`. *tables*: the node-keyed tables to read in one statement."""
+    from nodemgr.netboot import bootfiles
+    from nodemgr.tables.resolve import Resolver
+
+    try:
+        bootfiles.check_node_name(node)
+    except UsageError:
+        return Answer(400, "malformed node name")
+    resolver = Resolver(store, nodes_by_key=True)  # one node: read its rows only
+    if not resolver.known([node]):
+        return Answer(404, f"{node}: unknown node")
+    resolver.prefetch([node], tables)
+    source = client_address(store, remote_addr, forwarded_for)
+    shown_host = str(source) if source is not None else (remote_addr or "?")
+    return resolver, source, shown_host
+
+
+def _check_caller(store, resolver, node, source, shown_host, command, args) -> None:
+    """Identity (the node's own address) and policy; raises :class:`_Refused` (403)."""
+    from nodemgr import policy
+
+    if source is None or source not in node_addresses(resolver, node):
+        raise _Refused(403, f"{node}: request from {shown_host} is not from the "
+                            "node's address")
+    try:
+        policy.check(store.select("policy"), user="", host=node, command=command,
+                     nodes=[node], args=args, expand=lambda nr: _expand(nr, resolver))
+    except PolicyDenied:
+        raise _Refused(403, f"{node}: {command} denied by the policy table") from None
+
+
+def answer_file(store, node: str, *, remote_addr: str, forwarded_for: str | None,
+                installdir: str) -> tuple[Answer, str | None]:
+    """``GET /install/autoinst/<node>``: the node's answer file, to the node only.
+
+    The same identity rules as the callback (400 malformed name, 404 unknown node, 403
+    from any address but the node's, trusted proxies as :func:`client_address`); no token
+    is needed (the boot line carries none; the file holds the node's token). 404 when the
+    node has no answer file (not armed for an install).
+
+    Returns:
+        (answer, text of the file or None).
+    """
+    with store.site_cache():
+        first = _identify(store, node, remote_addr, forwarded_for, ("hosts",))
+        if isinstance(first, Answer):
+            return first, None
+        resolver, source, shown_host = first
+        if source is None or source not in node_addresses(resolver, node):
+            log.warning("autoinst: %s: request from %s is not from the node's address",
+                        node, shown_host)
+            return Answer(403, f"{node}: request from {shown_host} is not from the node's "
+                               "address"), None
+    import os
+
+    try:
+        with open(os.path.join(installdir, "autoinst", node), encoding="utf-8") as f:
+            text = f.read()
+    except FileNotFoundError:
+        return Answer(404, f"{node}: no answer file (not set for an install)"), None
+    except OSError as exc:
+        log.error("autoinst: %s: cannot read the answer file: %s", node, exc.strerror)
+        return Answer(500, f"{node}: cannot read the answer file"), None
+    log.info("autoinst: %s fetched its answer file from %s", node, shown_host)
+    return Answer(200, f"{node}: answer file"), text
+
+
+#: ``POST /install-status/<node>`` statuses a node may report about itself
+REPORTABLE = ("failed",)
+
+
+def report_status(store, node: str, *, remote_addr: str, forwarded_for: str | None,
+                  token: str | None, status: str, script: str | None) -> Answer:
+    """``POST /install-status/<node>?token=..`` (body ``status=failed&script=<name>``):
+    a node's answer file reports that a postscript failed.
+
+    The identity, policy (command ``installfinished``) and token rules of
+    :func:`finish`; the token is consumed (a failed install cannot be reported booted
+    later with it). Writes ``nodelist.status=failed`` (and statustime) and an ``auditlog``
+    row naming the script; the chain is left as it is (the administrator looks, then runs
+    ``nodeset`` again). 400 for a status other than :data:`REPORTABLE`.
+    """
+    from nodemgr import policy
+    from nodemgr.netboot import status as nodestatus
+    from nodemgr.netboot import tokens
+
+    if status not in REPORTABLE:
+        return Answer(400, f"status must be one of {', '.join(REPORTABLE)}")
+    script = (script or "").strip()
+    if len(script) > 128 or any(not (c.isalnum() or c in "._-") for c in script):
+        return Answer(400, "malformed script name")
+    command = COMMANDS["general"]
+    with store.site_cache():
+        first = _identify(store, node, remote_addr, forwarded_for, ("hosts",))
+        if isinstance(first, Answer):
+            return first
+        resolver, source, shown_host = first
+        use_tokens = tokens.enabled(store)
+        args = ["auth=token" if use_tokens else "auth=address", f"status={status}"]
+        if script:
+            args.append(f"script={script}")
+        try:
+            _check_caller(store, resolver, node, source, shown_host, command, args[:1])
+            with store.writer_lock(), store.transaction():
+                if use_tokens and not tokens.consume(store, node, token or ""):
+                    raise _Refused(403, f"{node}: missing, wrong, used or expired token")
+                store.upsert("nodelist", {"node": node},
+                             {"status": status, "statustime": nodestatus.timestamp()})
+                policy.audit(store, user="", host=shown_host, command="installstatus",
+                             noderange=node, args=args, status="allowed")
+        except _Refused as exc:
+            log.warning("install-status: %s", exc)
+            if exc.status == 403:
+                _audit_denial(store, shown_host, "installstatus", node, args, str(exc))
+            return Answer(exc.status, str(exc))
+        except NodemgrError as exc:
+            log.error("install-status: %s: %s", node, exc)
+            return Answer(500, f"{node}: {exc}")
+    log.warning("install-status: %s reports %s%s", node, status,
+                f" (postscript {script})" if script else "")
+    return Answer(200, f"{node}: {status}")
 
 
 def _expand(nr: str, resolver) -> list[str]:

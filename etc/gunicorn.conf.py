@@ -5,7 +5,10 @@ Environment: NODEMGR_WEB_BIND (default 0.0.0.0:8080, the port nodeset's callback
 unless site.callbackurl says otherwise), NODEMGR_WEB_WORKERS (default 2 x CPUs, at most 8),
 NODEMGR_DB / NODEMGR_CONF as for every command. No access log by default: a callback URL
 carries its one-time token; the app logs one line per callback without it. Set
-NODEMGR_WEB_ACCESSLOG=- to get an access log (paths only, never query strings).
+NODEMGR_WEB_ACCESSLOG=- (or a file) to get an access log: paths only by default, and
+NODEMGR_WEB_ACCESSLOG_FORMAT may ask for more (gunicorn's atoms: %(r)s, %(q)s, %(a)s...).
+Either way every atom goes through nodemgr.web.accesslog: a token= value is written ***,
+control characters (a %0A in a path is a newline by then) as \\xNN, so no line is forged.
 """
 
 import os
@@ -22,7 +25,9 @@ graceful_timeout = 10
 loglevel = "info"
 errorlog = "-"
 accesslog = os.environ.get("NODEMGR_WEB_ACCESSLOG") or None
-access_log_format = '%(h)s "%(m)s %(U)s" %(s)s %(B)s %(M)sms'
+access_log_format = (os.environ.get("NODEMGR_WEB_ACCESSLOG_FORMAT")
+                     or '%(h)s "%(m)s %(U)s" %(s)s %(B)s %(M)sms')
+logger_class = "nodemgr.web.accesslog.AccessLogger"   # token= redacted, controls escaped
 proc_name = "nodemgr-web"
 
 

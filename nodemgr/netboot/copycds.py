@@ -18,9 +18,30 @@ Recognised media (xCAT ``anaconda.pm``/``rhevm.pm copycd``, reference §8):
 * Xen installer (XenServer / XCP-ng layout): ``.treeinfo`` ``[platform]``/``[branding]`` or
   ``boot/xen.gz``; name ``<brand><ver>`` (``xcp-ng8.2.1``); multiboot kernel
   ``vmlinuz!xen.gz``.
+* Debian (netinst, CD, DVD and BD images; xCAT ``debian.pm copycd``): ``.disk/info``, the
+  one line debian-cd writes (``Debian GNU/Linux 12.5.0 "Bookworm" - Official amd64 NETINST
+  with firmware 20240210-11:27``), gives the version (name ``debian<major>.<minor>``,
+  ``debian12.5``), the codename, the architecture (Debian's names mapped to ours:
+  ``amd64``→``x86_64``, ``arm64``→``aarch64``, ``i386``→``x86``, ``ppc64el``→``ppc64le``)
+  and the disc number (``Binary-<n>``). ``dists/<codename>/Release`` (deb822 fields
+  ``Codename``, ``Version``, ``Architectures``) must be there and agree: it is what makes the
+  copied tree an apt archive the installer can use as its HTTP mirror
+  (``mirror/http/directory=/install/<distname>/<arch>``), so ``dists/`` and ``pool/`` are
+  copied as they are (only the ``dists/testing``/``dists/unstable`` links are left out, as
+  xCAT removes them). Installer: ``install.amd/`` (``install.a64/``, ``install.386/``,
+  ``install/`` for other architectures) ``vmlinuz`` + ``initrd.gz``. Two default images:
+  ``<distname>-<arch>-install-compute`` and ``-install-xen`` (profile ``xen``: the Xen dom0
+  host preseed). Only the first disc of a set holds the installer; later discs are refused.
+  Ubuntu media (also ``.disk/info``) are not recognised.
 
-Fingerprint: SHA-256 of the volume id and the sorted (path, size) list, appended to
-``<target>/.fingerprint``; ``-w`` refuses media whose fingerprint is already there.
+Rock Ridge symbolic links (Debian media have ``debian -> .``, ``dists/stable -> <codename>``
+and ``firmware/*.deb -> ../pool/...``) are recreated as links. A link that is absolute or
+whose target leads out of the tree is refused before anything is written (one that only
+gets out through another link, when it is made: it is removed and the import fails).
+
+Fingerprint: SHA-256 of the volume id, the sorted (path, size) list and the (link, target)
+list, appended to ``<target>/.fingerprint``; ``-w`` refuses media whose fingerprint is
+already there.
 This module must never mount anything, never write outside the target, the TFTP
 ``xcat/<distname>/<arch>`` directory and the tables, and never print (the command does).
 """
@@ -35,7 +56,7 @@ import os
 import re
 import shutil
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from nodemgr import settings
 from nodemgr.errors import NodemgrError, UsageError
@@ -47,6 +68,17 @@ _FAMILIES = (("red hat enterprise linux", "rhels"), ("centos", "centos"),
              ("fedora", "fedora"), ("oracle linux", "ol"), ("scientific", "SL"))
 
 
+# Debian's architecture names (dpkg) that differ from ours; the others are the same in both
+_DEB_ARCH = {"amd64": "x86_64", "arm64": "aarch64", "i386": "x86", "ppc64el": "ppc64le"}
+_OUR_TO_DEB = {v: k for k, v in _DEB_ARCH.items()}
+_DEB_ARCHS = frozenset(_DEB_ARCH) | {"armel", "armhf", "mips64el", "mipsel", "riscv64",
+                                     "s390x", "loong64"}
+# where debian-cd puts the installer's kernel and initrd, by Debian architecture
+_DEB_INSTALLER = {"amd64": "install.amd", "arm64": "install.a64", "i386": "install.386"}
+# suite links xCAT removes from the copy ("otherwise the repository does not work")
+_DEB_SKIP_LINKS = ("/dists/testing", "/dists/unstable")
+
+
 class MediaError(NodemgrError):
     """The media cannot be read, identified or imported."""
 
@@ -56,13 +88,16 @@ class Media:
     """What an ISO is.
 
     Attributes:
-        distname: e.g. ``rhels8.6``, ``rhevh6.5``, ``xcp-ng8.2.1``.
+        distname: e.g. ``rhels8.6``, ``rhevh6.5``, ``xcp-ng8.2.1``, ``debian12.5``.
         arch: e.g. ``x86_64``.
-        discno: disc number(s) from ``.discinfo`` (``1`` when unknown).
-        kind: ``rhel``, ``rhevh`` or ``xen``.
+        discno: disc number(s) from ``.discinfo`` or Debian's ``.disk/info`` (``1`` when
+            unknown).
+        kind: ``rhel``, ``rhevh``, ``xen`` or ``debian``.
         kernel, initrd: paths inside the ISO (Xen: the dom0 kernel and the installer image).
         hypervisor: Xen only: the hypervisor inside the ISO.
         volid: the ISO's volume id.
+        codename: Debian only: the release's ``Codename`` (``bookworm``), the suite the
+            installer asks the mirror for.
     """
 
     distname: str
@@ -73,10 +108,12 @@ class Media:
     initrd: str = ""
     hypervisor: str = ""
     volid: str = ""
+    codename: str = ""
 
 
 def _norm_arch(arch: str) -> str:
     arch = arch.strip()
+    arch = _DEB_ARCH.get(arch, arch)
     if re.fullmatch(r"i[3-6]86", arch):
         return "x86"
     return "ppc64" if arch == "ppc" else arch
@@ -105,6 +142,7 @@ class Iso:
         else:
             self._kw = "iso_path"
         self.volid = self._iso.pvd.volume_identifier.decode("ascii", "replace").strip()
+        self._entries: tuple[list[tuple[str, int]], list[tuple[str, str]]] | None = None
 
     def close(self) -> None:
         """Close the image."""
@@ -132,19 +170,32 @@ class Iso:
             return None
         return buf.getvalue()
 
-    def files(self) -> list[tuple[str, int]]:
-        """Every file as (path, size), sorted by path."""
-        out = []
-        for root, _dirs, names in self._iso.walk(**{self._kw: "/"}):
-            for n in names:
-                p = os.path.join(root, n)
-                if self._kw == "iso_path":
-                    n = n.split(";")[0]
+    def _scan(self) -> tuple[list[tuple[str, int]], list[tuple[str, str]]]:
+        if self._entries is None:
+            files, links = [], []
+            for root, _dirs, names in self._iso.walk(**{self._kw: "/"}):
+                for n in names:
                     p = os.path.join(root, n)
-                rec = self._iso.get_record(**self._key(p) if self._kw != "iso_path"
-                                           else {"iso_path": os.path.join(root, n) + ";1"})
-                out.append((p, rec.get_data_length()))
-        return sorted(out)
+                    if self._kw == "iso_path":
+                        n = n.split(";")[0]
+                        p = os.path.join(root, n)
+                    rec = self._iso.get_record(**self._key(p) if self._kw != "iso_path"
+                                               else {"iso_path": os.path.join(root, n) + ";1"})
+                    if rec.is_symlink():
+                        links.append((p, rec.rock_ridge.symlink_path().decode("utf-8",
+                                                                              "replace")))
+                    else:
+                        files.append((p, rec.get_data_length()))
+            self._entries = (sorted(files), sorted(links))
+        return self._entries
+
+    def files(self) -> list[tuple[str, int]]:
+        """Every regular file as (path, size), sorted by path (symbolic links excluded)."""
+        return self._scan()[0]
+
+    def symlinks(self) -> list[tuple[str, str]]:
+        """Every Rock Ridge symbolic link as (path, target as written), sorted by path."""
+        return self._scan()[1]
 
     def extract(self, path: str, fh) -> None:
         """Write *path*'s content to the binary file object *fh*."""
@@ -170,6 +221,113 @@ def _family_name(text: str) -> str | None:
     return None
 
 
+def _deb822(text: str) -> dict[str, str]:
+    """The first paragraph of a Debian control-style file (``deb822(5)``, RFC 822-like):
+    ``Field: value`` lines, a line starting with a space or tab continues the previous
+    field. Field names are case-insensitive: the keys are lower case."""
+    fields: dict[str, str] = {}
+    last = None
+    for raw in text.splitlines():
+        if not raw.strip():
+            if fields:
+                break
+            continue
+        if raw[0] in " \t":
+            if last is not None:
+                fields[last] += "\n" + raw.strip()
+            continue
+        key, sep, value = raw.partition(":")
+        if not sep:
+            continue
+        last = key.strip().lower()
+        fields[last] = value.strip()
+    return fields
+
+
+def _debian(iso: Iso, info: bytes, name: str | None, arch: str | None) -> Media:
+    """Debian media from ``.disk/info`` and ``dists/<codename>/Release`` (module docstring).
+
+    Raises:
+        MediaError: no version (without ``-n``), no ``Release`` or no ``Codename`` in it,
+            ``.disk/info`` and ``Release`` disagree, architecture missing, ambiguous or not
+            the requested one, or no installer kernel/initrd (a later disc of a set).
+    """
+    text = info.decode("utf-8", "replace").strip()
+    line = text.splitlines()[0].strip() if text else ""
+    head, _, tail = line.partition(" - ")
+    ver = re.match(r"Debian\s+GNU/\S+\s+(\d+)(?:\.(\d+))?(?:\.\d+)*(?=\s|$)", head)
+    cm = re.search(r'"([^"]+)"', head)
+    codename = cm.group(1).strip().lower() if cm else ""
+    info_archs = list(dict.fromkeys(t for t in tail.split() if t in _DEB_ARCHS))
+    dm = re.search(r"\bBinary-(\d+)\b", tail)
+    discno = dm.group(1) if dm else "1"
+    if ver is None and not name:
+        raise MediaError(f"{NOT_IDENTIFIED} (.disk/info names no Debian version: {line!r})")
+    releases = [p for p, _ in iso.files() if re.fullmatch(r"/dists/[^/]+/Release", p)]
+    want = f"/dists/{codename}/Release"
+    if codename and want in releases:
+        rel_path = want
+    elif len(releases) == 1:
+        rel_path = releases[0]
+    else:
+        found = ", ".join(r.lstrip("/") for r in releases) or "none"
+        raise MediaError(f"the Debian media has no dists/{codename or '<codename>'}/Release "
+                         f"(found: {found}); without it the tree cannot serve as an apt "
+                         "mirror")
+    rel_name = rel_path.lstrip("/")
+    rel = _deb822((iso.read(rel_path) or b"").decode("utf-8", "replace"))
+    rel_codename = rel.get("codename", "").strip()
+    if not rel_codename:
+        raise MediaError(f"{rel_name} has no Codename field; without it the tree cannot "
+                         "serve as an apt mirror")
+    if codename and rel_codename.lower() != codename:
+        raise MediaError(f"the media disagrees with itself: .disk/info names {codename}, "
+                         f"{rel_name} Codename {rel_codename}")
+    rver = re.match(r"(\d+)(?:\.(\d+))?", rel.get("version", ""))
+    if ver is not None and rver is not None and (
+            rver.group(1) != ver.group(1)
+            or (ver.group(2) is not None and rver.group(2) is not None
+                and rver.group(2) != ver.group(2))):
+        raise MediaError(f"the media disagrees with itself: .disk/info names version "
+                         f"{ver.group(1)}.{ver.group(2)}, {rel_name} Version "
+                         f"{rel.get('version')}")
+    rel_archs = [a for a in rel.get("architectures", "").split() if a != "all"]
+    extra = [a for a in info_archs if rel_archs and a not in rel_archs]
+    if extra:
+        raise MediaError(f"the media disagrees with itself: .disk/info names {', '.join(extra)}"
+                         f", {rel_name} Architectures {' '.join(rel_archs)}")
+    cands = [_norm_arch(a) for a in (info_archs or rel_archs)]
+    if arch:
+        march = _norm_arch(arch)
+        if cands and march not in cands:
+            raise MediaError(f"Requested distribution architecture {march}, but media is "
+                             f"{', '.join(cands)}")
+    elif len(cands) == 1:
+        march = cands[0]
+    elif cands:
+        raise MediaError(f"the media holds several architectures ({', '.join(cands)}); give "
+                         "one with -a")
+    else:
+        raise MediaError("the media does not name its architecture; give it with -a")
+    darch = _OUR_TO_DEB.get(march, march)
+    dirs = list(dict.fromkeys([_DEB_INSTALLER.get(darch, "install"), "install"]))
+    for d in dirs:
+        for k in ("vmlinuz", "vmlinux"):
+            if iso.exists(f"/{d}/{k}") and iso.exists(f"/{d}/initrd.gz"):
+                distname = name or ""
+                if not distname and ver is not None:
+                    distname = "debian" + ver.group(1) + (f".{ver.group(2)}" if ver.group(2)
+                                                          is not None else "")
+                return Media(distname=distname, arch=march, discno=discno, kind="debian",
+                             kernel=f"/{d}/{k}", initrd=f"/{d}/initrd.gz",
+                             codename=rel_codename.lower())
+    if discno != "1":
+        raise MediaError(f"this is disc {discno} of a Debian set; import the first disc (it "
+                         "holds the installer)")
+    raise MediaError(f"the Debian media has no installer kernel and initrd "
+                     f"({dirs[0]}/vmlinuz, {dirs[0]}/initrd.gz)")
+
+
 def identify(iso: Iso, name: str | None = None, arch: str | None = None) -> Media:
     """Identify the media (see module docstring).
 
@@ -187,7 +345,10 @@ def identify(iso: Iso, name: str | None = None, arch: str | None = None) -> Medi
     di = di_raw.decode("utf-8", "replace").splitlines() if di_raw else []
     version = iso.read("/isolinux/version")
     media: Media | None = None
-    if version is not None or (name or "").startswith("rhev"):
+    info = iso.read("/.disk/info")
+    if info is not None and info.lstrip().startswith(b"Debian"):
+        media = _debian(iso, info, name, arch)
+    if media is None and (version is not None or (name or "").startswith("rhev")):
         vals = dict(re.findall(r"^(\w+)='?([^'\n]*)'?$", (version or b"").decode("utf-8",
                                                                                   "replace"), re.M))
         if "Hypervisor" in vals.get("PRODUCT", "") or (name or "").startswith("rhev"):
@@ -257,12 +418,38 @@ def identify(iso: Iso, name: str | None = None, arch: str | None = None) -> Medi
     return media
 
 
-def fingerprint(iso: Iso, files: list[tuple[str, int]]) -> str:
-    """SHA-256 hex of the volume id and the sorted (path, size) list."""
+def fingerprint(iso: Iso, files: list[tuple[str, int]],
+                links: list[tuple[str, str]] = ()) -> str:
+    """SHA-256 hex of the volume id, the sorted (path, size) list and the (link, target)
+    list (media without links keep the fingerprint they had before links were read)."""
     h = hashlib.sha256(iso.volid.encode())
     for p, size in files:
         h.update(f"\0{p}\0{size}".encode())
+    for p, target in links:
+        h.update(f"\0{p}\0->{target}".encode())
     return h.hexdigest()
+
+
+def _check_link(path: str, target: str) -> None:
+    """Refuse a link that is absolute or whose target, read as a path relative to the link's
+    directory, leads out of the tree (``debian -> .`` is fine, ``x -> ../../etc`` is not)."""
+    rel = os.path.normpath(os.path.join(os.path.dirname(path).lstrip("/"), target))
+    if not target or os.path.isabs(target) or rel == ".." or rel.startswith("../"):
+        raise MediaError(f"unsafe symbolic link in the ISO: {path} -> {target}")
+
+
+def _place_link(target_dir: str, path: str, link_to: str) -> str:
+    """Create (or replace) the link *path* -> *link_to* under *target_dir*; returns it."""
+    dst = os.path.join(target_dir, path.lstrip("/"))
+    if os.path.isdir(dst) and not os.path.islink(dst):
+        raise MediaError(f"cannot make the link {path}: {dst} is a directory")
+    os.makedirs(os.path.dirname(dst), exist_ok=True)
+    tmp = os.path.join(os.path.dirname(dst), f".{os.path.basename(dst)}.part")
+    if os.path.lexists(tmp):
+        os.unlink(tmp)
+    os.symlink(link_to, tmp)
+    os.replace(tmp, dst)
+    return dst
 
 
 def _newc(name: str, size: int, mode: int = 0o100644) -> bytes:
@@ -296,17 +483,45 @@ DEFAULT_KCMDLINE = {
     "xen": "dom0_mem=1024M,max:1024M dom0_max_vcpus=2 com1=115200,8n1 console=com1,vga --- "
            "console=hvc0 console=tty0 install",
     "rhevh": "",
+    "debian": "vga=normal fb=false",
 }
+
+
+def default_kcmdline(media: Media) -> str:
+    """The ``boottarget.kcmdline`` copycds writes: what every node booting this media's
+    installer gets; ``nodeset`` adds the per-node part (answer file, hostname, interface).
+
+    * Red Hat family: anaconda's ``inst.repo=`` points at the copied tree
+      (``http://!myipfn!/`` becomes the web server with its port) and ``ip=dhcp``.
+    * Xen installer: hypervisor arguments, ``---``, dom0 arguments (multiboot).
+    * RHEV-H: nothing (the live image is found inside the initrd).
+    * Debian: debian-installer has no repository kernel argument; the mirror is a preseed
+      question (``mirror/http/hostname`` + ``mirror/http/directory``), which the node's
+      preseed answers (it knows the web server's port, which a bare ``!myipfn!`` here
+      would lose). So only ``fb=false`` (``debian-installer/framebuffer=false``: a plain
+      text console, which also works on a serial line) and, on x86, ``vga=normal`` — the
+      pair the Debian installation guide recommends against framebuffer trouble. xCAT's
+      ``debian.pm mkinstall`` builds the whole line per node (``nofb utf8 auto url=...
+      mirror/http/hostname=... priority=critical locale=en_US hostname=<node>``); here
+      the node-specific part (``auto=true priority=critical url=<answer file>
+      hostname=<node> domain=<domain> interface=auto``) is nodeset's.
+    """
+    kcmd = DEFAULT_KCMDLINE[media.kind].format(d=media.distname, a=media.arch)
+    if media.kind == "debian" and media.arch not in ("x86_64", "x86"):
+        kcmd = kcmd.replace("vga=normal ", "")
+    return kcmd
 
 
 @dataclass
 class Result:
-    """What copycds did: the media, the target directory, bytes copied, osimage made."""
+    """What copycds did: the media, the target directory, bytes copied, the (first) osimage
+    made and all of them (Debian makes two: ``-install-compute`` and ``-install-xen``)."""
 
     media: Media
     target: str
     nbytes: int
     osimage: str | None
+    osimages: list[str] = field(default_factory=list)
 
 
 def copycds(store, iso_path: str, *, name: str | None = None, arch: str | None = None,
@@ -340,9 +555,18 @@ def copycds(store, iso_path: str, *, name: str | None = None, arch: str | None =
     try:
         media = identify(iso, name, arch)
         files = iso.files()
-        fp = fingerprint(iso, files)
+        links = iso.symlinks()
+        fp = fingerprint(iso, files, links)
         instdir = installdir or settings.get(store, "installdir")
         target = os.path.abspath(path or os.path.join(instdir, media.distname, media.arch))
+        for p, _ in files:  # checked before anything is written
+            if not os.path.abspath(os.path.join(target, p.lstrip("/"))).startswith(
+                    target + os.sep):
+                raise MediaError(f"unsafe path in the ISO: {p}")
+        for p, link_to in links:
+            _check_link(p, link_to)
+        skip = _DEB_SKIP_LINKS if media.kind == "debian" else ()
+        links = [(p, t) for p, t in links if p not in skip]
         fpfile = os.path.join(target, ".fingerprint")
         if nonoverwrite and os.path.isfile(fpfile):
             with open(fpfile, encoding="ascii", errors="replace") as fh:
@@ -357,8 +581,6 @@ def copycds(store, iso_path: str, *, name: str | None = None, arch: str | None =
             on_total(total)
         for p, size in files:
             dst = os.path.join(target, p.lstrip("/"))
-            if not os.path.abspath(dst).startswith(target + os.sep):
-                raise MediaError(f"unsafe path in the ISO: {p}")
             os.makedirs(os.path.dirname(dst), exist_ok=True)
             tmp = os.path.join(os.path.dirname(dst), f".{os.path.basename(dst)}.part")
             with open(tmp, "wb") as fh:
@@ -366,6 +588,15 @@ def copycds(store, iso_path: str, *, name: str | None = None, arch: str | None =
             os.replace(tmp, dst)
             if progress:
                 progress(size)
+        for p, link_to in links:
+            dst = _place_link(target, p, link_to)
+            real = os.path.realpath(dst)
+            if real != target and not real.startswith(target + os.sep):
+                os.unlink(dst)  # through another link: refused after all
+                raise MediaError(f"unsafe symbolic link in the ISO: {p} -> {link_to}")
+        for p in skip:  # a stale suite link from an earlier copy (xCAT removes them too)
+            if os.path.islink(os.path.join(target, p.lstrip("/"))):
+                os.unlink(os.path.join(target, p.lstrip("/")))
     finally:
         iso.close()
     if media.kind == "rhevh":
@@ -403,12 +634,13 @@ def copycds(store, iso_path: str, *, name: str | None = None, arch: str | None =
     else:
         kernel = place(media.kernel, "vmlinuz")
         initrd = place(media.initrd, "initrd.img")
-    kcmd = DEFAULT_KCMDLINE[media.kind].format(d=media.distname, a=media.arch)
+    kcmd = default_kcmdline(media)
     dist = f"{media.distname}-{media.arch}"
     m = re.match(r"([A-Za-z\-]+?)([\d.]*)$", media.distname)
     base, ver = (m.group(1), m.group(2)) if m else (media.distname, "")
     major, _, minor = ver.partition(".")
-    image = None
+    profiles = ("compute", "xen") if media.kind == "debian" else ("compute",)
+    images = [] if noosimage else [f"{dist}-install-{prof}" for prof in profiles]
     with store.transaction():
         store.upsert("osdistro", {"osdistroname": dist},
                      {"basename": base, "majorversion": major or None,
@@ -416,15 +648,14 @@ def copycds(store, iso_path: str, *, name: str | None = None, arch: str | None =
                       "dirpaths": target})
         store.upsert("boottarget", {"bprofile": dist},
                      {"kernel": kernel, "initrd": initrd, "kcmdline": kcmd})
-        if not noosimage:
-            image = f"{dist}-install-compute"
+        for image, prof in zip(images, profiles, strict=False):
             store.upsert("osimage", {"imagename": image},
-                         {"profile": "compute", "imagetype": "linux", "provmethod": "install",
+                         {"profile": prof, "imagetype": "linux", "provmethod": "install",
                           "osdistroname": dist, "osname": "Linux", "osvers": media.distname,
                           "osarch": media.arch})
             store.upsert("linuximage", {"imagename": image},
                          {"boottarget": dist, "pkgdir": target})
-    return Result(media, target, total, image)
+    return Result(media, target, total, images[0] if images else None, images)
 
 
 def inspect(iso_path: str, name: str | None = None, arch: str | None = None) -> Media:

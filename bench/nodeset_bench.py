@@ -33,7 +33,11 @@ from pathlib import Path
 
 N = 10_000
 ROUNDS = int(os.environ.get("NODEMGR_BENCH_NODESET_ROUNDS", "3"))
-IMG = "rhels8.6-x86_64-install-compute"
+#: an OS family without an answer file: boot files only (the raw baseline's subject)
+IMG = "linux8.6-x86_64-install-compute"
+#: RHEL 8: the shipped kickstart, one answer file per node (the answer-file rows)
+IMG_KS = "rhels8.6-x86_64-install-compute"
+ROOT_HASH = "$6$benchsalt$" + "x" * 86
 
 
 def _nodes() -> list[str]:
@@ -41,19 +45,25 @@ def _nodes() -> list[str]:
 
 
 def _setup(work: Path):
+    from nodemgr.netboot import mknb
     from nodemgr.tables.resolve import Resolver
     from nodemgr.tables.store import Store
 
     store = Store(f"sqlite:///{work}/nodeset.sqlite")
+    mknb.install_postscripts(str(work / "install"))
     with store.transaction():
         store.upsert("site", {"key": "tftpdir"}, {"value": str(work / "tftp")})
+        store.upsert("site", {"key": "installdir"}, {"value": str(work / "install")})
         store.upsert("site", {"key": "master"}, {"value": "10.0.0.1"})
-        store.insert("osimage", {"imagename": IMG, "provmethod": "install", "osvers": "rhels8.6",
-                                 "osarch": "x86_64", "profile": "compute"})
-        store.insert("boottarget", {"bprofile": "rhels8.6-x86_64",
-                                    "kernel": "xcat/rhels8.6/x86_64/vmlinuz",
-                                    "initrd": "xcat/rhels8.6/x86_64/initrd.img",
-                                    "kcmdline": "inst.repo=http://!myipfn!/install/rhels8.6/x86_64"})
+        store.upsert("passwd", {"key": "system", "username": "root"}, {"password": ROOT_HASH})
+        for img, osvers in ((IMG, "linux8.6"), (IMG_KS, "rhels8.6")):
+            store.insert("osimage", {"imagename": img, "provmethod": "install",
+                                     "osvers": osvers, "osarch": "x86_64",
+                                     "profile": "compute"})
+            store.insert("boottarget", {
+                "bprofile": f"{osvers}-x86_64", "kernel": f"xcat/{osvers}/x86_64/vmlinuz",
+                "initrd": f"xcat/{osvers}/x86_64/initrd.img",
+                "kcmdline": f"inst.repo=http://!myipfn!/install/{osvers}/x86_64"})
         for i in range(N):
             n = f"n{i:05d}"
             store.insert("nodelist", {"node": n, "groups": "compute,all"})
@@ -99,13 +109,13 @@ def _capture(d: Path) -> tuple[dict[str, str], dict[str, list[str]]]:
     return texts, aliases
 
 
-def _nodeset_osimage(work: Path) -> tuple[tuple[float, float], object, object]:
+def _nodeset_osimage(work: Path, img: str = IMG) -> tuple[tuple[float, float], object, object]:
     from nodemgr.netboot.nodeset import nodeset
 
     store, res = _setup(work)
     os.sync()
     c0, t0 = time.process_time(), time.perf_counter()
-    results = nodeset(store, res, _nodes(), f"osimage={IMG}")
+    results = nodeset(store, res, _nodes(), f"osimage={img}")
     elapsed = time.perf_counter() - t0, time.process_time() - c0
     bad = [r for r in results if not r.ok]
     assert not bad, bad[:3]
@@ -185,6 +195,38 @@ def run(t, work: Path) -> None:
             raws, ours, files, links, store, _ = _rounds(Path(tmp))
             store.close()
             _report(t, "tmpfs", raws, ours, files, links)
+        with tempfile.TemporaryDirectory(prefix="nodemgr-bench-", dir="/dev/shm") as tmp:
+            answer_rows(t, Path(tmp))
+
+
+def answer_rows(t, work: Path) -> None:
+    """``nodeset osimage=`` for N nodes with answer files (RHEL 8: the shipped kickstart,
+    one 0600 file per node) against the same nodeset of an image without them, ROUNDS
+    alternating pairs, fresh database and directories each. Target: ratio <= 1.5."""
+    plain: list[float] = []
+    ks: list[float] = []
+    for rnd in range(ROUNDS):
+        order = (IMG, IMG_KS) if rnd % 2 == 0 else (IMG_KS, IMG)
+        for img in order:
+            w = work / f"answers-r{rnd}-{img}"
+            w.mkdir(parents=True)
+            (elapsed, _cpu), store, _ = _nodeset_osimage(w, img)
+            if img == IMG_KS:
+                files = os.listdir(w / "install" / "autoinst")
+                assert len(files) == N, len(files)
+                ks.append(elapsed)
+            else:
+                plain.append(elapsed)
+            store.close()
+    ratios = [k / p for k, p in zip(ks, plain, strict=True)]
+    t.row(f"tmpfs: nodeset without answer files ({N:,} nodes)",
+          f"{statistics.median(plain):.2f} s", "baseline",
+          "rounds " + "/".join(f"{x:.2f}" for x in plain) + " s")
+    t.row("tmpfs: nodeset with answer files (kickstart per node, 0600)",
+          f"{statistics.median(ks):.2f} s",
+          f"{statistics.median(ratios):.2f}x without (target <= 1.5x)",
+          "rounds " + "/".join(f"{x:.2f}" for x in ks) + " s; ratios "
+          + "/".join(f"{x:.2f}" for x in ratios))
 
 
 if __name__ == "__main__":
@@ -194,5 +236,11 @@ if __name__ == "__main__":
     sys.path.insert(0, str(Path(__file__).resolve().parent))
     from bench import Table  # bench/bench.py
 
-    with tempfile.TemporaryDirectory(prefix="nodemgr-bench-") as tmp:
-        run(Table(), Path(tmp))
+    if "--answers" in sys.argv:  # the answer-file rows alone (~1 min)
+        with tempfile.TemporaryDirectory(prefix="nodemgr-bench-", dir="/dev/shm") as tmp:
+            tbl = Table()
+            answer_rows(tbl, Path(tmp))
+            del tbl  # rows are printed as they are added
+    else:
+        with tempfile.TemporaryDirectory(prefix="nodemgr-bench-") as tmp:
+            run(Table(), Path(tmp))

@@ -74,7 +74,9 @@ def cli_env(tmp_path, monkeypatch):
     url = f"sqlite:///{tmp_path}/cli.sqlite"
     monkeypatch.setenv("NODEMGR_DB", url)
     monkeypatch.setenv("NODEMGR_CONF", str(tmp_path / "none.conf"))
-    (tmp_path / "none.conf").write_text("[nodemgr]\n")
+    # installdir in the test's directory: commands that write the install tree (mknb's
+    # postscripts, copycds) never touch this machine's /install
+    (tmp_path / "none.conf").write_text(f"[nodemgr]\ninstalldir = {tmp_path}/install\n")
     import nodemgr.tables.store as st
 
     monkeypatch.setattr(st, "_default", None)

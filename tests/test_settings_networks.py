@@ -107,6 +107,13 @@ def test_local_interfaces_sees_loopback():
 def cl(store, tmp_path):
     tftp = tmp_path / "tftproot"
     store.upsert("site", {"key": "tftpdir"}, {"value": str(tftp)})
+    # the answer file's needs: install tree with the postscripts, a crypted root password
+    from nodemgr.netboot import mknb
+
+    mknb.install_postscripts(str(tmp_path / "install"))
+    store.upsert("site", {"key": "installdir"}, {"value": str(tmp_path / "install")})
+    store.upsert("passwd", {"key": "system", "username": "root"},
+                 {"password": "$6$salt$" + "B" * 86})
     store.insert("osimage", {"imagename": "img", "provmethod": "install", "osvers": "rhels9",
                              "osarch": "x86_64", "profile": "compute"})
     store.insert("boottarget", {"bprofile": "rhels9-x86_64", "kernel": "xcat/k",
@@ -136,7 +143,9 @@ def test_nodeset_uses_the_interface_address_and_refuses_loopback(cl, monkeypatch
     assert res["lo1"][0]
     text = (tftp / "boot/grub2/n1").read_text()
     assert "inst.repo=http://192.0.2.2/x" in text
-    assert "nodemgr.callback=http://192.0.2.2:8080/install-finished/n1" in text
+    assert "inst.ks=http://192.0.2.2/install/autoinst/n1" in text
+    answer = (tftp.parent / "install" / "autoinst" / "n1").read_text()
+    assert "http://192.0.2.2:8080/install-finished/n1?token=" in answer
     assert not (tftp / "boot/grub2/n2").exists()
     # a loopback site.master (or callbackurl host) is refused for n1, not for lo1
     store.upsert("site", {"key": "master"}, {"value": "127.0.0.1"})

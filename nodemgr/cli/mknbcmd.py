@@ -88,9 +88,8 @@ def mknb(argv: list[str]) -> int:
         raise UsageError(f"cannot install the postscripts into {installdir}/postscripts: "
                          f"{exc.strerror or exc}") from None
     if a.json:
-        for r in scripts:
-            print(json.dumps({"file": f"{installdir}/{r.name}", "action": r.action,
-                              "source": r.source, "package": r.package}))
+        for r in scripts:  # after the boot files'
+            results.append(nb.Placed(f"{installdir}/{r.name}", r.action, r.source, r.package))
         for r in results:
             print(json.dumps({"file": r.name, "action": r.action, "source": r.source,
                               "package": r.package}))
@@ -99,14 +98,14 @@ def mknb(argv: list[str]) -> int:
         return 0
     for r in results:
         print(f"{r.name}: {r.action} ({r.source})")
+    for r in scripts:
+        if r.action == "placed":
+            print(f"{installdir}/{r.name}: placed ({r.source})")
     changed = sum(r.action != "unchanged" for r in results)
     if changed:
         print(f"{root}: {changed} of {len(results)} files placed or updated")
     else:
         print(f"{root}: nothing changed ({len(results)} files already in place)")
-    for r in scripts:
-        if r.action == "placed":
-            print(f"{installdir}/{r.name}: placed ({r.source})")
     return 0
 
 

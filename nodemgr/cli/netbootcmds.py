@@ -36,14 +36,19 @@ the boot files (pxelinux, iPXE or GRUB2 by noderes.netboot) under the TFTP root.
 states:
   osimage[=<image>]  install or netboot an osimage (default: nodetype.provmethod); the node
                      needs a MAC (mac.mac or noderes.installnic); an install also arms a
-                     one-time callback token and puts the callback URL on the kernel line
-                     (nodemgr.callback=<url>; RHEV-H: local_boot_trigger=<url>)
+                     one-time callback token. Red Hat family, Debian and RHV-H 4 get an
+                     answer file rendered from their template, <installdir>/autoinst/<node>
+                     (0600; served to that node only), named on the kernel line
+                     (inst.ks=<url>; d-i: auto=true priority=critical url=<url>) and
+                     holding the callback URL; other installs get the callback URL on the
+                     kernel line (nodemgr.callback=<url>; RHEV-H: local_boot_trigger=<url>)
   install, netboot   legacy: the osimage <os>-<arch>-install|netboot-<profile> from nodetype
-  boot               boot from the local disk (an explicit local-boot entry is written)
+  boot               boot from the local disk (an explicit local-boot entry is written;
+                     the answer file is removed)
   shell, standby     the genesis kernel with destiny=shell / standby
   runcmd=<cmd>       genesis runs <cmd> (e.g. runcmd=bmcsetup)
   runimage=<url>     genesis downloads and runs <url>
-  offline            remove every boot file of the node
+  offline            remove every boot file and the answer file of the node
   stat               print the state in the node's boot file ("offline" when none)
   next               advance the chain (chain.currchain; see the README for the rules)
   enact              write the current state's boot files again
@@ -51,7 +56,9 @@ A comma list is a chain: the first state now, the rest in chain.currchain
 (nodeset n1 runcmd=bmcsetup,osimage=rhels8.6-x86_64-install-compute).
 
 Output: "node: <new chain.currstate>", e.g. "n1: install rhels8.6-x86_64-compute".
-Per-node problems (unknown osimage, no MAC) fail that node only; the others proceed.
+Per-node problems (unknown osimage, no MAC, no template, a template error with its line,
+no crypted root hash in passwd key=system, a postscript missing from
+<installdir>/postscripts/) fail that node only; the others proceed.
 
 examples:
   nodeset n1 osimage=rhels8.6-x86_64-install-compute
@@ -117,11 +124,13 @@ COPYCDS_HELP = """\
 Import installation media: copy an ISO's tree to <site.installdir>/<os>/<arch> without
 mounting it, put its boot kernel and initrd under <tftpdir>/xcat/<os>/<arch>/, and create
 the osdistro <os>-<arch>, boottarget <os>-<arch> and osimage/linuximage
-<os>-<arch>-install-compute rows.
+<os>-<arch>-install-compute rows (Debian: also -install-xen, a Xen dom0 host).
 
 Recognised: Red Hat family DVDs (.treeinfo / .discinfo: rhels, centos, rocky, alma, fedora,
 ol), RHEV-H live ISOs (kept whole as rhevh.iso; the install initrd carries the ISO) and
-Xen installers (XenServer / XCP-ng: multiboot xen.gz + vmlinuz).
+Xen installers (XenServer / XCP-ng: multiboot xen.gz + vmlinuz) and Debian netinst/DVD/BD
+images (.disk/info and dists/<codename>/Release: debian12.5; the tree is kept as an apt
+mirror for the preseed).
 
 options:
   -n, --name, --osver NAME  distribution name (e.g. rhels8.6, rhevh6.5); needed when the
@@ -137,6 +146,7 @@ examples:
   copycds RHEL-8.6.0-x86_64-dvd1.iso
   copycds -n rhevh6.5 -a x86_64 rhevh-6.5-20150115.0.el6ev.iso
   copycds -i XCP-ng_8.2.1.iso
+  copycds debian-12.5.0-amd64-netinst.iso
 """ + EXIT
 
 
@@ -204,7 +214,7 @@ def copycds(argv: list[str]) -> int:
         finally:
             bar.close()
         out.line(f"Copying media to {res.target}")
-        if res.osimage:
-            out.line(f"Created osimage {res.osimage}")
+        for img in res.osimages:
+            out.line(f"Created osimage {img}")
         out.line("Media copy operation successful")
     return 1 if failed else 0

@@ -35,8 +35,9 @@ every key is always present, possibly ``None`` or empty):
 ``ip``              ``hosts.ip`` or None
 ``mac``             install MAC, lower case with colons
 ``network``         the node's ``networks`` row: ``net``, ``mask`` (dotted), ``gateway``
-                    (None when unset or ``<xcatmaster>``: then ``master``), ``nameservers``
-                    (list), ``mtu`` (str or None) — or None when the node is on no row
+                    (None when unset; ``<xcatmaster>`` becomes ``master``), ``nameservers``
+                    (list; ``<xcatmaster>`` likewise), ``mtu`` (str or None), ``name`` —
+                    or None when the node is on no row
 ``master``          the management node's address as the node sees it
 ``http``            web server base URL, ``http://<server>[:<httpport>]`` (port left out at 80)
 ``install_url``     ``<http>/install``; ``postscripts_url`` = ``<install_url>/postscripts``
@@ -58,7 +59,8 @@ every key is always present, possibly ``None`` or empty):
                     first, then the node's groups and the node, duplicates dropped);
                     ``postbootscripts`` likewise (run at first boot)
 ``env``             the postscripts' environment (xCAT's names): ``NODE``, ``MASTER``,
-                    ``OSVER``, ``ARCH``, ``PROFILE``, ``PROVMETHOD`` (image name),
+                    ``NODEIP`` (``hosts.ip``, may be empty), ``OSVER``, ``ARCH``,
+                    ``PROFILE``, ``PROVMETHOD`` (image name),
                     ``DOMAIN``, ``TIMEZONE``, ``INSTALLDIR``, ``NODESETSTATE``
                     (``install``), ``POSTSCRIPTS_URL``, ``MN_SSH_PUBKEY`` (text of the
                     file named by setting ``sshpubkey``, empty when absent)
@@ -91,9 +93,10 @@ SHIPPED_POSTSCRIPTS = os.path.join(os.path.dirname(SHIPPED_DIR), "postscripts")
 POST_BEGIN = "#nodemgr:post-begin"
 POST_END = "#nodemgr:post-end"
 #: sed program printing the post-install section of an answer file on stdin (markers
-#: dropped, a leading ``"#> "`` or ``"#>"`` removed).
+#: dropped, a leading ``"#> "`` or ``"#>"`` removed). No backslash and no ``'``: a preseed
+#: carries it in ``late_command`` through debconf, whose readers may eat backslashes.
 EXTRACT_SED = (f"/^{POST_BEGIN}/,/^{POST_END}/{{/^{POST_BEGIN}/d;/^{POST_END}/d;"
-               "s/^#> \\{0,1\\}//;p}")
+               "s/^#> //;s/^#>//;p}")
 EXTRACT_SH = f"sed -n '{EXTRACT_SED}'"
 
 
@@ -102,8 +105,13 @@ class TemplateError(NodemgrError):
 
 
 def _comment(text: str, prefix: str = "#> ") -> str:
-    return "\n".join(prefix + line if line else prefix.rstrip() for line in
-                     str(text).split("\n"))
+    """Every line of *text* prefixed (an empty line gets the prefix without its blank); a
+    final newline stays a newline."""
+    text = str(text)
+    end = "\n" if text.endswith("\n") else ""
+    body = text[:-1] if end else text
+    return "\n".join(prefix + line if line else prefix.rstrip()
+                     for line in body.split("\n")) + end
 
 
 def environment(search_path: list[str]) -> SandboxedEnvironment:
@@ -136,8 +144,8 @@ def render_file(path: str, context: dict, search_path: list[str] | None = None) 
     Args:
         path: template file path.
         context: see the module docstring.
-        search_path: include directories; default *path*'s platform directory's parent
-            and :data:`SHIPPED_DIR`.
+        search_path: directories ``{% include %}`` names are relative to (the parents of
+            the platform directories); :data:`SHIPPED_DIR` is always searched last.
     Returns:
         The rendered text.
     Raises:

@@ -304,7 +304,7 @@ class AnswerFiles:
         post, boot = self.scripts(a, osi)
         ip = (a.get("hosts.ip") or "").strip() or None
         postscripts_url = f"{install_url}/postscripts"
-        env = {"NODE": node, "MASTER": master, "OSVER": osvers, "ARCH": arch,
+        env = {"NODE": node, "NODEIP": ip or "", "MASTER": master, "OSVER": osvers, "ARCH": arch,
                "PROFILE": profile, "PROVMETHOD": name, "DOMAIN": self.domain,
                "TIMEZONE": self.timezone, "INSTALLDIR": self.installdir,
                "NODESETSTATE": "install", "POSTSCRIPTS_URL": postscripts_url,

@@ -9,6 +9,7 @@ import sys
 import pytest
 
 from nodemgr.cli import netbootcmds, nodecmds, tablecmds
+from nodemgr.netboot import mknb
 from nodemgr.tables.store import Store
 from tests.fixtures.iso import builders
 
@@ -20,6 +21,10 @@ def env(cli_env, tmp_path):
         assert tablecmds.chtab([f"key={k}", f"site.value={v}"]) == 0
     assert nodecmds.nodeadd(["n1,n2", "groups=compute,all"]) == 0
     assert tablecmds.chtab(["node=n1", "mac.mac=52:54:00:aa:bb:01"]) == 0
+    # what an install's answer file needs: the postscripts, a crypted root password
+    mknb.install_postscripts(str(tmp_path / "install"))
+    assert tablecmds.chtab(["key=system,username=root",
+                            "passwd.password=$6$cli$" + "C" * 86]) == 0
     return tmp_path
 
 

@@ -60,9 +60,25 @@ def test_every_file_from_the_packages_then_nothing_changes(cli_env, tmp_path, ca
     before = snapshot(root)
     assert mknb_cmd(["-p", str(root)]) == 0
     lines = capsys.readouterr().out.splitlines()
-    assert lines[:-1] == [f"{n}: unchanged ({r.source})" for n, r in zip(NAMES, res, strict=True)]
+    inst = tmp_path / "install"  # cli_env's installdir: the shipped postscripts go there
+    scripts = [f"{inst}/postscripts/{n}: placed ({mknb_src(n)})"
+               for n in ("remoteshell", "sethostname")]
+    assert lines[:-1] == [f"{n}: unchanged ({r.source})"
+                          for n, r in zip(NAMES, res, strict=True)] + scripts
     assert lines[-1] == f"{root}: nothing changed (9 files already in place)"
     assert snapshot(root) == before  # same inodes, mtimes, modes; no temporary left
+    assert (inst / "postscripts" / "sethostname").stat().st_mode & 0o777 == 0o755
+    # a second run keeps the postscripts (a site's edited copy wins) and says nothing
+    (inst / "postscripts" / "sethostname").write_text("#!/bin/sh\n# site copy\n")
+    assert mknb_cmd(["-p", str(root)]) == 0
+    assert "postscripts" not in capsys.readouterr().out
+    assert (inst / "postscripts" / "sethostname").read_text().endswith("# site copy\n")
+
+
+def mknb_src(name: str) -> str:
+    from nodemgr.netboot import answerfile
+
+    return os.path.join(answerfile.SHIPPED_POSTSCRIPTS, name)
 
 
 def test_cli_fills_site_tftpdir_and_is_audited(cli_env, tmp_path, capsys):
@@ -72,7 +88,8 @@ def test_cli_fills_site_tftpdir_and_is_audited(cli_env, tmp_path, capsys):
     store.upsert("site", {"key": "tftpdir"}, {"value": str(tmp_path / "site-tftp")})
     assert mknb_cmd(["x86_64", "--json"]) == 0
     out = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
-    assert [(o["file"], o["action"]) for o in out] == [(n, "placed") for n in NAMES]
+    assert [(o["file"], o["action"]) for o in out] == [(n, "placed") for n in NAMES] + [
+        (f"{tmp_path}/install/postscripts/{n}", "placed") for n in ("remoteshell", "sethostname")]
     assert (tmp_path / "site-tftp" / mknb.GRUB_IMAGE).is_file()
     assert [r["command"] for r in store.select("auditlog")][-1] == "mknb"
 

@@ -4,6 +4,7 @@ bad input, on SQLite and PostgreSQL."""
 from __future__ import annotations
 
 import os
+import re
 import threading
 
 import pytest
@@ -11,21 +12,36 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from nodemgr.errors import UsageError
-from nodemgr.netboot import bootfiles, tokens
+from nodemgr.netboot import bootfiles, mknb, tokens
 from nodemgr.netboot.nodeset import _next_steps, callback_url, nodeset, parse_steps
 from nodemgr.tables.resolve import Resolver
 
 IMG = "rhels8.6-x86_64-install-compute"
 MAC = "52:54:00:aa:bb:01"
+ROOT_HASH = "$6$testsalt$" + "A" * 86
+KS = "inst.ks=http://10.0.0.1/install/autoinst/n1"
+
+
+def answer_token(tftp, node: str) -> str:
+    """The node's token, from its answer file (``<tftp>/../install/autoinst/<node>``)."""
+    text = (tftp.parent / "install" / "autoinst" / node).read_text()
+    m = re.search(rf"install-finished/{node}\?token=([\w-]+)", text)
+    assert m, text
+    return m.group(1)
 
 
 @pytest.fixture
 def cl(store, tmp_path):
-    """n1 (MAC, IP), n2 (IP only), site with a TFTP root and master, the RHEL image."""
+    """n1 (MAC, IP), n2 (IP only), site with a TFTP root and master, the RHEL image (its
+    answer file: the shipped kickstart; the install tree with the shipped postscripts and
+    a crypted root password)."""
     tftp = tmp_path / "tftp"
+    mknb.install_postscripts(str(tmp_path / "install"))
     for k, v in {"tftpdir": str(tftp), "master": "10.0.0.1",
-                 "callbackurl": "http://10.0.0.1:8080"}.items():
+                 "callbackurl": "http://10.0.0.1:8080",
+                 "installdir": str(tmp_path / "install")}.items():
         store.upsert("site", {"key": k}, {"value": v})
+    store.upsert("passwd", {"key": "system", "username": "root"}, {"password": ROOT_HASH})
     for n, ip in (("n1", "10.0.0.11"), ("n2", "10.0.0.12")):
         store.insert("nodelist", {"node": n, "groups": "compute,all"})
         store.insert("hosts", {"node": n, "ip": ip})
@@ -53,12 +69,12 @@ PXE_INSTALL = """\
 DEFAULT xCAT
 LABEL xCAT
  KERNEL xcat/rhels8.6/x86_64/vmlinuz
- APPEND initrd=xcat/rhels8.6/x86_64/initrd.img inst.repo=http://10.0.0.1/install/rhels8.6/x86_64 BOOTIF=01-52-54-00-aa-bb-01 nodemgr.callback=http://10.0.0.1:8080/install-finished/n1
+ APPEND initrd=xcat/rhels8.6/x86_64/initrd.img inst.repo=http://10.0.0.1/install/rhels8.6/x86_64 BOOTIF=01-52-54-00-aa-bb-01 inst.ks=http://10.0.0.1/install/autoinst/n1
 """
 IPXE_INSTALL = """\
 #!ipxe
 #install rhels8.6-x86_64-compute
-kernel http://10.0.0.1/tftpboot/xcat/rhels8.6/x86_64/vmlinuz initrd=initrd inst.repo=http://10.0.0.1/install/rhels8.6/x86_64 BOOTIF=01-52-54-00-aa-bb-01 nodemgr.callback=http://10.0.0.1:8080/install-finished/n1
+kernel http://10.0.0.1/tftpboot/xcat/rhels8.6/x86_64/vmlinuz initrd=initrd inst.repo=http://10.0.0.1/install/rhels8.6/x86_64 BOOTIF=01-52-54-00-aa-bb-01 inst.ks=http://10.0.0.1/install/autoinst/n1
 initrd --name initrd http://10.0.0.1/tftpboot/xcat/rhels8.6/x86_64/initrd.img
 boot
 """
@@ -71,7 +87,7 @@ menuentry "xCAT OS Deployment" {
     insmod tftp
     set root=(http,10.0.0.1)
     echo Loading Install kernel ...
-    linux /tftpboot/xcat/rhels8.6/x86_64/vmlinuz inst.repo=http://10.0.0.1/install/rhels8.6/x86_64 BOOTIF=01-52-54-00-aa-bb-01 nodemgr.callback=http://10.0.0.1:8080/install-finished/n1
+    linux /tftpboot/xcat/rhels8.6/x86_64/vmlinuz inst.repo=http://10.0.0.1/install/rhels8.6/x86_64 BOOTIF=01-52-54-00-aa-bb-01 inst.ks=http://10.0.0.1/install/autoinst/n1
     echo Loading initial ramdisk ...
     initrd /tftpboot/xcat/rhels8.6/x86_64/initrd.img
 }
@@ -122,14 +138,12 @@ def test_install_writes_tables_status_and_token(cl):
     assert store.get("nodelist", {"node": "n1"})["status"] == "installing"
     assert store.get("bootparams", {"node": "n1"})["kernel"] == "xcat/rhels8.6/x86_64/vmlinuz"
     text = (tftp / "pxelinux.cfg/n1").read_text()
-    url = text.split("nodemgr.callback=")[1].split()[0]
-    assert url.startswith("http://10.0.0.1:8080/install-finished/n1?token=")
-    token = url.split("token=")[1]
-    # issue 12 item 7: the live token is in the boot file only, in no table
+    assert KS in text and "token" not in text   # the answer file's URL, no token
+    token = answer_token(tftp, "n1")
+    # issue 12 item 7: the live token is in the answer file only, in no table
     for name in ("nodetoken", "bootparams", "chain", "nodelist", "auditlog"):
         assert token not in repr(store.select(name, include_disabled=True)), name
-    assert store.get("bootparams", {"node": "n1"})["kcmdline"].endswith(
-        "nodemgr.callback=http://10.0.0.1:8080/install-finished/n1")
+    assert store.get("bootparams", {"node": "n1"})["kcmdline"].endswith(KS)
     # n2 failed: nothing of it changed
     assert store.get("chain", {"node": "n2"}) is None and not (tftp / "pxelinux.cfg/n2").exists()
     # the callback's sequence
@@ -328,9 +342,7 @@ def test_many_nodes_one_token_each_and_next_disarms_all(cl):
     res = Resolver(store)
     out = {r.node: (r.ok, r.message) for r in nodeset(store, res, nodes, f"osimage={IMG}")}
     assert out == {n: (True, "install rhels8.6-x86_64-compute") for n in nodes}
-    urls = [(tftp / "pxelinux.cfg" / n).read_text().split("nodemgr.callback=")[1].split()[0]
-            for n in nodes]
-    toks = [u.split("token=")[1] for u in urls]
+    toks = [answer_token(tftp, n) for n in nodes]
     assert len(set(toks)) == len(nodes)
     rows = {r["node"]: r for r in store.select("nodetoken")}
     assert sorted(rows) == sorted(nodes)

@@ -44,9 +44,10 @@ def get(port: int, path: str, *, source: str = "127.0.0.1",
 
 # -- the file ----------------------------------------------------------------------------
 
-def test_shipped_file_is_makewebconf_of_the_defaults(cli_env, capsys):
+def test_shipped_file_is_makewebconf_of_the_defaults(cli_env, tmp_path, capsys):
     shipped = (ROOT / "etc/nginx/nodemgr.conf").read_text()
     assert shipped == webconf.render(webconf.WebConf())
+    (tmp_path / "none.conf").write_text("[nodemgr]\n")  # (cli_env's names a test installdir)
     assert makewebconf([]) == 0  # a fresh database, no configuration file: the defaults
     assert capsys.readouterr().out == shipped
     assert "    listen 80 default_server;\n" in shipped
@@ -68,7 +69,10 @@ def test_makewebconf_follows_the_settings_and_refuses_bad_values(cli_env, tmp_pa
     text = out.read_text()
     assert "    listen 10.0.0.1:8081;\n" in text
     assert "alias /srv/tftp/;" in text and "alias /srv/install/;" in text
-    assert text.count("proxy_pass http://127.0.0.1:9090;") == 2
+    # the callbacks, install-status and the answer files go to the app, never from disk
+    assert text.count("proxy_pass http://127.0.0.1:9090;") == 4
+    for loc in ("/install-finished/", "/xcatrhevh/", "/install-status/", "/install/autoinst/"):
+        assert f"    location {loc} {{\n        proxy_pass http://127.0.0.1:9090;" in text
     assert out.stat().st_mode & 0o777 == 0o644 and os.listdir(out.parent) == ["nodemgr.conf"]
     assert makewebconf(["--listen", "fd00::1"]) == 0
     assert "    listen [fd00::1]:8081;\n" in capsys.readouterr().out

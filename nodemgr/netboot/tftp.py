@@ -327,13 +327,27 @@ class Server:
         """
         if self.sock is not None:
             return
+        self.sock = self.open_socket()
+        self.port = self.sock.getsockname()[1]
+
+    def open_socket(self) -> socket.socket:
+        """A new non-blocking socket bound to the server's address and port (with
+        ``SO_REUSEPORT`` when *reuse_port*: several can then share the port, one per worker
+        process; the kernel keeps each client on one of them).
+
+        Raises:
+            OSError: the address cannot be bound.
+        """
         sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-        if self.reuse_port:
-            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
-        sock.bind((self.host, self.port))
-        sock.setblocking(False)
-        self.sock = sock
-        self.port = sock.getsockname()[1]
+        try:
+            if self.reuse_port:
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+            sock.bind((self.host, self.port))
+            sock.setblocking(False)
+        except BaseException:
+            sock.close()
+            raise
+        return sock
 
     def stop(self) -> None:
         """Ask :meth:`run` / :func:`serve_forever` to return within one poll interval."""

@@ -9,6 +9,13 @@ from nodemgr.netboot import nodeset
 from nodemgr.tables.resolve import Resolver
 
 IMAGE = "e2e-x86_64-install-compute"
+#: Install images of OS families that take an answer file (:func:`define_answer_images`):
+#: the shipped kickstart (rh/compute.rhels9.tmpl, boot line ``inst.ks=``) and preseed
+#: (debian/compute.debian12.tmpl, ``url=``), booting IMAGE's boot target (the test kernel
+#: and initramfs).
+KS_IMAGE = "rhels9.4-x86_64-install-compute"
+PRESEED_IMAGE = "debian12.5-x86_64-install-compute"
+ANSWER_IMAGES = {KS_IMAGE: "rhels9.4", PRESEED_IMAGE: "debian12.5"}
 
 
 def define(store, tftpdir: str, nodes: dict[str, tuple[str, str]], *, netboot: str = "pxe",
@@ -37,6 +44,26 @@ def define(store, tftpdir: str, nodes: dict[str, tuple[str, str]], *, netboot: s
             store.upsert("noderes", {"node": node}, {"netboot": netboot})
 
 
+def define_answer_images(store, rootpw_hash: str, *, boottarget: str = "e2e") -> None:
+    """Add :data:`ANSWER_IMAGES` (profile compute, x86_64, no ``linuximage.template``: the
+    shipped templates are found by osvers) with *boottarget* (default :func:`define`'s),
+    and the root password hash answer files carry (``passwd`` key ``system`` user
+    ``root``, an already crypted value)."""
+    with store.transaction():
+        for name, osvers in ANSWER_IMAGES.items():
+            store.upsert("osimage", {"imagename": name},
+                         {"provmethod": "install", "osvers": osvers, "osarch": "x86_64",
+                          "profile": "compute", "imagetype": "linux"})
+            store.upsert("linuximage", {"imagename": name}, {"boottarget": boottarget})
+        store.upsert("passwd", {"key": "system", "username": "root"},
+                     {"password": rootpw_hash})
+
+
+def answer_file(store, node: str) -> str:
+    """Path of *node*'s answer file, ``<installdir>/autoinst/<node>``."""
+    return os.path.join(store.site("installdir") or "/install", "autoinst", node)
+
+
 def arm(store, nodes: list[str]) -> dict[str, str]:
     """``nodeset <nodes> osimage=<IMAGE>``; returns node -> callback URL path+query from the
     written boot file's ``nodemgr.callback=`` argument."""
@@ -59,6 +86,16 @@ def callback_path(store, node: str) -> str:
         text = fh.read()
     m = re.search(r"(?:nodemgr\.callback|local_boot_trigger)=https?://[^/\s]+(\S+)", text)
     assert m, text
+    return m.group(1)
+
+
+def answer_callback_path(store, node: str) -> str:
+    """The install-finished URL's path and query (with the token) from *node*'s answer
+    file — where an image with an answer file keeps the token (its boot file has none)."""
+    with open(answer_file(store, node), encoding="utf-8") as fh:
+        text = fh.read()
+    m = re.search(r"https?://[^/\s'\"]+(/install-finished/[^\s'\"]+)", text)
+    assert m, f"no install-finished URL in the answer file of {node}"
     return m.group(1)
 
 

@@ -16,20 +16,37 @@ end ``srv0`` carries the servers' address 10.99.0.1) nothing is written by hand:
 * ``nodemgr-tftpd`` serves the TFTP root, the callback app runs under gunicorn, and the
   real ``nodeset <node> osimage=..`` writes each node's boot file.
 
+Answer files: ``passwd`` holds a crypted root hash, ``mknb`` also installs the shipped
+postscripts into the lab's installdir (served by nginx under ``/install/``), and the
+``xcatdefaults`` postscripts row (sethostname, remoteshell; ``site.sshpubkey`` names a lab
+key) applies to every node. Images ``rhels9.4-..`` and ``debian12.5-..`` (tests/web/
+provision.py) boot the test kernel and initramfs but take the shipped kickstart
+(``inst.ks=``) and preseed (``url=``, ``hostname=``): ``nodeset`` renders
+``<installdir>/autoinst/<node>`` (0600, the token inside, none on the boot line). The
+busybox initramfs (tests/fixtures/pxe/init.sh) fetches the answer file through nginx (the
+app serves it to the node's own address only; nginx sets X-Forwarded-For and
+``site.callbackproxies`` = 127.0.0.1), checks it names the host DHCP named, extracts the
+post-install section with answerfile.EXTRACT_SED and runs it with sh: postscripts from
+``/install/postscripts/``, then the install-finished URL with the token.
+
 Guests, three at once: node01 boots legacy BIOS (SeaBIOS + QEMU's iPXE ROM, ``netboot=xnba``):
 Kea hands iPXE the node's script URL; script, kernel and initrd come over HTTP through
-nginx. node02 and node04 boot UEFI (OVMF with its own PXE stack: virtio-net ``romfile=``, a
-private copy of the variable store, 512 MiB): node02 (``xnba``) gets ``snponly.efi`` over
-TFTP, whose iPXE asks Kea again and fetches the script and kernel over HTTP; node04
+nginx; kickstart. node02 and node04 boot UEFI (OVMF with its own PXE stack: virtio-net
+``romfile=``, a private copy of the variable store, 512 MiB): node02 (``xnba``) gets
+``snponly.efi`` over TFTP, whose iPXE asks Kea again and fetches the script and kernel over
+HTTP; its kickstart's postscripts include ``e2e-fail`` (exit 1), so it reports the failure
+to ``/install-status/`` and ends ``failed`` without calling install-finished. node04
 (``grub2``) gets ``boot/grub2/grubx64.efi``, which reads ``grub.cfg-01-<mac>`` over TFTP and
-the kernel over HTTP. node03 boots pxelinux (kernel over TFTP), started by the system
-libvirtd on an address-less root-namespace bridge patched in by a veth. The kernel is
-Debian's (unpacked, not installed); the busybox initramfs (tests/fixtures/pxe) takes an
-address with udhcpc, wgets the ``nodemgr.callback=`` URL from its command line (through
-nginx, which sets X-Forwarded-For; ``site.callbackproxies`` = 127.0.0.1) and powers off.
-Each node must then be ``booted``, with a local-boot file and a Kea lease. Nothing leaves
-the namespace; everything is torn down even on failure. Under TCG on 2 cores: BIOS 15-35 s,
-UEFI 25-55 s when the three share the cores; about 1.5 minutes in all.
+the kernel over HTTP; preseed. Then node05 boots by UEFI HTTP boot (kickstart); its
+``nodemgr.e2e.other=node06`` first asks for node06's answer file (node06 is armed but has
+no guest): 403, node06 untouched. node03 boots pxelinux (kernel over TFTP), started by the
+system libvirtd on an address-less root-namespace bridge patched in by a veth; its image
+has no answer file: ``nodemgr.callback=`` on the boot line, fetched with wget as before.
+The kernel is Debian's (unpacked, not installed). Each node must then be ``booted``
+(node02 ``failed``, its chain unchanged), with a local-boot file, no answer file and a Kea
+lease. Nothing leaves the namespace; everything is torn down even on failure. Under TCG on
+2 cores: BIOS 15-35 s, UEFI 25-55 s when the three share the cores; about 1.5 minutes in
+all.
 """
 
 from __future__ import annotations
@@ -39,6 +56,7 @@ import json
 import os
 import re
 import shutil
+import stat
 import subprocess
 import sys
 import tempfile
@@ -52,7 +70,15 @@ from nodemgr.tables.store import Store
 from tests.fixtures import nginx
 from tests.fixtures.netns import Netns, sh, stop_groups
 from tests.fixtures.pxe import build
-from tests.web.provision import IMAGE, define, state
+from tests.web.provision import (
+    IMAGE,
+    KS_IMAGE,
+    PRESEED_IMAGE,
+    answer_callback_path,
+    define,
+    define_answer_images,
+    state,
+)
 
 pytestmark = pytest.mark.slow
 
@@ -63,12 +89,18 @@ HTTPPORT = "8081"           # not 80: the URLs must carry site.httpport
 UPSTREAM = "127.0.0.1:8080"  # gunicorn, behind nginx
 OVMF_CODE = "/usr/share/OVMF/OVMF_CODE_4M.fd"
 OVMF_VARS = "/usr/share/OVMF/OVMF_VARS_4M.fd"
-#         name: (ip, mac, noderes.netboot, firmware)
-NODES = {"node01": ("10.99.0.101", "52:54:00:aa:bb:01", "xnba", "bios"),
-         "node02": ("10.99.0.102", "52:54:00:aa:bb:02", "xnba", "uefi"),
-         "node03": ("10.99.0.103", "52:54:00:aa:bb:03", "pxe", "bios"),   # through libvirt
-         "node04": ("10.99.0.104", "52:54:00:aa:bb:04", "grub2", "uefi"),
-         "node05": ("10.99.0.105", "52:54:00:aa:bb:05", "xnba", "uefi-http")}
+#         name: (ip, mac, noderes.netboot, firmware, osimage)
+NODES = {"node01": ("10.99.0.101", "52:54:00:aa:bb:01", "xnba", "bios", KS_IMAGE),
+         "node02": ("10.99.0.102", "52:54:00:aa:bb:02", "xnba", "uefi", KS_IMAGE),
+         "node03": ("10.99.0.103", "52:54:00:aa:bb:03", "pxe", "bios", IMAGE),  # libvirt
+         "node04": ("10.99.0.104", "52:54:00:aa:bb:04", "grub2", "uefi", PRESEED_IMAGE),
+         "node05": ("10.99.0.105", "52:54:00:aa:bb:05", "xnba", "uefi-http", KS_IMAGE),
+         "node06": ("10.99.0.106", "52:54:00:aa:bb:06", "xnba", None, KS_IMAGE)}  # no guest
+FAILING = "node02"          # its postscripts row adds FAIL_SCRIPT
+FAIL_SCRIPT = "e2e-fail"
+ASKER, VICTIM = "node05", "node06"   # ASKER asks for VICTIM's answer file
+#: the key site.sshpubkey names; the remoteshell postscript puts it in authorized_keys
+LAB_KEY = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAINodemgrE2ELabKeyNotARealKey0123456789 e2e@lab"
 REQUIRE_ALL = os.environ.get("NODEMGR_REQUIRE_ALL") == "1"
 
 
@@ -107,16 +139,27 @@ def lab(tmp_path_factory):
 
 
 def _lab(store, url, work, tftp, install, kea, web, t_setup):
-    define(store, str(tftp), {n: (ip, mac) for n, (ip, mac, _, _) in NODES.items()},
+    define(store, str(tftp), {n: (ip, mac) for n, (ip, mac, *_) in NODES.items()},
            callbackurl=f"http://{SERVER}:{HTTPPORT}", master=None)
+    # a crypted root hash (never a clear password) for the answer files; stdin, not argv
+    rootpw = subprocess.run(["openssl", "passwd", "-6", "-stdin"], input=os.urandom(9).hex(),
+                            capture_output=True, text=True, check=True).stdout.strip()
+    define_answer_images(store, rootpw)
+    (work / "lab_key.pub").write_text(LAB_KEY + "\n")
     with store.transaction():
         for key, value in (("httpport", HTTPPORT), ("installdir", str(install)),
                            ("dhcpserver", "kea"), ("keaconf", str(kea / "kea-dhcp4.conf")),
                            ("keasocket", str(kea / "kea4.sock")),
-                           ("callbackproxies", "127.0.0.1")):   # nginx is the proxy
+                           ("callbackproxies", "127.0.0.1"),    # nginx is the proxy
+                           ("sshpubkey", str(work / "lab_key.pub"))):
             store.upsert("site", {"key": key}, {"value": value})
-        for node, (_, _, netboot, _) in NODES.items():
+        for node, (_, _, netboot, *_) in NODES.items():
             store.upsert("noderes", {"node": node}, {"netboot": netboot})
+        store.upsert("postscripts", {"node": FAILING}, {"postscripts": FAIL_SCRIPT})
+        store.upsert("bootparams", {"node": ASKER},
+                     {"addkcmdline": f"nodemgr.e2e.other={VICTIM}"})
+    defaults = store.get("postscripts", {"node": "xcatdefaults"}) or {}
+    assert defaults.get("postscripts") == "sethostname,remoteshell", defaults
     (work / "none.conf").write_text("[nodemgr]\n")
     env = dict(os.environ, NODEMGR_DB=url, NODEMGR_CONF=str(work / "none.conf"),
                NODEMGR_WEB_BIND=UPSTREAM, NODEMGR_WEB_WORKERS="2",
@@ -149,10 +192,16 @@ def _lab(store, url, work, tftp, install, kea, web, t_setup):
 
         out = nm("makenetworks")
         assert "mgtifname=srv0" in out, out
-        nm("mknb")
+        out = nm("mknb")
         for f in ("pxelinux.0", "ldlinux.c32", "undionly.kpxe", "snponly.efi",
                   "boot/grub2/grubx64.efi"):
             assert (tftp / f).is_file(), f"mknb placed no {f}"
+        for f in ("sethostname", "remoteshell"):  # the shipped postscripts, into installdir
+            assert os.access(install / "postscripts" / f, os.X_OK), f"mknb: no {f}\n{out}"
+        # the failing postscript of FAILING, next to the shipped ones
+        (install / "postscripts" / FAIL_SCRIPT).write_text(
+            '#!/bin/sh\necho "e2e-fail: failing on purpose on $NODE" >&2\nexit 1\n')
+        (install / "postscripts" / FAIL_SCRIPT).chmod(0o755)
         nm("makewebconf", "-o", str(web / "nodemgr.conf"), "--upstream", UPSTREAM)
         (web / "nginx.conf").write_text(nginx.main_conf(web, user="root"))
 
@@ -183,8 +232,13 @@ def _lab(store, url, work, tftp, install, kea, web, t_setup):
         ns.wait_listening("u", 69, SERVER, proc=tftpd, log="tftpd.log")
         ns.wait_listening("t", 8080, "127.0.0.1", proc=guni, log="gunicorn.log")
         ns.wait_listening("t", int(HTTPPORT), proc=web_p, log="nginx.out")
+        # nginx serves the postscripts from installdir; answer files only through the app
+        got = subprocess.run(ns.cmd("curl", "-sf", f"http://{SERVER}:{HTTPPORT}/install/"
+                                    "postscripts/sethostname"), capture_output=True, text=True)
+        assert got.stdout == (install / "postscripts" / "sethostname").read_text(), got
         print(f"\nlab set up in {time.monotonic() - t_setup:.1f} s")
-        yield {"ns": ns, "store": store, "tftp": tftp, "work": work, "nm": nm, "conf": conf}
+        yield {"ns": ns, "store": store, "tftp": tftp, "work": work, "nm": nm, "conf": conf,
+               "install": install}
 
 
 def test_kea_config_from_makedhcp(lab):
@@ -196,7 +250,7 @@ def test_kea_config_from_makedhcp(lab):
     (subnet,) = cfg["subnet4"]
     assert subnet["subnet"] == "10.99.0.0/24"
     res = {r["hostname"]: r for r in subnet["reservations"]}
-    for node, (ip, mac, netboot, _) in NODES.items():
+    for node, (ip, mac, netboot, *_) in NODES.items():
         assert res[node]["hw-address"] == mac and res[node]["ip-address"] == ip
         assert res[node]["next-server"] == SERVER
         assert "boot-file-name" not in res[node]       # it would beat every class
@@ -206,10 +260,12 @@ def test_kea_config_from_makedhcp(lab):
             f"http://{SERVER}:{HTTPPORT}/tftpboot/xcat/xnba/nodes/${{hostname}}"} <= files
 
 
-def test_install_finished_bios_and_uefi(lab):
-    """Three guests at once: node01 (SeaBIOS + QEMU's iPXE ROM, xnba), node02 (OVMF PXE →
-    mknb's snponly.efi → iPXE, xnba) and node04 (OVMF PXE → mknb's boot/grub2/grubx64.efi,
-    prefix ``(tftp)/boot/grub2`` → ``grub.cfg-01-<mac>`` over TFTP → kernel over HTTP)."""
+def test_install_through_answer_files_bios_and_uefi(lab):
+    """Three guests at once, each through its answer file: node01 (SeaBIOS + QEMU's iPXE
+    ROM, xnba; kickstart), node02 (OVMF PXE → mknb's snponly.efi → iPXE, xnba; kickstart
+    whose postscripts include one that fails) and node04 (OVMF PXE → mknb's
+    boot/grub2/grubx64.efi, prefix ``(tftp)/boot/grub2`` → ``grub.cfg-01-<mac>`` over TFTP
+    → kernel over HTTP; preseed)."""
     nodes = ["node01", "node02", "node04"]
     armed = {node: arm(lab, node) for node in nodes}
     mac = NODES["node04"][1].replace(":", "-")
@@ -223,41 +279,87 @@ def test_install_finished_bios_and_uefi(lab):
     t0 = time.monotonic()
     consoles = boot_all(lab, nodes, ["tap0", "tap1", "tap2"])
     print(f"{', '.join(nodes)} at once: {time.monotonic() - t0:.1f} s")
-    for node, (url_path, boot_file) in armed.items():
-        verify(lab, node, consoles[node], url_path, boot_file)
+    for node, armed_node in armed.items():
+        if node == FAILING:
+            verify_failed(lab, node, consoles[node], armed_node)
+        else:
+            verify(lab, node, consoles[node], armed_node)
 
 
-def test_install_finished_uefi_http_boot(lab):
+def test_install_uefi_http_boot_and_foreign_answer_file(lab):
     """node05: OVMF's UEFI HTTP boot (PXE switched off by fw_cfg; DHCP vendor class
     ``HTTPClient``) → Kea's ``http://<server>:<httpport>/tftpboot/snponly.efi`` through
-    nginx → iPXE asks again (user class iPXE) → the node's script over HTTP."""
-    url_path, boot_file = arm(lab, "node05")
-    verify(lab, "node05", boot(lab, "node05", "tap0"), url_path, boot_file)
-    assert re.search(re.escape(NODES["node05"][0]) + r' "GET /tftpboot/snponly.efi HTTP/1.1" 200',
+    nginx → iPXE asks again (user class iPXE) → the node's script over HTTP → kickstart.
+    Before its own, the guest asks for node06's answer file (node06 is armed, no guest):
+    403, and node06 stays armed with its token."""
+    victim = arm(lab, VICTIM)
+    before = state(lab["store"], VICTIM)
+    armed = arm(lab, ASKER)
+    console = boot(lab, ASKER, "tap0")
+    url = f"http://{SERVER}:{HTTPPORT}/install/autoinst/{VICTIM}"
+    assert f"NODEMGR-E2E: asking for another node's answer file: {url}" in console, \
+        _tail(console)
+    # busybox wget: "server returned error: HTTP/1.1 403 FORBIDDEN" (nginx passes the
+    # app's reason phrase on)
+    assert re.search(r"NODEMGR-E2E: other answer file refused: .*server returned error: "
+                     r"HTTP/1\.1 403 Forbidden", console, re.I), _tail(console)
+    # the app saw the guest's own address (X-Forwarded-For from nginx, a trusted proxy)
+    assert (f"autoinst: {VICTIM}: request from {NODES[ASKER][0]} is not from the node's "
+            "address") in (lab["work"] / "gunicorn.log").read_text(errors="replace")
+    assert state(lab["store"], VICTIM) == before     # installing, same token, same chain
+    assert before[0] == "installing" and before[3]
+    assert victim["answer"].is_file()               # still there for its own node
+    verify(lab, ASKER, console, armed)
+    assert re.search(re.escape(NODES[ASKER][0]) + r' "GET /tftpboot/snponly.efi HTTP/1.1" 200',
                      (lab["work"] / "nginx" / "access.log").read_text()), _logs(lab)
 
 
-def arm(lab, node):
-    """The real ``nodeset <node> osimage=..`` in the namespace; returns (callback path, the
-    node's MAC boot file)."""
-    lab["nm"]("nodeset", node, f"osimage={IMAGE}")
-    store, tftp = lab["store"], lab["tftp"]
+def _boot_file(lab, node) -> Path:
+    mac, netboot = NODES[node][1].replace(":", "-"), NODES[node][2]
+    tftp = lab["tftp"]
+    return {"pxe": tftp / "pxelinux.cfg" / f"01-{mac}",
+            "xnba": tftp / "xcat" / "xnba" / "nodes" / node,
+            "grub2": tftp / "boot" / "grub2" / f"grub.cfg-01-{mac}"}[netboot]
+
+
+def arm(lab, node) -> dict:
+    """The real ``nodeset <node> osimage=<its image>`` in the namespace; checks the boot
+    file and the answer file; returns ``url_path`` (the install-finished path with the
+    token: from the answer file, or from the boot file for an image without one),
+    ``boot_file``, ``answer`` (the answer file's path) and ``currstate``."""
+    image = NODES[node][4]
+    lab["nm"]("nodeset", node, f"osimage={image}")
+    store = lab["store"]
     armed = state(store, node)
     assert armed[0] == "installing" and armed[3], armed
-    mac, netboot = NODES[node][1].replace(":", "-"), NODES[node][2]
-    boot_file = {"pxe": tftp / "pxelinux.cfg" / f"01-{mac}",
-                 "xnba": tftp / "xcat" / "xnba" / "nodes" / node,
-                 "grub2": tftp / "boot" / "grub2" / f"grub.cfg-01-{mac}"}[netboot]
-    text = boot_file.read_text()
-    assert "nodemgr.callback=" in text, text
-    url_path = _callback_path(text)      # the token is only in the boot file
     assert "token=" not in (armed[4] or "")
+    boot_file = _boot_file(lab, node)
+    answer = lab["install"] / "autoinst" / node
+    text = boot_file.read_text()
+    netboot = NODES[node][2]
+    if image == IMAGE:   # no answer file: the callback URL with the token on the boot line
+        assert "nodemgr.callback=" in text, text
+        url_path = _callback_path(text)
+        assert not answer.exists()
+    else:                # the answer file's URL only; the token is inside the answer file
+        url = f"http://{SERVER}:{HTTPPORT}/install/autoinst/{node}"
+        if image == PRESEED_IMAGE:
+            for word in ("auto=true", "priority=critical", f"url={url}",
+                         f"hostname={node}", "interface=auto"):
+                assert re.search(rf"(?<!\S){re.escape(word)}(?!\S)", text), (word, text)
+        else:
+            assert re.search(rf"(?<!\S)inst\.ks={re.escape(url)}(?!\S)", text), text
+        assert "token=" not in text and "nodemgr.callback" not in text, text
+        assert stat.S_IMODE(answer.stat().st_mode) == 0o600, oct(answer.stat().st_mode)
+        url_path = answer_callback_path(store, node)
+        assert url_path.startswith(f"/install-finished/{node}?token="), "no token"
     if netboot != "pxe":   # kernel and initrd over HTTP, from nginx on httpport
         assert (f"http://{SERVER}:{HTTPPORT}/tftpboot/e2e/vmlinuz" in text
                 or f"(http,{SERVER}:{HTTPPORT})" in text), text
     if netboot == "xnba":  # EFI iPXE hands the initrd over only when the kernel line names it
         assert "initrd=initrd " in text, text
-    return url_path, boot_file
+    return {"url_path": url_path, "boot_file": boot_file, "answer": answer,
+            "currstate": armed[1]}
 
 
 def qemu_cmd(lab, node: str, tap: str, console: Path) -> list[str]:
@@ -265,7 +367,7 @@ def qemu_cmd(lab, node: str, tap: str, console: Path) -> list[str]:
     store) with OVMF's own virtio-net driver and PXE (``romfile=``: QEMU's iPXE EFI ROM
     would add a boot entry of its own ahead of OVMF's PXE, test-environment §6 gotcha 1)
     and 512 MiB (GRUB 2.06's ``linux`` runs out of memory in 256, gotcha 2)."""
-    _, mac, _, fw = NODES[node]
+    _, mac, _, fw, _ = NODES[node]
     net = ["-netdev", f"tap,id=n0,ifname={tap},script=no,downscript=no"]
     common = ["-cpu", "qemu64", "-smp", "1", "-display", "none", "-monitor", "none",
               "-serial", f"file:{console}", "-no-reboot"]
@@ -347,23 +449,75 @@ def replay(lab, node: str, url_path: str) -> tuple[int, str]:
         ns.run("ip", "addr", "del", f"{ip}/32", "dev", "srv0")
 
 
-def verify(lab, node, console, url_path, boot_file):
-    """After the guest powered off: booted, chain advanced, local boot, token gone, replay
-    refused."""
+def _post_ran(lab, node, console) -> None:
+    """The serial log of a guest that took its answer file: fetched and checked, its
+    post-install section run with the shipped postscripts (sethostname wrote /etc/hostname,
+    remoteshell the lab key)."""
+    assert f"NODEMGR-E2E: answer file for {node} (" in console, _tail(console)
+    if NODES[node][4] == PRESEED_IMAGE:   # d-i's hostname= agrees with DHCP's name
+        assert f"NODEMGR-E2E: d-i hostname={node} is the DHCP name" in console
+    # fetched through nginx; the app saw the node's own address (X-Forwarded-For)
+    assert (f"autoinst: {node} fetched its answer file from {NODES[node][0]}"
+            in (lab["work"] / "gunicorn.log").read_text(errors="replace")), _logs(lab)
+    assert "NODEMGR-E2E: post section of " in console, _tail(console)
+    for ps in ("sethostname", "remoteshell"):
+        assert (f"NODEMGR-E2E: wget GET http://{SERVER}:{HTTPPORT}/install/postscripts/{ps}"
+                " exit 0") in console, _tail(console)
+    domain = lab["store"].site("domain")
+    fqdn = f"{node}.{domain}" if domain else node
+    assert f"sethostname: {fqdn} ({NODES[node][0]})" in console, _tail(console)
+    assert re.search(rf"^NODEMGR-E2E: /etc/hostname: {node}\s*$", console, re.M), \
+        _tail(console)
+    assert f"NODEMGR-E2E: authorized_keys: {LAB_KEY}" in console, _tail(console)
+
+
+def verify(lab, node, console, armed):
+    """After the guest powered off: the callback answered booted (from the answer file's
+    post section, or from the boot line's URL), chain advanced, local boot, token gone,
+    answer file gone, replay refused."""
     store = lab["store"]
-    assert f"NODEMGR-E2E: callback ok: {node}: booted" in console, _tail(console)
+    if NODES[node][4] == IMAGE:
+        assert f"NODEMGR-E2E: callback ok: {node}: booted" in console, _tail(console)
+    else:
+        _post_ran(lab, node, console)
+        assert (f"NODEMGR-E2E: wget GET http://{SERVER}:{HTTPPORT}/install-finished/{node} "
+                f"exit 0 answer: {node}: booted") in console, _tail(console)
+        assert "NODEMGR-E2E: post exit 0" in console, _tail(console)
+        assert not armed["answer"].exists()      # nodeset next → boot removed it
     status, currstate, _, tokenhash, _ = state(store, node)
     assert status == "booted"
     assert currstate == "boot"                  # chain advanced: install → boot
     assert tokenhash is None                    # token consumed
-    text = boot_file.read_text()
+    text = armed["boot_file"].read_text()
     assert ("LOCALBOOT" in text) if NODES[node][2] == "pxe" else ("exit" in text)
-    assert "nodemgr.callback" not in text
+    assert "nodemgr.callback" not in text and "token=" not in text
     q = lab["nm"]("makedhcp", "-q", node)     # Kea's running config and its lease
     assert f"lease = {NODES[node][0]} until" in q, q
-    code, body = replay(lab, node, url_path)
+    code, body = replay(lab, node, armed["url_path"])
     assert code == 403 and "token" in body, (code, body)
     assert state(store, node)[:2] == ("booted", "boot")
+
+
+def verify_failed(lab, node, console, armed):
+    """A postscript failed: the post section POSTed status=failed and stopped without
+    calling install-finished; the node is ``failed``, its chain unchanged (still the
+    install), the token consumed (the install-finished URL is refused from now on)."""
+    store = lab["store"]
+    _post_ran(lab, node, console)
+    assert f"e2e-fail: failing on purpose on {node}" in console, _tail(console)
+    assert (f"NODEMGR-E2E: wget POST http://{SERVER}:{HTTPPORT}/install-status/{node} "
+            f"exit 0 answer: {node}: failed") in console, _tail(console)
+    assert "NODEMGR-E2E: post exit 1" in console, _tail(console)
+    assert "/install-finished/" not in console, _tail(console)   # never called
+    status, currstate, currchain, tokenhash, _ = state(store, node)
+    assert status == "failed"
+    assert (currstate, currchain) == (armed["currstate"], "boot")  # chain unchanged
+    assert tokenhash is None                    # consumed by the report
+    assert "inst.ks=" in armed["boot_file"].read_text()          # still the install
+    assert armed["answer"].is_file()
+    code, body = replay(lab, node, armed["url_path"])
+    assert code == 403 and "token" in body, (code, body)
+    assert state(store, node)[:3] == ("failed", armed["currstate"], "boot")
 
 
 def _callback_path(kcmdline: str) -> str:
@@ -438,8 +592,8 @@ def test_pxe_install_finished_through_libvirt(lab):
         sh(None, "ip", "link", "set", bridge, "up")
         ns.run("ip", "link", "set", vns, "master", "br0")
         ns.run("ip", "link", "set", vns, "up")
-        url_path, boot_file = arm(lab, "node03")
-        verify(lab, "node03", boot_libvirt("node03"), url_path, boot_file)
+        armed = arm(lab, "node03")
+        verify(lab, "node03", boot_libvirt("node03"), armed)
     finally:
         try:
             conn.lookupByName(name).destroy()

@@ -200,6 +200,8 @@ class _Ctx:
         self._pwhash: dict[str, str | None] = {}
         self._lines: dict[tuple, tuple] = {}
         self._answers: autoinst.AnswerFiles | None = None
+        self._master_of: dict[tuple, str] = {}
+        self._reachable: set = set()
         #: answer files, renamed into place with the boot files after the commit
         self.staged = files.StagedFiles()
 
@@ -214,19 +216,26 @@ class _Ctx:
         """The address node *a* uses for this management node (``noderes.xcatmaster``,
         ``site.master``, else this machine's address on the node's network); NetworkError
         when there is none or it is a loopback address for a non-loopback node."""
-        if self._masters is None:
-            nets = [] if self.site_master else networks.load(self.store)
-            self._masters = networks.MasterResolver(self.site_master, nets)
-        return self._masters.for_node(a.get("hosts.ip"), a.get("noderes.xcatmaster"))
+        key = (a.get("hosts.ip"), a.get("noderes.xcatmaster"))
+        hit = self._master_of.get(key)
+        if hit is None:  # (a NetworkError is not cached: raised again for each node)
+            if self._masters is None:
+                nets = [] if self.site_master else networks.load(self.store)
+                self._masters = networks.MasterResolver(self.site_master, nets)
+            hit = self._master_of[key] = self._masters.for_node(*key)
+        return hit
 
     def callback_base(self, a: dict) -> str:
         """:func:`callback_base` for node *a*: ``site.callbackurl`` (checked: no loopback
         host for a non-loopback node), else ``http://<master>:8080``."""
         if self.callbackurl:
-            from urllib.parse import urlsplit
+            ip = a.get("hosts.ip")
+            if ip not in self._reachable:
+                from urllib.parse import urlsplit
 
-            networks.check_reachable(urlsplit(self.callbackurl).hostname or "",
-                                     a.get("hosts.ip"), "site.callbackurl's host")
+                networks.check_reachable(urlsplit(self.callbackurl).hostname or "", ip,
+                                         "site.callbackurl's host")
+                self._reachable.add(ip)
             return self.callbackurl
         return f"http://{self.master(a)}:8080"
 

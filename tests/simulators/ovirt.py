@@ -7,7 +7,13 @@ reboot_in_progress, image_locked while disks are copied, host installing → up,
 preparing_for_maintenance → maintenance), jobs, ``async=true`` actions (202), ``?search=
 name=...``, the engine's fault shapes (409 ``[Cannot run VM. VM is running.]``, 404 with an
 empty body, 401 HTML with ``WWW-Authenticate``, 400 ``Incomplete parameters``), HTTP Basic
-with ``Prefer: persistent-auth`` sessions (JSESSIONID) and SSO bearer tokens.
+with ``Prefer: persistent-auth`` sessions (JSESSIONID) and SSO bearer tokens, revoked by
+``/ovirt-engine/services/sso-logout`` (GET or POST, ``token``/``scope`` parameters, JSON
+answer, as ovirt-engine's SsoLogoutServlet). A start is validated as RunVmValidator does:
+booting from the hard disk alone needs a disk, from the network alone a NIC (409 with the
+engine's AppErrors wording, 3.x and 4.x). Single sub-resources are served as their
+collection shows them (``vms/{id}/nics/{id}``, ``diskattachments/{id}``, ``statistics/{id}``,
+``hosts/{id}/nics/{id}``, ``hosts/{id}/statistics[/{id}]``).
 
 Every representation is rendered from a real recording (``tests/fixtures/ovirt/v4``): the
 recorded object is the skeleton and the simulator's state is written into it, so elements
@@ -155,6 +161,7 @@ SKELETONS = {
     "host_nic": lambda: _first(load_xml("v4_host_nics.xml")),
     "nic": lambda: load_xml("model_docs/vm_nics_add.http"),
     "statistic": lambda: _first(load_xml("model_docs/vm_statistics_list.http")),
+    "host_statistic": lambda: _first(load_xml("model_docs/host_statistics_list.xml")),
     "job": lambda: _first(load_xml("model_docs/jobs_list.http")),
     "reported_device": lambda: _first(load_xml("v4_vm_reporteddevices.xml")),
     "action": lambda: load_xml("real_action_response_with_job.xml"),
@@ -168,7 +175,8 @@ PLURAL = {"vm": "vms", "host": "hosts", "cluster": "clusters", "data_center": "d
           "storage_domain": "storage_domains", "network": "networks", "template": "templates",
           "vnic_profile": "vnic_profiles", "job": "jobs", "disk": "disks", "nic": "nics",
           "host_nic": "host_nics", "disk_attachment": "disk_attachments",
-          "statistic": "statistics", "reported_device": "reported_devices"}
+          "statistic": "statistics", "host_statistic": "statistics",
+          "reported_device": "reported_devices"}
 
 
 class Fault(Exception):
@@ -234,6 +242,7 @@ class Engine:
         self.objs: dict[str, dict[str, dict]] = {c: {} for c in COLL}
         self.sessions: set[str] = set()
         self.tokens: set[str] = set()
+        self.logouts: list[tuple[str, dict]] = []  # (method, parameters) of sso-logout calls
         self.requests: list[tuple[str, str, dict]] = []  # (method, path, headers) log
         self.skel = {k: f() for k, f in SKELETONS.items()}
         self._mac = itertools.count(0x100)
@@ -528,6 +537,31 @@ class Renderer:
             out.append(x)
         return out
 
+    def r_host_statistics(self, h: dict) -> list[ET.Element]:
+        """A host's statistics (the documented ``memory.total`` one first, in its shape)."""
+        used = self.used_memory(h["id"])
+        up = h["status"] == "up"
+        out = []
+        for name, desc, typ, unit, val in (
+                ("memory.total", "Total memory", "integer", "bytes", h["memory"]),
+                ("memory.used", "Used memory", "integer", "bytes", used),
+                ("memory.free", "Free memory", "integer", "bytes", h["memory"] - used),
+                ("cpu.current.user", "User CPU usage", "decimal", "percent", 2 if up else 0),
+                ("cpu.current.system", "System CPU usage", "decimal", "percent",
+                 1 if up else 0),
+                ("cpu.current.idle", "Idle CPU usage", "decimal", "percent", 97 if up else 0),
+                ("cpu.load.avg.5m", "CPU 5 minute load average", "decimal", "none",
+                 0.1 if up else 0)):
+            sid = _java_uuid(h["id"] + name)
+            x = self.skel("host_statistic", f"{self.href('hosts', h['id'])}/statistics/{sid}",
+                          sid)
+            for k, v in (("name", name), ("description", desc), ("kind", "gauge"),
+                         ("type", typ), ("unit", unit), ("values/value/datum", val)):
+                _setp(x, k, v)
+            self._ref(x, "host", "hosts", h["id"])
+            out.append(x)
+        return out
+
     def r_reported(self, vm: dict) -> list[ET.Element]:
         if vm["status"] != "up" or not vm["nics"]:
             return []
@@ -694,6 +728,19 @@ def create_app(eng: Engine) -> Flask:
         eng.tokens.add(tok)
         return {"access_token": tok, "token_type": "bearer", "scope": "ovirt-app-api",
                 "exp": str(int(time.time() * 1000) + 3600_000)}
+
+    @app.route("/ovirt-engine/services/sso-logout", methods=["GET", "POST"])
+    def sso_logout():
+        # ovirt-engine's services SsoLogoutServlet: any method, token and scope as request
+        # parameters (query or form: the Python SDK POSTs a form, the Ruby/Java SDKs used a
+        # query), revoked through the SSO service, whose JSON answer is passed on with
+        # HTTP 200 (OAuthRevokeServlet: {} for any token, known or not)
+        token = request.values.get("token")
+        eng.logouts.append((request.method, dict(request.values)))
+        if not token:
+            return {"error_code": "invalid_request", "error": "No token specified."}
+        eng.tokens.discard(token)
+        return {}
 
     @app.get("/ovirt-engine/services/pki-resource")
     def pki():
@@ -962,6 +1009,8 @@ def vm_start(eng, r, vm, b, version):
     if st == "image_locked":
         raise Fault(409, "Cannot run VM: VM is locked. Please try again in a few minutes.",
                     action=True)
+    if st != "suspended":  # a resume keeps its boot (engine bug 1023366 fixed exactly that)
+        _validate_boot_sequence(eng, vm, b)
     host = vm.get("host") if st == "suspended" else _pick_host(eng, vm)
     if host is None:
         raise Fault(409, "Cannot run VM. There is no host that satisfies current scheduling "
@@ -982,6 +1031,50 @@ def vm_start(eng, r, vm, b, version):
         vm["status"] = "wait_for_launch"
         eng.later(vm, "powering_up", "up")
     return _vm_job(eng, r, vm, "Launching", "up")
+
+
+#: ovirt-engine's AppErrors.properties for ${action}=run ${type}=VM, as the REST API words
+#: them (continuation lines' leading blanks dropped, as Java properties do): RHEV-M 3.x,
+#: then oVirt 4.x; the fault detail is the list in brackets.
+NO_BOOTABLE_DISK = {
+    "3": "Cannot run VM without at least one bootable disk.\nAlternatives:\n"
+         "-Create a disk for this VM, and rerun the VM.\n"
+         "-Change the boot sequence using the Edit VM command (Boot Option Sub-Tab).\n"
+         "-Use the Run-Once command to select a different boot option and rerun the VM.",
+    "4": "Cannot run VM without at least one bootable disk.\nAlternatives:\n"
+         "- Create a disk for this VM, and rerun the VM.\n"
+         "- Change the boot sequence using the Edit VM command (Boot Option Sub-Tab).\n"
+         "- Use the 'Run Once' command to select a different boot option and rerun the VM.",
+}
+NO_BOOTABLE_NIC = {
+    "3": "VM is configured to be 'Network bootable', but no Network Interface is "
+         "configured.\nAlternatives:\n-Select a different boot device (using the 'Run "
+         "Once' command or 'Edit VM' command on Boot Option Sub-Tab).\n"
+         "-Configure Network Interface and rerun the VM.",
+    "4": "VM is configured to be 'Network bootable', but no Network Interface is "
+         "configured.\nAlternatives:\n- Select a different boot device (using the 'Run "
+         "Once' command or 'Edit VM' command on Boot Option Sub-Tab).\n"
+         "- Configure Network Interface and rerun the VM.",
+}
+
+
+def _validate_boot_sequence(eng: Engine, vm: dict, b: ET.Element | None) -> None:
+    """oVirt's RunVmValidator.validateBootSequence: the boot sequence of this run (a run
+    once's ``vm/os/boot`` in the action, else the VM's) that is the hard disk alone needs a
+    disk (VM_CANNOT_RUN_FROM_DISK_WITHOUT_DISK); the network alone needs a NIC
+    (VM_CANNOT_RUN_FROM_NETWORK_WITHOUT_NETWORK). Both answered 409 like every validation
+    failure of an action."""
+    run_vm = b.find("vm") if b is not None else None
+    boot = (api.boot_devices(run_vm) if run_vm is not None else []) or vm["boot"]
+    texts = NO_BOOTABLE_DISK if boot == ["hd"] else NO_BOOTABLE_NIC if boot == ["network"] \
+        else None
+    if texts is None:
+        return
+    if boot == ["hd"] and any(d in eng.objs["disks"] for d in vm["disks"]):
+        return
+    if boot == ["network"] and vm["nics"]:
+        return
+    raise Fault(409, texts["3" if eng.api_mode == "3" else "4"], action=True)
 
 
 def _wrap_vm(init: ET.Element) -> ET.Element:
@@ -1055,6 +1148,11 @@ def vm_sub(eng, r, vm, rest, method, version, kind):
     if kind == "nics":
         if method == "GET" and not rest:
             return 200, _collection("nic", [r.r_nic(vm, n) for n in vm["nics"]]), {}
+        if method == "GET" and len(rest) == 1:
+            for n in vm["nics"]:
+                if n["id"] == rest[0]:
+                    return 200, r.r_nic(vm, n), {}
+            raise Fault(404, None)
         if method == "POST" and not rest:
             b = _body()
             name = api.text(b, "name")
@@ -1082,6 +1180,12 @@ def vm_sub(eng, r, vm, rest, method, version, kind):
                 return 200, _collection("disk", [r.r_disk_v3(vm, d) for d in disks]), {}
             return 200, _collection("disk_attachment", [
                 r.r_disk_attachment(vm, d, i) for i, d in enumerate(disks)]), {}
+        if method == "GET" and len(rest) == 1:
+            for i, d in enumerate(disks):
+                if d["id"] == rest[0]:
+                    return 200, (r.r_disk_v3(vm, d) if kind == "disks" else
+                                 r.r_disk_attachment(vm, d, i)), {}
+            raise Fault(404, None)
         if method == "POST" and not rest:
             b = _body()
             d = b if kind == "disks" else b.find("disk")
@@ -1116,7 +1220,7 @@ def vm_sub(eng, r, vm, rest, method, version, kind):
                 eng.objs["disks"].pop(rest[0], None)
             return 200, None, {}
     if kind == "statistics" and method == "GET":
-        return 200, _collection("statistic", r.r_statistics(vm)), {}
+        return _one_or_all("statistic", r.r_statistics(vm), rest)
     if kind == "reporteddevices" and method == "GET" and version == "4":
         return 200, _collection("reported_device", r.r_reported(vm)), {}
     raise Fault(404, None)
@@ -1218,9 +1322,23 @@ def host_approve(eng, r, h, b, version):
     return 200, r.action("complete"), {}
 
 
+def _one_or_all(tag: str, items: list[ET.Element], rest: list[str]):
+    """GET of a sub-collection (no *rest*) or of one member by id (404 with an empty body,
+    as for any unknown id)."""
+    if not rest:
+        return 200, _collection(tag, items), {}
+    if len(rest) == 1:
+        for x in items:
+            if x.get("id") == rest[0]:
+                return 200, x, {}
+    raise Fault(404, None)
+
+
 def host_sub(eng, r, h, rest, method, version, kind):
-    if kind == "nics" and method == "GET" and not rest:
-        return 200, _collection("host_nic", [r.r_host_nic(h)]), {}
+    if kind == "nics" and method == "GET":
+        return _one_or_all("host_nic", [r.r_host_nic(h)], rest)
+    if kind == "statistics" and method == "GET":
+        return _one_or_all("host_statistic", r.r_host_statistics(h), rest)
     raise Fault(404, None)
 
 

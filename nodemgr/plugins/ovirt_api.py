@@ -19,6 +19,8 @@ login.
 
 from __future__ import annotations
 
+import re
+import threading
 import xml.etree.ElementTree as ET
 from urllib.parse import quote, urlsplit
 
@@ -27,9 +29,14 @@ from nodemgr.plugins.base import InvalidState, NotFound, PermanentError, Unreach
 V4_PATH = "/ovirt-engine/api"
 V3_PATH = "/api"
 SSO_PATH = "/ovirt-engine/sso/oauth/token"
+#: where the official SDK (ovirt-engine-sdk-python ``Connection.close()``) revokes its token
+SSO_LOGOUT_PATH = "/ovirt-engine/services/sso-logout"
 CA_PATH = "/ovirt-engine/services/pki-resource?resource=ca-certificate&format=X509-PEM-CA"
 
-_tokens: dict[tuple[str, str], str] = {}  # (engine base, user) -> SSO token, per process
+#: (engine base, user) -> [SSO token, sessions using it], per process: sessions with the same
+#: engine share one login; the last one to close logs it out (sso-logout)
+_tokens: dict[tuple[str, str], list] = {}
+_tokens_lock = threading.Lock()
 
 
 def _short(text: str, limit: int = 160) -> str:
@@ -78,6 +85,7 @@ class Engine:
         self.auth = auth
         self.timeout = timeout
         self._session = None
+        self._holds_token = False
         self.where = parts.hostname
 
     # -- session ----------------------------------------------------------------------
@@ -112,18 +120,50 @@ class Engine:
             s.auth = None
 
     def close(self) -> None:
-        """Forget the session; never raises."""
+        """Forget the session; with SSO, the last session of this process that uses the
+        token revokes it (as the official SDK's ``close()`` does). Never raises."""
         if self._session is not None:
+            try:
+                self._sso_logout()
+            except Exception:  # noqa: BLE001 - close never raises
+                pass
             try:
                 self._session.close()
             except Exception:  # noqa: BLE001 - close never raises
                 pass
             self._session = None
 
+    def _sso_logout(self) -> None:
+        """Release this session's hold on the SSO token; the last holder revokes it with
+        ``POST /ovirt-engine/services/sso-logout`` (form ``scope=ovirt-app-api&token=...``,
+        JSON answer), like ovirt-engine-sdk-python's ``_revoke_access_token``."""
+        if not self._holds_token:
+            return
+        self._holds_token = False
+        key = (self.origin, self.username)
+        with _tokens_lock:
+            entry = _tokens.get(key)
+            if entry is None:
+                return
+            entry[1] -= 1
+            if entry[1] > 0:
+                return
+            del _tokens[key]
+        self._revoke(entry[0])
+
+    def _revoke(self, token: str) -> None:
+        self._raw("POST", self.origin + SSO_LOGOUT_PATH,
+                  data={"scope": "ovirt-app-api", "token": token},
+                  headers={"Accept": "application/json", "Authorization": None,
+                           "Content-Type": "application/x-www-form-urlencoded"})
+
     def _sso_token(self) -> str:
         key = (self.origin, self.username)
-        if key in _tokens:
-            return _tokens[key]
+        with _tokens_lock:
+            if key in _tokens:
+                _tokens[key][1] += 1
+                self._holds_token = True
+                return _tokens[key][0]
         r = self._raw("POST", self.origin + SSO_PATH, data={
             "grant_type": "password", "scope": "ovirt-app-api", "username": self.username,
             "password": self._password}, headers={
@@ -138,7 +178,17 @@ class Engine:
                       if isinstance(body, dict) else None) or f"HTTP {r.status_code}"
             raise PermanentError(f"SSO login as {self.username} on {self.where} failed: "
                                  f"{_short(str(reason))}")
-        _tokens[key] = token
+        with _tokens_lock:
+            if key in _tokens:  # another session logged in meanwhile: use its token
+                _tokens[key][1] += 1
+                self._holds_token = True
+                stale, token = token, _tokens[key][0]
+            else:
+                _tokens[key] = [token, 1]
+                self._holds_token = True
+                stale = None
+        if stale is not None:
+            self._revoke(stale)
         return token
 
     def _raw(self, method: str, url: str, **kw):
@@ -333,7 +383,13 @@ def fault_text(root: ET.Element) -> str:
     detail = (text(f, "detail") or "").strip()
     if detail.startswith("[") and detail.endswith("]"):
         detail = detail[1:-1].strip()
+    # the engine appends advice for its web UI on lines of their own ("Alternatives:\n-Create
+    # a disk...\n-Use the Run-Once command..."): the message is what comes before
+    detail = _ADVICE.split(detail, maxsplit=1)[0].strip()
     return _short(detail or text(f, "reason") or "engine fault")
+
+
+_ADVICE = re.compile(r"\n\s*Alternatives:", re.I)
 
 
 def action_state(root: ET.Element | None) -> str:

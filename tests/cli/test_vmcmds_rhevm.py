@@ -247,3 +247,22 @@ def test_bootparams_through_cloud_init(engines, capsys):
     assert err.startswith("vmb1: Error: boot parameters need API v4 (cloud-init); engine ")
     assert err.endswith(" speaks v3\n") and err.count("\n") == 1
     assert not b.objs["vms"] and "vmb1" not in rows(url, "vmbootparams")
+
+
+def test_rpower_on_of_a_vm_without_a_disk_is_one_line(engines, capsys):
+    """A VM that boots from its hard disk alone and has none: the engine refuses the start
+    (RunVmValidator, VM_CANNOT_RUN_FROM_DISK_WITHOUT_DISK, 409); rpower prints the first
+    sentence of the engine's message on one line, in both API versions."""
+    a, b = engines["a"], engines["b"]
+    for node in ("vma1", "vmb1"):
+        assert tablecmds.chtab([f"node={node}", "vm.storage=", "vm.bootorder=hd"]) == 0
+    assert vmcmds.mkvm(["vma1,vmb1"]) == 0, capsys.readouterr().err
+    capsys.readouterr()
+    assert vm_of(a, "vma1")["disks"] == [] and vm_of(b, "vmb1")["boot"] == ["hd"]
+    assert vmcmds.rpower(["vma1,vmb1", "on"]) == 1
+    out, err = capsys.readouterr()
+    assert out == ""
+    assert sorted(err.splitlines()) == [
+        "vma1: Error: Cannot run VM without at least one bootable disk.",
+        "vmb1: Error: Cannot run VM without at least one bootable disk."]
+    assert vm_of(a, "vma1")["status"] == "down" and vm_of(b, "vmb1")["status"] == "down"

@@ -207,6 +207,46 @@ def test_sso_token(sim):
         bad.connect()
 
 
+def test_sso_login_is_logged_out_on_close(sim):
+    """With SSO the driver revokes its token when the last session of the process that
+    uses it closes, as the official SDK's close() does: POST services/sso-logout with
+    scope=ovirt-app-api and the token (never in the URL)."""
+    if sim.path == "/api":
+        pytest.skip("SSO exists from oVirt 4.0")
+    from nodemgr.plugins import ovirt_api
+    ovirt_api._tokens.clear()
+    first, second = driver(sim, auth="sso"), driver(sim, auth="sso")
+    assert len(sim.engine.tokens) == 1              # one login shared by both sessions
+    [token] = sim.engine.tokens
+    first.close()
+    assert sim.engine.logouts == [] and second.list_vms() == []
+    second.close()
+    assert sim.engine.logouts == [("POST", {"scope": "ovirt-app-api", "token": token})]
+    assert sim.engine.tokens == set() and ovirt_api._tokens == {}
+    second.close()                                  # closing twice: nothing more sent
+    assert len(sim.engine.logouts) == 1
+    third = driver(sim, auth="sso")                 # a new login after the logout
+    assert sim.engine.tokens and token not in sim.engine.tokens
+    third.close()
+    assert len(sim.engine.logouts) == 2 and sim.engine.tokens == set()
+    basic = driver(sim)                             # Basic auth: no SSO logout
+    basic.close()
+    assert len(sim.engine.logouts) == 2
+
+
+def test_start_of_a_vm_without_a_disk_is_one_line(sim):
+    d = driver(sim)
+    s = spec("nodisk", disks=[], bootorder=["hd"])
+    [r] = d.create([s])
+    assert r.ok, r.message
+    [r] = d.power([s], "on")
+    assert not r.ok
+    assert r.message == "Cannot run VM without at least one bootable disk."
+    [r] = d.power([s], "stat")
+    assert r.ok and r.message == "off"
+    d.close()
+
+
 def test_untrusted_ca_and_plain_http_refused(sim, tmp_path):
     d = RhevmDriver(Endpoint("rhevm", sim.url, "e", "admin@internal", "password"), 20)
     with pytest.raises(PermanentError, match="not trusted"):

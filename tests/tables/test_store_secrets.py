@@ -85,18 +85,17 @@ def test_commands_and_nodemgr_config_never_print_the_password(pw_role, tmp_path)
                               env=dict(base, NODEMGR_DB=url), capture_output=True, text=True,
                               timeout=60)
 
-    for url in _bad_urls(role, rest):
+    for url in _bad_urls(role, rest)[2:5]:   # in the query, echoed by libpq, as the port
         r = run(("nodecmds", "nodels", "all"), url)
         assert r.returncode == 1 and r.stderr.startswith("Error: cannot open database") \
             or r.stderr.startswith("Error: unsupported database URL"), r.stderr
         assert SECRET not in r.stdout + r.stderr and "S3cret" not in r.stderr, r.stderr
-    for url in (f"postgresql://{role}:{password}@{rest}",
-                f"postgresql://{role}@{rest}&password={password}"):
-        for extra in ((), ("--json",)):
-            r = run(("configcmds", "nodemgr_config", *extra), url)
-            assert r.returncode == 0, r.stderr
-            assert password not in r.stdout + r.stderr
-            assert f"postgresql://{role}" in r.stdout and "***" in r.stdout
+    for url, extra in ((f"postgresql://{role}:{password}@{rest}", ()),
+                       (f"postgresql://{role}@{rest}&password={password}", ("--json",))):
+        r = run(("configcmds", "nodemgr_config", *extra), url)
+        assert r.returncode == 0, r.stderr
+        assert password not in r.stdout + r.stderr
+        assert f"postgresql://{role}" in r.stdout and "***" in r.stdout
 
 
 def test_mask_url_and_redact_forms():

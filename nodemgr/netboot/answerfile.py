@@ -126,7 +126,7 @@ def environment(search_path: list[str]) -> SandboxedEnvironment:
     env = SandboxedEnvironment(loader=jinja2.FileSystemLoader(search_path),
                                undefined=jinja2.StrictUndefined, trim_blocks=True,
                                lstrip_blocks=True, keep_trailing_newline=True,
-                               autoescape=False)
+                               autoescape=False, auto_reload=False)  # one nodeset call
     env.filters["sh"] = lambda v: shlex.quote("" if v is None else str(v))
     env.filters["comment"] = _comment
     return env

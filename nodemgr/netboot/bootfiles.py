@@ -40,6 +40,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 
 from nodemgr.errors import UsageError
+from nodemgr.netboot import files
 
 FORMATS = ("pxe", "xnba", "grub2", "grub2-tftp", "grub2-http")
 
@@ -304,6 +305,7 @@ class TftpTree:
         #: final path -> ("link", target) / ("file", None) / None (removed), as pending
         self._view: dict[str, tuple[str, str | None] | None] = {}
         self._serial = 0
+        self._marker: str | None = None
 
     # -- paths ------------------------------------------------------------------------
     def path(self, rel: str) -> str:
@@ -367,6 +369,7 @@ class TftpTree:
     def _tmp(self, d: str, base: str) -> str:
         if not self._staged:
             return f"{d}/.{base}{self._suffix}"
+        self.claim()
         self._serial += 1  # staged: several versions of one name may be pending
         return f"{d}/.{base}{self._suffix}-{self._serial}"
 
@@ -438,7 +441,20 @@ class TftpTree:
             except OSError as exc:
                 errors.append((node, os.path.relpath(final, self.root),
                                exc.strerror or str(exc)))
+        self._unmark()
         return errors
+
+    def claim(self) -> None:
+        """Staged trees, under the writer lock: remove a killed writer's temporary files
+        (:func:`nodemgr.netboot.files.sweep_and_mark`) and mark the tree as being written
+        by this process until :meth:`publish` or :meth:`discard`. Idempotent."""
+        if self._staged and self._marker is None:
+            self._marker = files.sweep_and_mark(
+                self.root, sorted({x for v in _DIRS.values() for x in v[:2]}))
+
+    def _unmark(self) -> None:
+        files.unmark(self._marker)
+        self._marker = None
 
     def discard(self) -> None:
         """Drop the pending changes (the tables' transaction rolled back): remove the
@@ -448,6 +464,7 @@ class TftpTree:
             if tmp is not None:
                 with contextlib.suppress(OSError):
                     os.unlink(tmp)
+        self._unmark()
         self._aliases.clear()
         self._owner.clear()
         self._nodes.clear()

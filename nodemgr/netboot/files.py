@@ -8,7 +8,9 @@ Used by makedhcp (which checks the temporary file with ``kea-dhcp4 -t`` / ``dnsm
 
 from __future__ import annotations
 
+import contextlib
 import os
+import re
 
 
 def temp_name(path: str) -> str:
@@ -63,6 +65,69 @@ def _unlink(path: str) -> None:
         pass
 
 
+#: a staging writer's marker in a directory it writes temporaries into: ``.nodemgr-staging.<pid>``
+MARKER = ".nodemgr-staging."
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def sweep_and_mark(root: str, subdirs=()) -> str:
+    """Claim *root* for this process's staged writes: remove the temporary files of every
+    writer whose marker is there and whose process is gone (killed between staging and
+    publishing), in *root* and its *subdirs* (relative), then create this process's marker.
+
+    Call under the writer lock (:meth:`nodemgr.tables.store.Store.writer_lock`), so no live
+    writer's temporaries are touched. Temporary names: ``.<name>.tmp<pid>`` and
+    ``.<name>.tmp<pid>-<n>``.
+
+    Returns:
+        The marker's path (remove it with :func:`unmark` once published or discarded).
+    Raises:
+        OSError: *root* cannot be created or written.
+    """
+    os.makedirs(root, exist_ok=True)
+    me = os.getpid()
+    for name in os.listdir(root):
+        if not name.startswith(MARKER):
+            continue
+        try:
+            pid = int(name[len(MARKER):])
+        except ValueError:
+            continue
+        if pid == me or _alive(pid):
+            continue
+        pattern = re.compile(rf"^\..+\.tmp{pid}(-\d+)?$")
+        for d in ("", *subdirs):
+            full = os.path.join(root, d)
+            try:
+                names = os.listdir(full)
+            except OSError:
+                continue
+            for n in names:
+                if pattern.match(n):
+                    _unlink(os.path.join(full, n))
+        _unlink(os.path.join(root, name))
+    marker = os.path.join(root, f"{MARKER}{me}")
+    with open(marker, "w"):
+        pass
+    return marker
+
+
+def unmark(marker: str | None) -> None:
+    """Remove a marker of :func:`sweep_and_mark` (missing is fine)."""
+    if marker:
+        with contextlib.suppress(OSError):
+            os.unlink(marker)
+
+
 class StagedFiles:
     """Files written now under temporary names and put in place later, all together:
     :meth:`publish` after the tables commit, :meth:`discard` if they roll back (the same
@@ -74,17 +139,28 @@ class StagedFiles:
     def __init__(self) -> None:
         self._pending: list[tuple[str, str | None, str]] = []
         self._dirs: set[str] = set()
+        self._markers: list[str] = []
 
     def write(self, key: str, path: str, text: str, mode: int = 0o600,
               dirmode: int = 0o755) -> None:
         """Write *text* to a temporary name beside *path* now (creating the directory
         with *dirmode*); *path* gets it at :meth:`publish`. Raises OSError (nothing
         pending for it)."""
-        d = os.path.dirname(path)
+        self.claim(os.path.dirname(path), dirmode)
+        self._pending.append((key, write_temp(path, text, mode), path))
+
+    def claim(self, d: str, dirmode: int = 0o755) -> None:
+        """Under the writer lock: create directory *d* if missing, remove a killed writer's
+        temporaries there (:func:`sweep_and_mark`) and mark it until :meth:`publish` or
+        :meth:`discard`. Idempotent."""
         if d not in self._dirs:
             os.makedirs(d, mode=dirmode, exist_ok=True)
+            self._markers.append(sweep_and_mark(d))
             self._dirs.add(d)
-        self._pending.append((key, write_temp(path, text, mode), path))
+
+    def claimed(self, d: str) -> bool:
+        """True once :meth:`claim` ran for *d* (until published or discarded)."""
+        return d in self._dirs
 
     def remove(self, key: str, path: str) -> None:
         """Remove *path* at :meth:`publish` (a missing file is fine)."""
@@ -108,7 +184,13 @@ class StagedFiles:
                 if tmp is not None:
                     _unlink(tmp)
                 failed.append((key, path, exc.strerror or str(exc)))
+        self._unmark()
         return failed
+
+    def _unmark(self) -> None:
+        markers, self._markers, self._dirs = self._markers, [], set()
+        for m in markers:
+            unmark(m)
 
     def discard(self) -> None:
         """Drop every pending change, removing the temporary files."""
@@ -116,3 +198,4 @@ class StagedFiles:
         for _key, tmp, _path in pending:
             if tmp is not None:
                 _unlink(tmp)
+        self._unmark()

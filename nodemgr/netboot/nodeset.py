@@ -42,6 +42,7 @@ from __future__ import annotations
 import logging
 import os
 import shlex
+import signal
 import subprocess
 import time
 from dataclasses import dataclass, field
@@ -53,6 +54,18 @@ from nodemgr.netboot import autoinst, bootfiles, files, status, tokens
 from nodemgr.plugins.base import NodeResult
 
 log = logging.getLogger("nodemgr.nodeset")
+
+#: Fault injection for the kill test (tests/netboot/test_crash.py): the name of a point in
+#: :func:`apply` where this process kills itself with SIGKILL — ``staged`` (temporaries
+#: written), ``in-transaction`` (tables written, not committed), ``committed`` (before any
+#: rename), ``renaming`` (boot files renamed, answer files not), ``published`` (every file
+#: in place, the ``bootpending`` rows not yet deleted). Unset in normal use.
+CRASHPOINT = os.environ.get("NODEMGR_CRASHPOINT") or None
+
+
+def _crash(point: str) -> None:
+    if CRASHPOINT == point:
+        os.kill(os.getpid(), signal.SIGKILL)
 
 SIMPLE = ("boot", "shell", "standby", "offline", "install", "netboot", "statelite", "osimage")
 SINGLE_ONLY = ("stat", "next", "enact", "offline")
@@ -503,7 +516,10 @@ def _apply(ctx, node: str, a: dict, step: str, rest: list[str], via_next: bool =
 
 
 def _stat(ctx, nodes, attrs) -> list[NodeResult]:
+    """``stat``: the state in each node's boot file; a node whose file disagrees with its
+    ``chain.currstate``, or whose files a killed writer left pending, fails with why."""
     out = []
+    pending = {r["node"] for r in ctx.store.select("bootpending", columns=("node",))}
     for node in nodes:
         a = attrs[node]
         try:
@@ -513,7 +529,18 @@ def _stat(ctx, nodes, attrs) -> list[NodeResult]:
             if fam not in ("pxe", "xnba", "grub2"):
                 raise NodeFailure(f"noderes.netboot '{netboot}' is not supported")
             c = ctx.tree(ctx.tftpdir(a)).comment(fam, node)
-            out.append(NodeResult(node, True, "offline" if c is None else (c or "boot")))
+            shown = "offline" if c is None else (c or "boot")
+            cs = (a.get("chain.currstate") or "").strip()
+            if node in pending:
+                out.append(NodeResult(node, False, f"{shown} (boot files not all in place "
+                                      "after an interrupted nodeset: the next nodeset "
+                                      f"redoes them, or run nodeset {node} enact)"))
+            elif cs and cs != shown and not (cs == "offline" and c is None):
+                out.append(NodeResult(node, False, f"{shown} (the tables say '{cs}': boot "
+                                      f"files and tables disagree; run nodeset {node} "
+                                      "enact)"))
+            else:
+                out.append(NodeResult(node, True, shown))
         except NodemgrError as exc:
             out.append(NodeResult(node, False, str(exc)))
     return out
@@ -563,6 +590,7 @@ class Prepared:
     records: dict
     chain: dict
     unpublished: dict = field(default_factory=dict)
+    owner: str = ""
 
     def unchanged(self) -> bool:
         """True when no node's ``chain`` row changed since :func:`prepare` read it (call
@@ -652,7 +680,51 @@ def apply(p: Prepared, *, set_status: str | None = None) -> list[NodeResult]:
     if p.store.in_transaction:  # the caller holds store.writer_lock() until its commit
         return _apply_locked(p, set_status)
     with p.store.writer_lock():  # files renamed in commit order, even across processes
+        if recover(p.store):
+            p.resolver.invalidate()
         return _apply_locked(p, set_status)
+
+
+def recover(store) -> list[NodeResult]:
+    """Finish a killed writer's work: every node with a ``bootpending`` row (committed
+    tables whose files were not all put in place) gets its files written again from its
+    tables (``nodeset enact``: the current state re-applied; an install gets a new token,
+    since the old one existed only in a file that may never have been placed). Stale
+    temporary files of dead writers are removed as each tree is next written
+    (:func:`nodemgr.netboot.files.sweep_and_mark`).
+
+    Call with :meth:`Store.writer_lock` held and no transaction open (:func:`apply` and
+    the callback do, before their own work). Cheap when there is nothing to do: one
+    ``SELECT`` of an empty table.
+
+    Returns:
+        One NodeResult per node redone (``ok=False`` with the reason when a node could not
+        be: its row is dropped, the failure logged; ``nodeset <node> stat`` shows the
+        disagreement).
+    """
+    rows = store.select("bootpending", columns=("node",))
+    if not rows:
+        return []
+    from nodemgr.tables.resolve import Resolver
+
+    nodes = sorted({r["node"] for r in rows})
+    resolver = Resolver(store)
+    known = set(resolver.known(nodes))
+    log.warning("nodeset: an earlier writer stopped before its boot files were all in "
+                "place; redoing %d node(s)", len(nodes))
+    results: list[NodeResult] = []
+    todo = [n for n in nodes if n in known]
+    if todo:
+        prepared = prepare(store, resolver, todo, "enact")
+        results = _apply_locked(prepared, None)
+    failed = [r.node for r in results if not r.ok] + [n for n in nodes if n not in known]
+    for r in results:
+        if not r.ok:
+            log.error("nodeset: %s: files not redone: %s", r.node, r.message)
+    if failed:
+        with store.transaction():
+            store.delete_many("bootpending", ({"node": n} for n in failed))
+    return results
 
 
 def _apply_locked(p: Prepared, set_status: str | None) -> list[NodeResult]:
@@ -668,6 +740,7 @@ def _apply_locked(p: Prepared, set_status: str | None) -> list[NodeResult]:
         wanted = bootfiles.alias_names(plan.spec) if plan.spec is not None else []
         try:
             tree = ctx.tree(ctx.tftpdir(attrs[node]))
+            tree.claim()  # (a killed writer's temporaries removed first)
             per_node = len(plans) <= PER_NODE_MAX and (node in records
                                                       or not tree.has_files(node))
             old = previous.split(",") if previous else []
@@ -717,6 +790,9 @@ def _stage_answer(ctx: _Ctx, node: str, plan: _Plan, errors: dict, plans: dict) 
     the tables of the other nodes only when the node is dropped, so it is dropped)."""
     path = ctx.answers.path(node)
     try:
+        d = os.path.dirname(path)
+        if not ctx.staged.claimed(d) and (plan.answer is not None or os.path.isdir(d)):
+            ctx.staged.claim(d)  # (a killed writer's temporaries removed first)
         if plan.answer is not None:
             ctx.staged.write(node, path, plan.answer, mode=0o600)
         elif os.path.lexists(path):
@@ -733,6 +809,8 @@ def _write_tables(store, prep: Prepared, trees: list, ps, new_records: dict,
     stamp = status.timestamp()
     now = time.time()
     records = prep.records
+    prep.owner = f"{os.getpid()}-{time.time_ns()}"
+    _crash("staged")
     with store.transaction():
         # boot files follow the tables: renamed into place once this (or the caller's)
         # transaction commits, their temporary files removed if it rolls back
@@ -754,22 +832,32 @@ def _write_tables(store, prep: Prepared, trees: list, ps, new_records: dict,
                                         for n, v in new_records.items() if v))
         store.delete_many("bootalias", ({"node": n} for n, v in new_records.items()
                                         if not v and n in records))
+        # committed with the tables: which nodes' files are not all in place yet (deleted
+        # once they are; a killed writer's rows make the next writer redo those nodes)
+        store.upsert_many("bootpending", ({"node": n, "owner": prep.owner} for n, _ in ps))
+        _crash("in-transaction")
 
 
 def _publish(p: Prepared, trees: list) -> None:
     """Put the staged boot files in place (after the commit); failures go to
-    ``p.unpublished`` and the log."""
+    ``p.unpublished`` and the log. Then the call's ``bootpending`` rows are deleted."""
+    _crash("committed")
     for tree in trees:
         for node, rel, why in tree.publish():
             msg = (f"tables updated, but boot file {rel} could not be put in place: {why} "
                    "(run nodeset again)")
             log.error("nodeset: %s: %s", node, msg)
             p.unpublished.setdefault(node, msg)
+    _crash("renaming")
     for node, path, why in p.ctx.staged.publish():
         msg = (f"tables updated, but answer file {path} could not be put in place: {why} "
                "(run nodeset again)")
         log.error("nodeset: %s: %s", node, msg)
         p.unpublished.setdefault(node, msg)
+    _crash("published")
+    if p.owner:
+        with p.store.transaction():
+            p.store.delete("bootpending", {"owner": p.owner})
 
 
 def _alias_records(store, resolver, nodes: list[str], by_key: bool

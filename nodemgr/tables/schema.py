@@ -396,6 +396,13 @@ TABLES: dict[str, TableSchema] = {
            "one-node nodeset removes stale ones without scanning the TFTP tree).",
            node=_NODE,
            aliases="Comma-separated alias paths relative to the TFTP root."),
+        _t("bootpending", "node owner",
+           description="nodemgr: nodes whose boot and answer files a writer committed but "
+           "had not all put in place yet (written in the tables' transaction, deleted once "
+           "the files are renamed); a row left by a killed writer makes the next writer "
+           "redo that node's files (nodeset enact) first.",
+           node=_NODE,
+           owner="The writer that committed the row: <pid>-<start time in ns>."),
         _t("vpd", "node serial mtm side asset uuid",
            description="The Machine type, Model, and Serial numbers of each node.",
            node=_NODE,

@@ -155,17 +155,20 @@ def _finish(store, node: str, *, kind: str, remote_addr: str, forwarded_for: str
         _check_caller(store, resolver, node, source, shown_host, command, args)
         # plan `nodeset next` (resolution, boot file text) before the write lock too
         prepared = nodeset.prepare(store, resolver, [node], "next")
-        with store.writer_lock(), store.transaction():
-            if use_tokens and not tokens.consume(store, node, token or ""):
-                raise _Refused(403, f"{node}: missing, wrong, used or expired token")
-            if not prepared.unchanged():  # a nodeset ran meanwhile: plan again, locked
+        with store.writer_lock():
+            if nodeset.recover(store):  # a killed writer's nodes first (rarely anything)
                 resolver.invalidate()
-                prepared = nodeset.prepare(store, resolver, [node], "next")
-            results = nodeset.apply(prepared, set_status="booted")  # = updatenodestat booted
-            if not results[0].ok:
-                raise _Refused(500, f"{node}: nodeset next failed: {results[0].message}")
-            policy.audit(store, user="", host=shown_host, command=command, noderange=node,
-                         args=args, status="allowed")
+            with store.transaction():
+                if use_tokens and not tokens.consume(store, node, token or ""):
+                    raise _Refused(403, f"{node}: missing, wrong, used or expired token")
+                if not prepared.unchanged():  # a nodeset ran meanwhile: plan again, locked
+                    resolver.invalidate()
+                    prepared = nodeset.prepare(store, resolver, [node], "next")
+                results = nodeset.apply(prepared, set_status="booted")  # updatenodestat booted
+                if not results[0].ok:
+                    raise _Refused(500, f"{node}: nodeset next failed: {results[0].message}")
+                policy.audit(store, user="", host=shown_host, command=command,
+                             noderange=node, args=args, status="allowed")
         if node in prepared.unpublished:  # committed, but a boot file rename failed
             log.error("callback: %s: %s", node, prepared.unpublished[node])
             return Answer(500, f"{node}: booted, but {prepared.unpublished[node]}")

@@ -155,7 +155,7 @@ def render(wc: WebConf) -> str:
     def proxied(location: str) -> list[str]:
         return [f"    location {location} {{",
                 f"        proxy_pass http://{up};",
-                "        proxy_set_header Host $host;",
+                "        proxy_set_header Host $http_host;  # with the port the client used",
                 "        proxy_set_header X-Forwarded-For $remote_addr;  # replaced, never appended",
                 "        access_log off;  # the query string carries a one-time token",
                 "    }"]

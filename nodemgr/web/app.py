@@ -55,6 +55,9 @@ def create_app(db_url: str | None = None, tftp_root: str | None = None,
         A Flask app (a WSGI callable).
     """
     app = Flask("nodemgr")
+    # "//" is not merged by a redirect (an HTML 308 that would bypass the plain-text error
+    # handler and, behind nginx, lose the port): such a path is simply not a route (404)
+    app.url_map.merge_slashes = False
     state: dict = {}
 
     def store():

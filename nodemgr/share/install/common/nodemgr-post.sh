@@ -27,12 +27,12 @@ fetch() {
     fi
 }
 
-# report URL: GET URL, the answer discarded.
+# report URL: GET URL; the answer (one line, e.g. "n1: booted") goes to the log.
 report() {
     if nodemgr_have_curl; then
-        curl -fsS -o /dev/null "$1"
+        curl -fsS "$1"
     else
-        wget -q -O /dev/null "$1"
+        wget -q -O - "$1"
     fi
 }
 

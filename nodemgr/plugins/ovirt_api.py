@@ -271,11 +271,16 @@ class Engine:
             raise PermanentError(f"engine {self.where} sent an empty answer for {path}")
         return root
 
+    def list(self, path: str, params: dict | None = None) -> list[ET.Element]:
+        """The members of the collection at *path* (``vms``, ``hosts/{id}/nics``): GET, then
+        :func:`members`. Raises as :meth:`request`."""
+        return members(self.get(path, params=params))
+
     def search(self, collection: str, name: str) -> list[ET.Element]:
         """Objects of *collection* (``vms``) named exactly *name* (``?search=name=...``,
         then filtered, since the engine's search is case-insensitive and wildcarded)."""
-        root = self.get(collection, params={"search": f"name={name}"})
-        return [e for e in root if text(e, "name") == name]
+        return [e for e in self.list(collection, params={"search": f"name={name}"})
+                if text(e, "name") == name]
 
     def find(self, collection: str, name: str, what: str) -> ET.Element:
         """The one object of *collection* named *name*; NotFound naming *what*."""
@@ -313,6 +318,13 @@ def text(e: ET.Element | None, path: str, default: str | None = None) -> str | N
         return default
     c = e.find(path)
     return c.text.strip() if c is not None and c.text and c.text.strip() else default
+
+
+def members(collection: ET.Element) -> list[ET.Element]:
+    """The objects of a collection answer: its children except the collection's own
+    ``<actions>`` and ``<link>`` elements (a v3 ``<host_nics>`` starts with
+    ``<actions><link rel="setupnetworks" .../></actions>``, which is not a NIC)."""
+    return [c for c in collection if c.tag not in ("actions", "link")]
 
 
 def status(e: ET.Element | None) -> str:

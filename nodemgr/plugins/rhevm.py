@@ -151,7 +151,7 @@ class RhevmDriver(HypervisorDriver):
     def _host(self, name: str) -> ET.Element:
         found = self.engine.search("hosts", name)
         if not found:  # RHEV-H hosts registered with their FQDN (xCAT searched name*)
-            root = self.engine.get("hosts", params={"search": f"name={name}*"})
+            root = self.engine.list("hosts", params={"search": f"name={name}*"})
             found = [h for h in root if (text(h, "name") or "").split(".")[0] == name]
         if not found:
             raise NotFound(f"host '{name}' not found on engine {self.engine.where}")
@@ -244,9 +244,9 @@ class RhevmDriver(HypervisorDriver):
     def _vnic_profiles(self) -> dict[str, str]:
         if self.v3:
             return {}
-        nets = {n.get("id"): text(n, "name") for n in self.engine.get("networks")}
+        nets = {n.get("id"): text(n, "name") for n in self.engine.list("networks")}
         out: dict[str, str] = {}
-        for p in self.engine.get("vnicprofiles"):
+        for p in self.engine.list("vnicprofiles"):
             net = nets.get(api.link_id(p, "network"))
             if net and (text(p, "name") == net or net not in out):
                 out[net] = p.get("id")
@@ -255,9 +255,9 @@ class RhevmDriver(HypervisorDriver):
     def _disks_of(self, vm_id: str) -> list[tuple[ET.Element, ET.Element | None]]:
         """[(attachment-or-disk, disk)] of a VM in order (v3: /disks, v4: diskattachments)."""
         if self.v3:
-            return [(d, d) for d in self.engine.get(f"vms/{vm_id}/disks")]
+            return [(d, d) for d in self.engine.list(f"vms/{vm_id}/disks")]
         out = []
-        for a in self.engine.get(f"vms/{vm_id}/diskattachments"):
+        for a in self.engine.list(f"vms/{vm_id}/diskattachments"):
             d = a.find("disk")
             disk = self.engine.get(d.get("href")) if d is not None and d.get("href") else None
             out.append((a, disk))
@@ -273,14 +273,14 @@ class RhevmDriver(HypervisorDriver):
             self.engine.request("POST", f"vms/{vm_id}/{coll}",
                                 self._disk_body(d, bootable, sd.get("id"), f"{spec.node}_Disk{i + 1}"))
         names = (spec.extra.get("nic_names") or "").split("|")
-        existing = {text(n, "name"): n for n in self.engine.get(f"vms/{vm_id}/nics")}
+        existing = {text(n, "name"): n for n in self.engine.list(f"vms/{vm_id}/nics")}
         profiles = self._vnic_profiles() if spec.nics else {}
         for i, nic in enumerate(spec.nics):
             name = names[i] if i < len(names) and names[i] else f"nic{i + 1}"
             if name in existing:
                 continue
             self.engine.request("POST", f"vms/{vm_id}/nics", self._nic_body(name, nic, profiles))
-        return [api.mac(n) for n in self.engine.get(f"vms/{vm_id}/nics")]
+        return [api.mac(n) for n in self.engine.list(f"vms/{vm_id}/nics")]
 
     def _mac_updates(self, spec: VmSpec, macs: list[str]) -> dict[str, str]:
         if not macs:
@@ -465,7 +465,7 @@ class RhevmDriver(HypervisorDriver):
         if self.scope_host:
             h = self._host(self.scope_host)
             params = {"search": f"host={text(h, 'name')}"}
-        root = self.engine.get("vms", params=params)
+        root = self.engine.list("vms", params=params)
         out = []
         for vm in root:
             if self.scope_host and api.link_id(vm, "host") is None:
@@ -499,7 +499,7 @@ class RhevmDriver(HypervisorDriver):
                 lines.append(f"Disk {i + 1}: {text(d, 'name', '')} {size // MIB} MiB "
                              f"{text(att, 'interface') or text(d, 'interface', '')} "
                              f"{text(d, 'format', '')} bootable={text(att, 'bootable', 'false')}")
-            for n in self.engine.get(f"vms/{vid}/nics"):
+            for n in self.engine.list(f"vms/{vid}/nics"):
                 lines.append(f"NIC {text(n, 'name')}: {api.mac(n)} "
                              f"{text(n, 'interface', '')}")
             return NodeResult(spec.node, message="\n".join(lines),
@@ -558,7 +558,7 @@ class RhevmDriver(HypervisorDriver):
         def one(spec: VmSpec) -> NodeResult:
             vm = self._vm(spec.node)
             values = {}
-            for s in self.engine.get(f"vms/{vm.get('id')}/statistics"):
+            for s in self.engine.list(f"vms/{vm.get('id')}/statistics"):
                 datum = text(s, "values/value/datum")
                 if datum is not None:
                     values[text(s, "name")] = float(datum)
@@ -648,12 +648,12 @@ class RhevmDriver(HypervisorDriver):
                  f"  state: {status(h)}", f"  type: {text(h, 'type', '')}",
                  f"  cpu: {text(h, 'cpu/name', '')} ({sockets} sockets, {cores} cores)",
                  f"  memory: {int(text(h, 'memory') or 0) // MIB} MiB"]
-        for n in self.engine.get(f"hosts/{h.get('id')}/nics"):
+        for n in self.engine.list(f"hosts/{h.get('id')}/nics"):
             ip = n.find("ip")
             addr = (ip.get("address") or text(ip, "address")) if ip is not None else None
             lines.append(f"  nic {text(n, 'name')}: mac {api.mac(n)} ip {addr or '-'} "
                          f"state {status(n) or '-'}")
-        for vm in self.engine.get("vms", params={"search": f"host={text(h, 'name')}"}):
+        for vm in self.engine.list("vms", params={"search": f"host={text(h, 'name')}"}):
             if api.link_id(vm, "host") == h.get("id"):
                 lines.append(f"  vm {text(vm, 'name')}: {status(vm)}")
         return lines
@@ -668,7 +668,7 @@ class RhevmDriver(HypervisorDriver):
         ``host``), all of them or those *names*."""
         coll, what = self.COLLECTIONS[kind]
         objs = [self.engine.find(coll, n, what) for n in names] if names else \
-            list(self.engine.get(coll))
+            self.engine.list(coll)
         lines = []
         for o in objs:
             lines.append(f"{o.tag}: [{text(o, 'name')}]")
@@ -676,6 +676,8 @@ class RhevmDriver(HypervisorDriver):
                         "available", "used", "master", "storage/type", "storage/address",
                         "storage/path", "cpu/type", "vlan", "address"):
                 v = text(o, key) if key not in ("status", "version", "vlan") else None
+                if key == "cpu/type" and not v and o.find("cpu") is not None:
+                    v = o.find("cpu").get("id")  # v3: <cpu id="Intel Penryn Family"/>
                 if key == "status":
                     v = status(o) or None
                 elif key == "version":
@@ -697,10 +699,10 @@ class RhevmDriver(HypervisorDriver):
                     except DriverError:
                         pass
             if kind == "dc":
-                for sd in self.engine.get(f"datacenters/{o.get('id')}/storagedomains"):
+                for sd in self.engine.list(f"datacenters/{o.get('id')}/storagedomains"):
                     lines.append(f"  storagedomain: {text(sd, 'name')} ({status(sd)})")
             if kind == "cl":
-                for nw in self.engine.get(f"clusters/{o.get('id')}/networks"):
+                for nw in self.engine.list(f"clusters/{o.get('id')}/networks"):
                     lines.append(f"  network: {text(nw, 'name')}")
         return lines
 
@@ -753,7 +755,7 @@ class RhevmDriver(HypervisorDriver):
         """Create logical network *name* in *datacenter* (optionally tagged *vlan*)."""
         dc = self.engine.find("datacenters", datacenter, "data center")
         if any(text(n, "name") == name and api.link_id(n, "data_center") == dc.get("id")
-               for n in self.engine.get("networks")):
+               for n in self.engine.list("networks")):
             raise InvalidState(f"network {name} already exists in {datacenter}")
         kids = [el("name", name), el("data_center", attrib={"id": dc.get("id")})]
         if vlan:
@@ -764,7 +766,7 @@ class RhevmDriver(HypervisorDriver):
     def _network(self, name: str, datacenter: str | None) -> ET.Element:
         dcid = self.engine.find("datacenters", datacenter, "data center").get("id") \
             if datacenter else None
-        for n in self.engine.get("networks"):  # xCAT filtered the whole list by name too
+        for n in self.engine.list("networks"):  # xCAT filtered the whole list by name too
             if text(n, "name") == name and (dcid is None or api.link_id(n, "data_center") == dcid):
                 return n
         raise NotFound(f"network '{name}' not found on engine {self.engine.where}")
@@ -780,7 +782,7 @@ class RhevmDriver(HypervisorDriver):
     def network_detach(self, name: str, cluster: str) -> str:
         """Detach logical network *name* from *cluster*."""
         c = self._cluster(cluster)
-        for n in self.engine.get(f"clusters/{c.get('id')}/networks"):
+        for n in self.engine.list(f"clusters/{c.get('id')}/networks"):
             if text(n, "name") == name:
                 self.engine.request("DELETE", f"clusters/{c.get('id')}/networks/{n.get('id')}")
                 return f"detached from {cluster}."
@@ -812,7 +814,7 @@ class RhevmDriver(HypervisorDriver):
 
     def _dc_sd(self, name: str, datacenter: str) -> tuple[ET.Element, ET.Element]:
         dc = self.engine.find("datacenters", datacenter, "data center")
-        for sd in self.engine.get(f"datacenters/{dc.get('id')}/storagedomains"):
+        for sd in self.engine.list(f"datacenters/{dc.get('id')}/storagedomains"):
             if text(sd, "name") == name:
                 return dc, sd
         raise NotFound(f"storage domain '{name}' is not attached to data center {datacenter}")

@@ -158,3 +158,22 @@ def test_not_implemented_options_say_so(engines, capsys):
     for opt in ("-n", "-p"):
         assert rhevcmds.chhypervisor(["hv1", opt]) == 1
         assert "not implemented yet" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("engine", ["rhevm4", "rhevm3"])
+def test_host_nics_and_cluster_cpu_read_in_both_versions(engines, engine, capsys):
+    """chhypervisor -l lists the host's one NIC (a v3 <host_nics> also holds the
+    collection's <actions>, which is no NIC); lsve -t cl shows the CPU type (v3 prints it
+    as <cpu id="...">)."""
+    sim = (engines["a"] if engine == "rhevm4" else engines["b"]).engine
+    cl = sim.by_name("clusters", "Default")["id"]
+    sim.add("hosts", name="hvl", address="192.0.2.77", status="up", cluster=cl,
+            memory=8 << 30, ip="192.0.2.77")
+    assert nodecmds.nodeadd(["hvl", "groups=rhevh,all", "hypervisor.type=rhevh",
+                             f"hypervisor.mgr={engine}"]) == 0
+    assert rhevcmds.chhypervisor(["hvl", "-l"]) == 0
+    nics = [line for line in capsys.readouterr().out.splitlines() if "  nic " in line]
+    assert len(nics) == 1 and nics[0].startswith("hvl:   nic eth0: mac ") and \
+        "ip 192.0.2.77 state up" in nics[0], nics
+    assert rhevcmds.lsve(["-t", "cl", "-m", engine, "-o", "Default"]) == 0
+    assert f"{engine}:   cpu_type: Intel Westmere Family\n" in capsys.readouterr().out

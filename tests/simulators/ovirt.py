@@ -19,7 +19,8 @@ Every representation is rendered from a real recording (``tests/fixtures/ovirt/v
 recorded object is the skeleton and the simulator's state is written into it, so elements
 the simulator does not model keep their real shape (``test_ovirt_fidelity.py`` checks it).
 v3 is derived from v4 by the documented differences (``<status><state>``, attributes for
-topology, MAC, version, boot devices; ``/api`` hrefs).
+topology, MAC, version, boot devices, a cluster's ``<cpu id="...">``; ``/api`` hrefs), and a
+v3 ``<host_nics>`` starts with the collection's ``<actions>`` (``setupnetworks``).
 
 Cloud-init: a VM keeps the ``<initialization>`` of its add/update (shown on GET in place of
 the recording's empty one; ``root_password`` is write-only, as on the engine); a start
@@ -649,6 +650,9 @@ def to_v3(x: ET.Element, base: str) -> ET.Element:
                 for k in list(c):
                     if k.tag != "full_version":
                         c.remove(k)
+            elif c.tag == "cpu" and e.tag == "cluster" and c.find("type") is not None:
+                c.set("id", c.findtext("type"))  # v3: <cpu id="Intel Penryn Family"/>
+                c.remove(c.find("type"))
             elif c.tag == "vlan" and c.find("id") is not None:
                 c.set("id", c.findtext("id"))
                 c.remove(c.find("id"))
@@ -1336,7 +1340,15 @@ def _one_or_all(tag: str, items: list[ET.Element], rest: list[str]):
 
 def host_sub(eng, r, h, rest, method, version, kind):
     if kind == "nics" and method == "GET":
-        return _one_or_all("host_nic", [r.r_host_nic(h)], rest)
+        code, out, headers = _one_or_all("host_nic", [r.r_host_nic(h)], rest)
+        if version == "3" and not rest:
+            # RHEV-M 3.x lists the collection's own action first: <host_nics><actions><link
+            # rel="setupnetworks"/></actions><host_nic>... (4.x moved it to the host)
+            acts = ET.Element("actions")
+            ET.SubElement(acts, "link", href=f"{r.href('hosts', h['id'])}/nics/setupnetworks",
+                          rel="setupnetworks")
+            out.insert(0, acts)
+        return code, out, headers
     if kind == "statistics" and method == "GET":
         return _one_or_all("host_statistic", r.r_host_statistics(h), rest)
     raise Fault(404, None)

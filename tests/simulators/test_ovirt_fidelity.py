@@ -453,3 +453,45 @@ def test_sso_logout_as_the_sdk_calls_it(client):
     r = c.post("/ovirt-engine/services/sso-logout", data={"token": "never-issued"})
     assert r.status_code == 200 and r.get_json() == {}     # unknown token: {} as well
     assert [m for m, _ in eng.logouts] == ["POST", "GET", "POST"]
+
+
+# -- v3 collection actions and cluster CPU ---------------------------------------------------------
+
+
+@pytest.mark.parametrize("mode", ["4", "3"])
+def test_host_nics_collection_actions_as_the_real_api(mode):
+    """4.x: ``<host_nics>`` holds only ``<host_nic>`` members (the recording
+    v4_host_nics.xml; each member has its own ``<actions/>``). RHEV-M 3.x: the collection
+    starts with its own ``<actions><link rel="setupnetworks"/></actions>``; the driver's
+    :func:`members` reads the NICs only, in both."""
+    eng = Engine(step=0.001, api_mode=mode)
+    c = create_app(eng).test_client()
+    base = "/ovirt-engine/api" if mode == "4" else "/api"
+    hid = next(iter(eng.objs["hosts"]))
+    got = ET.fromstring(c.get(f"{base}/hosts/{hid}/nics", headers=AUTH).data)
+    assert got.tag == "host_nics"
+    if mode == "4":
+        assert {m.tag for m in load_xml("v4_host_nics.xml")} == {"host_nic"}
+        assert [m.tag for m in got] == ["host_nic"]
+    else:
+        assert [m.tag for m in got] == ["actions", "host_nic"]
+        [link] = got.find("actions")
+        assert (link.tag, link.get("rel"), link.get("href")) == (
+            "link", "setupnetworks", f"/api/hosts/{hid}/nics/setupnetworks")
+    assert [m.tag for m in api.members(got)] == ["host_nic"]
+
+
+@pytest.mark.parametrize("mode", ["4", "3"])
+def test_cluster_cpu_type_in_each_version(mode):
+    """4.x ``<cpu><type>Intel Westmere Family</type>`` (as in v4_clusters_list.xml), 3.x
+    ``<cpu id="Intel Westmere Family">`` (the form xCAT posts and RHEV-M 3.x prints)."""
+    eng = Engine(step=0.001, api_mode=mode)
+    c = create_app(eng).test_client()
+    base = "/ovirt-engine/api" if mode == "4" else "/api"
+    [cl] = api.members(ET.fromstring(c.get(f"{base}/clusters", headers=AUTH).data))
+    cpu = cl.find("cpu")
+    if mode == "4":
+        assert load_xml("v4_clusters_list.xml").find("cluster/cpu/type") is not None
+        assert (api.text(cpu, "type"), cpu.get("id")) == ("Intel Westmere Family", None)
+    else:
+        assert (cpu.find("type"), cpu.get("id")) == (None, "Intel Westmere Family")

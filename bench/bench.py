@@ -428,6 +428,9 @@ def main() -> int:
         import nodeset_bench  # bench/nodeset_bench.py
 
         nodeset_bench.run(t, work)
+        import noderange_bench  # bench/noderange_bench.py
+
+        noderange_bench.run(t, work)
     t.emit("")
     t.emit(f"bench took {time.monotonic() - t0:.0f} s; commands run with byte-code caches "
            "(PYTHONDONTWRITEBYTECODE unset for them)")

@@ -4,8 +4,6 @@ PostgreSQL)."""
 
 from __future__ import annotations
 
-import time
-
 import pytest
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
@@ -485,20 +483,13 @@ def test_looks_globbed(argv, globbed):
     assert looks_globbed(argv) is globbed
 
 
-# -- speed ------------------------------------------------------------------------------------------
-def test_ten_thousand_nodes_expand_fast():
+# -- ten thousand nodes (their speed: bench/noderange_bench.py) -----------------------------------
+def test_ten_thousand_nodes_every_form():
     r = FakeResolver({f"node{i:05d}": ["all", f"rack{i % 10}"] for i in range(1, 10001)})
     expected = [f"node{i:05d}" for i in range(1, 10001)]
     for text in ("node[00001-10000]", "node00001-node10000", "all", "/node.*"):
-        best = min(_timed(lambda t=text: expand(t, r, env=ENV)) for _ in range(3))
-        assert best < 0.1, f"{text}: {best * 1000:.0f} ms"
-    assert expand("node[00001-10000]", r, env=ENV) == expected
-
-
-def _timed(fn) -> float:
-    t = time.perf_counter()
-    fn()
-    return time.perf_counter() - t
+        assert expand(text, r, env=ENV) == expected, text
+    assert expand("rack3", r, env=ENV) == [n for i, n in enumerate(expected, 1) if i % 10 == 3]
 
 
 # -- properties -------------------------------------------------------------------------------------
@@ -637,8 +628,8 @@ def test_real_store_ten_thousand_nodes(sqlite_store):
         for i in range(1, 10001):
             sqlite_store.insert("nodelist", {"node": f"node{i:05d}", "groups": "all"})
     r = Resolver(sqlite_store)
-    cold = _timed(lambda: expand("node[00001-10000]", r, env=ENV))
-    warm = min(_timed(lambda: expand("node[00001-10000]", r, env=ENV)) for _ in range(3))
-    assert warm < 0.1, f"warm {warm * 1000:.0f} ms"
-    assert cold < 0.5, f"cold (table read included) {cold * 1000:.0f} ms"
+    # (its speed is a bench row, bench/noderange_bench.py, not a timed assertion)
+    names = expand("node[00001-10000]", r, env=ENV)
+    assert names == [f"node{i:05d}" for i in range(1, 10001)]
+    assert expand("node[00001-10000]", r, env=ENV) == names   # warm: the same answer
     assert len(expand("all,-node0000[1-9]", r, env=ENV)) == 9991

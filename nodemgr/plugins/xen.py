@@ -380,7 +380,8 @@ class XenDriver(HypervisorDriver):
 
     def power(self, specs: Sequence[VmSpec], action: str) -> Iterator[NodeResult]:
         """Power *action* on each VM with xCAT's replies (``on``, ``off``, ``off on``,
-        ``on reset``, ``reset``, ``suspended``)."""
+        ``on reset``, ``reset``, ``suspended``). ``on`` of a crashed domain (kept by
+        ``on_crash=preserve``, ``--psc-``) destroys it and creates it again."""
         running = self._domains()
         for spec in specs:
             try:
@@ -414,6 +415,11 @@ class XenDriver(HypervisorDriver):
         if action == "on":
             if dom and state == "suspended":
                 self._xl("unpause", spec.node, node=spec.node)
+            elif dom and state in ("crashed", "off"):
+                # kept by on_crash=preserve (or shut down, not yet reaped): what an xl user
+                # does, xl destroy + xl create, since create refuses the name while it exists
+                self._xl("destroy", spec.node, node=spec.node, ok_missing=True)
+                self._start(spec)
             elif not dom:
                 self._start(spec)
             return "on"

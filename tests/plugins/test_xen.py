@@ -280,3 +280,21 @@ def test_bootparams_xm_disk_spec(sshd_factory):  # noqa: F811
     assert next(drv.addresses([spec])).data["addresses"] == ["198.51.100.4"]
     assert [r.ok for r in drv.remove([spec], purge=True)] == [True]
     assert not iso.exists()
+
+
+def test_rpower_on_restarts_a_crashed_domain(tables, capsys):
+    """A crashed domain kept by on_crash=preserve (``xl list`` state ``--psc-``): stat says
+    so; ``rpower on`` destroys it and creates it again from its config, as an xl user does
+    (``xl destroy`` + ``xl create``), instead of printing ``on`` and leaving it crashed."""
+    a, _ = tables
+    assert run(vmcmds.mkvm, ["xvm1", "-s", "64M"], capsys)[0] == 0
+    assert run(vmcmds.rpower, ["xvm1", "on"], capsys)[1] == "xvm1: on\n"
+    path = a.state / "domains" / "xvm1.json"
+    dom = json.loads(path.read_text())
+    path.write_text(json.dumps(dict(dom, state="--psc-")))
+    assert run(vmcmds.rpower, ["xvm1", "stat"], capsys)[1] == "xvm1: crashed\n"
+    rc, out, err = run(vmcmds.rpower, ["xvm1", "on"], capsys)
+    assert (rc, out, err) == (0, "xvm1: on\n", "")
+    new = json.loads(path.read_text())
+    assert new["state"] == "-b----" and new["domid"] != dom["domid"]
+    assert run(vmcmds.rpower, ["xvm1", "stat"], capsys)[1] == "xvm1: on\n"

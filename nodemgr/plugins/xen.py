@@ -312,16 +312,24 @@ class XenDriver(HypervisorDriver):
     # operations ----------------------------------------------------------------------------------
     def create(self, specs: Sequence[VmSpec], *, force: bool = False) -> Iterator[NodeResult]:
         """Write each VM's config and create its image files (raw: sparse ``truncate``,
-        qcow2: ``qemu-img create``); does not start it (``rpower on`` does)."""
+        qcow2: ``qemu-img create``); does not start it (``rpower on`` does). Replacing an
+        existing config (*force*) without new disks keeps the disks it lists."""
         running = self._domains()
         for spec in specs:
             try:
                 if spec.node in running:
                     raise InvalidState(f"{spec.node} is running on {self.where}")
-                if self._read_cfg(spec) is not None and not force:
+                old = self._read_cfg(spec)
+                if old is not None and not force:
                     raise InvalidState(f"{spec.node} already exists on {self.where} "
                                        "(use -f to replace it)")
                 cfg = self.build_config(spec)
+                if old is not None and not spec.disks:
+                    # -f without new disks: keep the VM's disks (else they are orphaned);
+                    # only our old config disk goes, _attach_cidata adds the new one
+                    ours = f"{spec.node}{CIDATA_SUFFIX}"
+                    cfg["disk"] = [d for d in old.get("disk", []) if not (
+                        parse_disk(d).cdrom and posixpath.basename(parse_disk(d).target) == ours)]
                 for d in spec.disks:
                     if d.size_mib:
                         self._make_image(self._image_path(spec, d), d.format, d.size_mib, force)

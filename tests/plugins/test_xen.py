@@ -298,3 +298,31 @@ def test_rpower_on_restarts_a_crashed_domain(tables, capsys):
     new = json.loads(path.read_text())
     assert new["state"] == "-b----" and new["domid"] != dom["domid"]
     assert run(vmcmds.rpower, ["xvm1", "stat"], capsys)[1] == "xvm1: on\n"
+
+
+def test_mkvm_force_bootparams_keeps_the_disks(tables, capsys):
+    """mkvm -f --bootparams (no -s) on an existing VM: the new config disk replaces the old
+    one, the VM's disks stay in its config (not orphaned) and their images are untouched."""
+    from nodemgr.bootparams import parse_conf, read_cidata_iso
+    from nodemgr.plugins.xen_parse import parse_config, parse_disk
+
+    a, _ = tables
+    assert run(vmcmds.mkvm, ["xvm1", "-s", "64M", "--bootparams", "ip=192.0.2.9/24"],
+               capsys)[0] == 0
+    img = a.images / "xvm1.xvda.raw"
+    img.write_bytes(b"installed" + bytes(100))
+    rc, _, err = run(vmcmds.mkvm, ["xvm1", "-f", "--bootparams", "ip=dhcp"], capsys)
+    assert rc == 0, err
+    disks = [parse_disk(d) for d in parse_config((a.cfgdir / "xvm1.cfg").read_text())["disk"]]
+    assert [(d.vdev, d.target, d.cdrom) for d in disks] == [
+        ("xvda", str(img), False), ("hdc", str(a.images / "xvm1.cidata.iso"), True)]
+    assert img.read_bytes().startswith(b"installed")
+    iso = a.images / "xvm1.cidata.iso"
+    assert parse_conf(read_cidata_iso(str(iso))[1]["bootparams.conf"]) == {"ip": "dhcp"}
+    # a VM that had no parameters gets its config disk beside its own disk
+    assert run(vmcmds.mkvm, ["xvm2", "-s", "64M"], capsys)[0] == 0
+    assert run(vmcmds.mkvm, ["xvm2", "-f", "--bootparams", "ip=192.0.2.10/24"], capsys)[0] == 0
+    cfg2 = parse_config((a.cfgdir / "xvm2.cfg").read_text())
+    assert [parse_disk(d).vdev for d in cfg2["disk"]] == ["xvda", "hdc"]
+    assert run(vmcmds.rmvm, ["xvm[1-2]", "-p"], capsys)[0] == 0
+    assert not img.exists() and not iso.exists()

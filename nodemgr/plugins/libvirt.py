@@ -471,7 +471,9 @@ class LibvirtDriver(HypervisorDriver):
         and recreated); an existing domain is an error unless *force* (then it is undefined
         first; a running one is never replaced). Conflicts are checked for every disk
         before anything is created, and volumes made by a failed call are deleted again.
-        Silent on success; updates ``kvm_nodedata.xml`` (and ``vpd.uuid`` when libvirt chose
+        With a stored definition (``spec.definition``) and no disk to create, that
+        definition is defined again, its cdrom holding the config disk when the spec has
+        boot parameters. Silent on success; updates ``kvm_nodedata.xml`` (and ``vpd.uuid`` when libvirt chose
         the UUID); ``data["uuid"]``.
         """
         yield from self._run(specs, self._create_one, force)
@@ -490,6 +492,12 @@ class LibvirtDriver(HypervisorDriver):
         created: list[Any] = []
         if spec.definition and not to_create:
             xml = spec.definition
+            if spec.bootparams:  # the stored definition keeps its disks, gets the config disk
+                try:
+                    xml = self._with_cidata(spec, xml, created)
+                except BaseException:
+                    self._cleanup(created)
+                    raise
         else:
             disks, plan = self._plan_disks(spec, force)
             try:
@@ -554,6 +562,24 @@ class LibvirtDriver(HypervisorDriver):
         used = {d.dev for d in disks}
         dev = next(d for d in ("hdc", "hdd", "hdb") if d not in used)
         return DiskDevice(dev=dev, bus="ide", source=vol.path(), format="raw", device="cdrom")
+
+    def _with_cidata(self, spec: VmSpec, xml: str, created: list[Any]) -> str:
+        """*xml* (a stored definition) with the VM's config disk as its cdrom: in the drive
+        that holds the old one, else in the empty cdrom drive, else in a new drive."""
+        import posixpath
+
+        doc = DomainXml(xml)
+        ours = f"{spec.node}.cidata.iso"
+        cds = [disk_from_element(el) for el in doc.cdrom_elements()]
+        old = next((c for c in cds if c.source and posixpath.basename(c.source) == ours),
+                   None) or next((c for c in cds if not c.source), None)
+        if old is not None:
+            doc.remove_disk(old.dev)
+        disk = self._cidata_disk(spec, doc.disks(), created)
+        if old is not None:
+            disk.dev, disk.bus = old.dev, old.bus
+        doc.add_disk(disk)
+        return str(doc)
 
     def _cleanup(self, vols: list[Any]) -> None:
         for vol in vols:

@@ -119,3 +119,35 @@ def test_unreachable_hypervisor_fails_fast_others_proceed(site, capsys):
     assert err.startswith(f"{b}: Error: Cannot communicate via libvirt to deadhv")
     assert site["conn"].lookupByName(a)
     assert b not in {r["node"] for r in Store(site["url"]).select("mac")}
+
+
+def _disks(conn, name):
+    import xml.etree.ElementTree as ET
+
+    doc = ET.fromstring(conn.lookupByName(name).XMLDesc(0))
+    return [(d.get("device"), d.find("target").get("dev"),
+             d.find("source").get("file") if d.find("source") is not None else None)
+            for d in doc.iter("disk")]
+
+
+def test_mkvm_force_bootparams_on_an_existing_vm_attaches_the_config_disk(site, capsys):
+    """mkvm -f --bootparams without -s on a defined VM: its stored definition is kept (the
+    disk stays) and the cloud-init config disk is attached as its cdrom."""
+    from nodemgr.bootparams import parse_conf, read_cidata_iso
+
+    a = site["names"][0]
+    assert vmcmds.mkvm([a, "-s", "64M"]) == 0, capsys.readouterr().err
+    vda = str(site["dir"] / f"{a}.vda.qcow2")
+    assert _disks(site["conn"], a) == [("disk", "vda", vda), ("cdrom", "hdc", None)]
+    assert vmcmds.mkvm([a, "-f", "--bootparams", "ip=192.0.2.5/24", "role=db"]) == 0, \
+        capsys.readouterr().err
+    iso = site["dir"] / f"{a}.cidata.iso"
+    assert _disks(site["conn"], a) == [("disk", "vda", vda), ("cdrom", "hdc", str(iso))]
+    assert parse_conf(read_cidata_iso(str(iso))[1]["bootparams.conf"]) == {
+        "ip": "192.0.2.5/24", "role": "db"}
+    stored = {r["node"]: r["xml"] for r in Store(site["url"]).select("kvm_nodedata")}[a]
+    assert str(iso) in stored and vda in stored
+    # again: the config disk is replaced in place, not added twice
+    assert vmcmds.mkvm([a, "-f", "--bootparams", "ip=dhcp"]) == 0, capsys.readouterr().err
+    assert _disks(site["conn"], a) == [("disk", "vda", vda), ("cdrom", "hdc", str(iso))]
+    assert parse_conf(read_cidata_iso(str(iso))[1]["bootparams.conf"]) == {"ip": "dhcp"}

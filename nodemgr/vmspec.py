@@ -279,10 +279,12 @@ def build_spec(node: str, attrs: Mapping[str, str | None], *, disk_sizes_mib: li
         if word and word not in boot:
             boot.append(word)
     os_name = a.get("nodetype.os") or ""
+    # vm.memory/vm.cpus as set in the table (absent when unset): a clone keeps its
+    # master's size unless they are set
     extra = {k.split(".", 1)[1]: v for k, v in a.items()
              if k.startswith("vm.") and v and k.split(".", 1)[1] in (
                  "othersettings", "cluster", "datacenter", "vidmodel", "vidproto",
-                 "guestostype", "virtflags", "mgr")}
+                 "guestostype", "virtflags", "mgr", "memory", "cpus")}
     extra.update({k.replace(".", "_"): v for k, v in a.items()
                   if k.startswith("nodetype.") and v})
     spec = VmSpec(

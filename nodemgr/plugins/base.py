@@ -133,7 +133,9 @@ class VmSpec:
         storageformat: default image format for new disks.
         storagemodel: default disk bus for new disks.
         bootparams: ``key=value`` settings given to the guest at first boot.
-        extra: family-specific settings (``cluster``, ``datacenter``, ``othersettings``, ...).
+        extra: family-specific settings (``cluster``, ``datacenter``, ``othersettings``, ...);
+            ``memory``/``cpus`` are the table's values, present only when set (a clone keeps
+            its master's size otherwise).
     """
 
     node: str

@@ -1353,7 +1353,8 @@ class LibvirtDriver(HypervisorDriver):
         and MACs/bridges; per master disk a thin qcow2 ``<node>.<dev>.qcow2`` backed by the
         master's volume (cache writethrough), or with *detached* a full copy
         ``<node>.<dev>.<fmt>``. Volumes go to the spec's first storage location, else next
-        to the master's. Updates ``kvm_nodedata.xml``, ``vm.master``."""
+        to the master's. CPUs and memory are the master's unless ``vm.cpus``/``vm.memory``
+        are set (``spec.extra``). Updates ``kvm_nodedata.xml``, ``vm.master``."""
         if not master_definition:
             for spec in specs:
                 yield _fail(spec.node, PermanentError(f"No definition stored for master {master}"))
@@ -1398,6 +1399,13 @@ class LibvirtDriver(HypervisorDriver):
                 created.append(vol)
                 sources[disk.dev] = (vol.path(), fmt)
             xml = clone_definition(master_xml, spec, master, sources, thin=not detached)
+            if spec.extra.get("cpus") or spec.extra.get("memory"):  # set in the vm table
+                doc = DomainXml(xml)
+                if spec.extra.get("cpus"):
+                    doc.set_vcpus(spec.cpus)
+                if spec.extra.get("memory"):
+                    doc.set_memory_kib(spec.memory_mib * 1024)
+                xml = str(doc)
             dom = self.conn.defineXML(xml)
         except BaseException:
             self._cleanup(created)

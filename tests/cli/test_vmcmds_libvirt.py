@@ -151,3 +151,21 @@ def test_mkvm_force_bootparams_on_an_existing_vm_attaches_the_config_disk(site, 
     assert vmcmds.mkvm([a, "-f", "--bootparams", "ip=dhcp"]) == 0, capsys.readouterr().err
     assert _disks(site["conn"], a) == [("disk", "vda", vda), ("cdrom", "hdc", str(iso))]
     assert parse_conf(read_cidata_iso(str(iso))[1]["bootparams.conf"]) == {"ip": "dhcp"}
+
+
+def test_clonevm_b_takes_cpus_and_memory_from_the_vm_table(site, capsys):
+    """clonevm -b: a clone whose vm.cpus/vm.memory are set gets them, not the master's;
+    one without them keeps the master's."""
+    a, b, c = site["names"]
+    tag = site["tag"]
+    assert vmcmds.mkvm([a, "-s", "16M", "--cpus", "2", "--mem", "160"]) == 0, \
+        capsys.readouterr().err
+    assert vmcmds.clonevm([a, "-t", f"{tag}-gold", "-d"]) == 0, capsys.readouterr().err
+    assert nodecmds.nodech([b, "vm.memory=192"]) == 0  # vm.cpus=1 from the fixture
+    assert tablecmds.chtab([f"node={c}", "vm.cpus=", "vm.memory="]) == 0
+    assert vmcmds.clonevm([f"{b},{c}", "-b", f"{tag}-gold"]) == 0, capsys.readouterr().err
+    info = {n: site["conn"].lookupByName(n).info() for n in (b, c)}
+    assert (info[b][3], info[b][1]) == (1, 192 * 1024)
+    assert (info[c][3], info[c][1]) == (2, 160 * 1024)
+    stored = {r["node"]: r["xml"] for r in Store(site["url"]).select("kvm_nodedata")}
+    assert "<vcpu>1</vcpu>" in stored[b].replace(" placement='static'", "")

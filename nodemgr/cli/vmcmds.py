@@ -295,7 +295,8 @@ Change virtual machines.
 
 options:
   -a SIZE[,SIZE...]        add disks (in the rightmost vm.storage location; bare number = GiB)
-  -p DEV[,DEV...]          detach and purge disks (vdb, sdc, ...)
+  -d DEV[,DEV...]          detach disks, keeping their storage (vdb, sdc, ...)
+  -p DEV[,DEV...]          detach and purge disks
   --resize DEV=SIZE[,...]  grow disks (bare number = GiB); qcow2 cannot shrink
   --cpus N                 virtual CPUs (VM must be off); written to vm.cpus
   --mem SIZE               memory (bare number = MiB; live when running, up to the
@@ -308,6 +309,7 @@ xCAT's chvm does for RHEV.
 
 examples:
   chvm vm1 -a 10G
+  chvm vm1 -d vdb                 # detach; the volume stays (rmvm -p does not delete it)
   chvm vm1 --resize vda=30G
   chvm vm1 --cpus 4 --mem 8G
   chvm vm1 --cdrom /install/iso/rhel9.iso
@@ -331,11 +333,8 @@ def chvm(argv: list[str]) -> int:
     p.add_argument("--eject", action="store_true")
     _common(p)
     a = p.parse_args(argv)
-    if a.detach:
-        raise UsageError("-d (detach without purge) is not supported; use -p to detach and "
-                         "delete a disk")
-    if a.add and a.purge:
-        raise UsageError("-a and -p cannot be used together")
+    if a.add and (a.purge or a.detach):
+        raise UsageError(f"-a and {'-p' if a.purge else '-d'} cannot be used together")
     if a.cdrom and a.eject:
         raise UsageError("--cdrom and --eject cannot be used together")
     change = VmChange()
@@ -344,6 +343,11 @@ def chvm(argv: list[str]) -> int:
         change.add_disks_mib = parse_sizes_mib(a.add, "G")
     if a.purge:
         change.remove_disks = [d.strip() for d in a.purge.split(",") if d.strip()]
+    if a.detach:
+        change.detach_disks = [d.strip() for d in a.detach.split(",") if d.strip()]
+        both = set(change.detach_disks) & set(change.remove_disks)
+        if both:
+            raise UsageError(f"{','.join(sorted(both))}: give a disk to -d or to -p, not both")
     if a.resize:
         for item in a.resize.split(","):
             dev, sep, size = item.partition("=")
@@ -360,7 +364,8 @@ def chvm(argv: list[str]) -> int:
         updates["vm.memory"] = str(change.memory_mib)
     change.cdrom = a.cdrom
     change.eject = a.eject
-    change.push = not any((a.add, a.purge, a.resize, a.cpus, a.mem, a.cdrom, a.eject))
+    change.push = not any((a.add, a.purge, a.detach, a.resize, a.cpus, a.mem, a.cdrom,
+                           a.eject))
     ctx = Ctx("chvm", a.noderange, argv, a.json)
     from nodemgr.vmspec import vm_targets
 

@@ -165,6 +165,7 @@ class VmChange:
         memory_mib: new memory in MiB.
         add_disks_mib: sizes in MiB of new disks to add (in the rightmost storage location).
         remove_disks: device names (``vdb``) of disks to detach and purge.
+        detach_disks: device names of disks to detach, keeping their storage (``chvm -d``).
         resize: device -> new size in MiB.
         cdrom: path of an ISO to insert, or None.
         eject: eject the cdrom.
@@ -175,6 +176,7 @@ class VmChange:
     memory_mib: int | None = None
     add_disks_mib: list[int] = field(default_factory=list)
     remove_disks: list[str] = field(default_factory=list)
+    detach_disks: list[str] = field(default_factory=list)
     resize: dict[str, int] = field(default_factory=dict)
     cdrom: str | None = None
     eject: bool = False

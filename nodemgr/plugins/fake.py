@@ -400,7 +400,7 @@ class FakeDriver(HypervisorDriver):
             disks.append({"dev": dev, "device": "disk", "format": spec.storageformat,
                           "bus": bus, "size_mib": size, "backing": None,
                           "path": _disk_path(location, spec.node, dev, spec.storageformat)})
-        for dev in ch.remove_disks:
+        for dev in [*ch.remove_disks, *ch.detach_disks]:
             d = self._disk(vm, dev)
             disks.remove(d)
         for dev, size in ch.resize.items():

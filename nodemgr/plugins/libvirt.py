@@ -717,7 +717,7 @@ class LibvirtDriver(HypervisorDriver):
         Disks: ``add_disks_mib`` makes ``<node>.<dev>.<fmt>`` volumes in the rightmost
         ``vm.storage`` location with the next free names (``c`` and used names skipped),
         attached live when running (IDE needs power-off); ``remove_disks`` detaches and
-        deletes; ``resize`` grows/shrinks (``Resized disk vda``; qcow2 shrink refused with
+        deletes; ``detach_disks`` detaches and keeps the volume; ``resize`` grows/shrinks (``Resized disk vda``; qcow2 shrink refused with
         xCAT's message). cdrom insert/eject. ``cpus`` only when off (xCAT's message
         otherwise); ``memory_mib`` live up to the maximum, else offline. Updates
         ``kvm_nodedata.xml`` (and ``vm.cpus``/``vm.memory`` when changed); when some part
@@ -754,9 +754,11 @@ class LibvirtDriver(HypervisorDriver):
                                        config, define, errs)
             dom = self._require(node)
 
-        for dev in change.remove_disks:
+        purge = set(change.remove_disks)
+        for dev in [*change.remove_disks, *change.detach_disks]:
             try:
-                changed |= self._remove_disk(dom, dev, active, config, define, errs)
+                changed |= self._remove_disk(dom, dev, active, config, define, errs,
+                                             purge=dev in purge)
             except lv.libvirtError as exc:
                 errs.append(f"Unable to remove device {dev}: {_reason(exc)}")
 
@@ -872,7 +874,8 @@ class LibvirtDriver(HypervisorDriver):
         return changed
 
     def _remove_disk(self, dom: Any, dev: str, active: bool, config: Callable[[], DomainXml],
-                     define: Callable[[DomainXml], None], errs: list[str]) -> bool:
+                     define: Callable[[DomainXml], None], errs: list[str], *,
+                     purge: bool = True) -> bool:
         lv = self.lv
         doc = config()
         el = doc.disk_element(dev)
@@ -894,7 +897,7 @@ class LibvirtDriver(HypervisorDriver):
         if el is not None:
             doc.remove_disk(dev)
             define(doc)
-        if disk.source and disk.kind == "file":
+        if purge and disk.source and disk.kind == "file":
             err = self._delete_volume(disk.source)
             if err:
                 errs.append(err)

@@ -478,9 +478,9 @@ class OvmDriver(HypervisorDriver):
         """``--cpus``/``--mem``/push (VM off), ``-a`` (new disk images), ``--cdrom`` (an ISO
         name in ``/OVS/iso_pool``), ``--eject``. Removing or resizing disks is refused."""
         def one(spec):
-            if change.remove_disks or change.resize:
-                raise PermanentError("removing or resizing disks is not supported by the "
-                                     "ovm driver")
+            if change.remove_disks or change.detach_disks or change.resize:
+                raise PermanentError("removing, detaching or resizing disks is not "
+                                     "supported by the ovm driver")
             vm = self._vm(spec)
             done = []
             mem = change.memory_mib or (spec.memory_mib if change.push else None)

@@ -372,19 +372,22 @@ class RhevmDriver(HypervisorDriver):
                     coll = "disks" if self.v3 else "diskattachments"
                     self.engine.request("POST", f"vms/{vid}/{coll}", self._disk_body(
                         d, have + i == 0, sdo.get("id"), f"{spec.node}_Disk{have + i + 1}"))
-            if change.remove_disks:
+            if change.remove_disks or change.detach_disks:
                 disks = self._disks_of(vid)
-                for dev in change.remove_disks:
+                gone = [*change.remove_disks, *change.detach_disks]
+                for dev in gone:
                     idx = _dev_index(dev)
                     if idx is None or idx >= len(disks):
                         raise NotFound(f"no disk {dev} on {spec.node}")
-                for dev in sorted(change.remove_disks, key=_dev_index, reverse=True):
+                for dev in sorted(gone, key=_dev_index, reverse=True):
                     att, _disk = disks[_dev_index(dev)]
-                    if self.v3:
-                        self.engine.request("DELETE", att.get("href"))
+                    keep = dev in change.detach_disks
+                    if self.v3:  # 3.x: DELETE with <action><detach>true</detach></action>
+                        self.engine.request("DELETE", att.get("href"), el("action", children=[
+                            el("detach", "true")]) if keep else None)
                     else:
-                        self.engine.request("DELETE", att.get("href"),
-                                            params={"detach_only": "false"})
+                        self.engine.request("DELETE", att.get("href"), params={
+                            "detach_only": "true" if keep else "false"})
             return NodeResult(spec.node, message="change vm completed." if change.push else "")
 
         return self._results(specs, one)

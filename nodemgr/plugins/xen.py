@@ -549,7 +549,8 @@ class XenDriver(HypervisorDriver):
 
     def change(self, specs: Sequence[VmSpec], change: VmChange) -> Iterator[NodeResult]:
         """cpus/memory (config; live ``mem-set``/``vcpu-set`` when running), add disks
-        (new image files), remove disks (detached from the config, file deleted). The
+        (new image files), remove disks (detached from the config, file deleted), detach
+        disks (from the config only, the file kept). The
         config change applies at the next start for anything not live."""
         running = self._domains()
         for spec in specs:
@@ -582,13 +583,14 @@ class XenDriver(HypervisorDriver):
                         disks.append(f"format={d.format},vdev={xen_dev(dev)},access=rw,"
                                      f"target={path}" if self.tool != "xm"
                                      else f"file:{path},{xen_dev(dev)},w")
-                for dev in change.remove_disks:
+                purge = set(change.remove_disks)
+                for dev in [*change.remove_disks, *change.detach_disks]:
                     hit = [d for d in disks if parse_disk(d).vdev == xen_dev(dev)]
                     if not hit:
                         raise NotFound(f"{spec.node} has no disk {dev}")
                     info = parse_disk(hit[0])
                     disks.remove(hit[0])
-                    if info.file_backed:
+                    if info.file_backed and dev in purge:
                         self._sh(["rm", "-f", "--", info.target])
                 if change.resize or change.cdrom or change.eject:
                     raise PermanentError("chvm --resize/--cdrom/--eject are not supported by "

@@ -146,6 +146,20 @@ def test_chvm_writes_tables_only_on_success(cluster, capsys):
     assert "invalid --resize" in capsys.readouterr().err
 
 
+def test_chvm_d_detaches_and_bad_combinations_are_refused(cluster, capsys):
+    assert vmcmds.mkvm(["vm1", "-s", "1G,1G"]) == 0
+    assert vmcmds.chvm(["vm1", "-d", "vdb"]) == 0, capsys.readouterr().err
+    assert [d["dev"] for d in vms(cluster["state"])["vm1"]["disks"]
+            if d["device"] == "disk"] == ["vda"]
+    for argv, needle in ((["vm1", "-d", "vda", "-p", "vda"], "vda: give a disk to -d or to -p"),
+                         (["vm1", "-d", "vda", "-a", "1G"], "-a and -d cannot be used")):
+        assert vmcmds.chvm(argv) == 1
+        err = capsys.readouterr().err
+        assert needle in err and err.count("\n") == 1, err
+    assert [d["dev"] for d in vms(cluster["state"])["vm1"]["disks"]
+            if d["device"] == "disk"] == ["vda"]
+
+
 def test_lsvm_host_lists_every_vm_and_vm_details(cluster, capsys):
     vmcmds.mkvm(["vm1,vm2"])
     vmcmds.rpower(["vm2", "on"])

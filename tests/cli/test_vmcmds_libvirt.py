@@ -169,3 +169,22 @@ def test_clonevm_b_takes_cpus_and_memory_from_the_vm_table(site, capsys):
     assert (info[c][3], info[c][1]) == (2, 160 * 1024)
     stored = {r["node"]: r["xml"] for r in Store(site["url"]).select("kvm_nodedata")}
     assert "<vcpu>1</vcpu>" in stored[b].replace(" placement='static'", "")
+
+
+def test_chvm_d_detaches_without_purging(site, capsys):
+    """chvm -d (xCAT): the disk leaves the definition, its volume stays; -p purges."""
+    a = site["names"][0]
+    assert vmcmds.mkvm([a, "-s", "16M,16M,16M"]) == 0, capsys.readouterr().err
+    vol = {d: site["dir"] / f"{a}.{d}.qcow2" for d in ("vda", "vdb", "vdd")}
+    assert vmcmds.chvm([a, "-d", "vdb"]) == 0, capsys.readouterr().err
+    assert [dev for kind, dev, _ in _disks(site["conn"], a) if kind == "disk"] == ["vda", "vdd"]
+    assert vol["vdb"].exists()
+    stored = {r["node"]: r["xml"] for r in Store(site["url"]).select("kvm_nodedata")}[a]
+    assert str(vol["vdb"]) not in stored and str(vol["vdd"]) in stored
+    assert vmcmds.chvm([a, "-p", "vdd"]) == 0, capsys.readouterr().err
+    assert not vol["vdd"].exists() and vol["vdb"].exists()
+    capsys.readouterr()
+    assert vmcmds.chvm([a, "-d", "vdz"]) == 1
+    assert capsys.readouterr().err == f"{a}: Error: Disk vdz does not exist\n"
+    assert vmcmds.chvm([a, "-d", "vda", "-a", "1G"]) == 1
+    assert "-a and -d cannot be used together" in capsys.readouterr().err

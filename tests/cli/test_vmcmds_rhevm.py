@@ -266,3 +266,18 @@ def test_rpower_on_of_a_vm_without_a_disk_is_one_line(engines, capsys):
         "vma1: Error: Cannot run VM without at least one bootable disk.",
         "vmb1: Error: Cannot run VM without at least one bootable disk."]
     assert vm_of(a, "vma1")["status"] == "down" and vm_of(b, "vmb1")["status"] == "down"
+
+
+def test_chvm_d_detaches_keeping_the_disk_on_both_engines(engines, capsys):
+    """chvm -d: the disk leaves the VM and stays on the engine (v4 ``detach_only=true``,
+    v3 ``<action><detach>true</detach></action>``); -p removes it."""
+    a, b = engines["a"], engines["b"]
+    assert vmcmds.mkvm(["vma1,vmb1"]) == 0, capsys.readouterr().err
+    for eng, node in ((a, "vma1"), (b, "vmb1")):
+        assert vmcmds.chvm([node, "-a", "1G,1G"]) == 0, capsys.readouterr().err
+        vm = vm_of(eng, node)
+        second, third = vm["disks"][1:]
+        assert vmcmds.chvm([node, "-d", "disk2"]) == 0, capsys.readouterr().err
+        assert vm["disks"] == [vm["disks"][0], third] and second in eng.objs["disks"]
+        assert vmcmds.chvm([node, "-p", "disk2"]) == 0, capsys.readouterr().err
+        assert len(vm["disks"]) == 1 and third not in eng.objs["disks"]

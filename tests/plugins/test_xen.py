@@ -326,3 +326,15 @@ def test_mkvm_force_bootparams_keeps_the_disks(tables, capsys):
     assert [parse_disk(d).vdev for d in cfg2["disk"]] == ["xvda", "hdc"]
     assert run(vmcmds.rmvm, ["xvm[1-2]", "-p"], capsys)[0] == 0
     assert not img.exists() and not iso.exists()
+
+
+def test_chvm_d_detaches_without_purging(tables, capsys):
+    from nodemgr.plugins.xen_parse import parse_config, parse_disk
+
+    a, _ = tables
+    assert run(vmcmds.mkvm, ["xvm1", "-s", "64M,64M"], capsys)[0] == 0
+    rc, _, err = run(vmcmds.chvm, ["xvm1", "-d", "vdb"], capsys)
+    assert rc == 0, err
+    cfg = parse_config((a.cfgdir / "xvm1.cfg").read_text())
+    assert [parse_disk(d).vdev for d in cfg["disk"]] == ["xvda"]
+    assert (a.images / "xvm1.xvdb.raw").exists()

@@ -1220,7 +1220,10 @@ def vm_sub(eng, r, vm, rest, method, version, kind):
             if vm["status"] != "down":
                 raise Fault(409, "Cannot remove Virtual Disk. VM is running.")
             vm["disks"].remove(rest[0])
-            if request.args.get("detach_only") != "true":
+            # 4.x: ?detach_only=true; 3.x: a body <action><detach>true</detach></action>
+            keep = request.args.get("detach_only") == "true" or (
+                version == "3" and api.text(_body(), "detach") == "true")
+            if not keep:
                 eng.objs["disks"].pop(rest[0], None)
             return 200, None, {}
     if kind == "statistics" and method == "GET":

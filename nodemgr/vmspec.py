@@ -64,6 +64,7 @@ class Resolved:
         self._endpoints: dict[tuple[str, str], Endpoint] = {}
         self._passwd: list[dict] | None = None
         self._known: set[str] | None = None
+        self._managed: dict[str, str] | None = None
 
     def host_attrs(self, host: str) -> dict[str, str | None]:
         """Resolved attributes of hypervisor node *host* (empty values when undefined)."""
@@ -445,13 +446,36 @@ def vm_targets(res: Resolved, *, disk_sizes_mib: list[int] = (), memory_mib: int
     return targets
 
 
+def managed_driver(res: Resolved, node: str) -> str | None:
+    """The driver of the VMs whose ``vm.mgr`` is *node* (a manager node such as a RHEV-M or
+    OVM Manager, which has no driver of its own), or None when no VM names it."""
+    if res._managed is None:
+        res._managed = {}
+        known = res.resolver.nodes()
+        for a in res.resolver.attrs(known, ["vm.mgr", "nodehm.mgt", "nodehm.power"]).values():
+            if a.get("vm.mgr") and driver_of(a):
+                res._managed.setdefault(a["vm.mgr"], driver_of(a))
+    return res._managed.get(node)
+
+
+def is_host_node(res: Resolved, node: str) -> bool:
+    """Whether *node* is a hypervisor or manager node (a hypervisor row or ``hostconn.uri``)
+    rather than a VM; callers ask only for nodes without ``vm.host``/``vm.mgr``."""
+    ha = res.host_attrs(node)
+    return bool(ha.get("hypervisor.type") or ha.get("hostconn.uri"))
+
+
 def host_target(res: Resolved, host: str) -> Target:
-    """A target for hypervisor node *host* itself (``lsvm <host>``, migration targets)."""
+    """A target for hypervisor (or manager) node *host* itself (``lsvm <host>``,
+    ``rpower <host> stat``, migration targets). The driver: ``nodehm.power``/``mgt`` unless
+    a BMC's, else that of ``hypervisor.type``, else (a manager node) that of the VMs naming
+    it in ``vm.mgr``, else kvm."""
     ha = res.host_attrs(host)
     vtype = ha.get("hypervisor.type")
     driver = ha.get("nodehm.power") or ha.get("nodehm.mgt")
     if driver in (None, "ipmi", "bmc", "ipmitool", "openbmc", "redfish"):
-        driver = HOST_DRIVERS.get(vtype or "kvm")
+        driver = HOST_DRIVERS.get(vtype) if vtype else managed_driver(res, host)
+        driver = driver or (None if vtype else HOST_DRIVERS["kvm"])
     if driver == "rhevm" and ha.get("hypervisor.mgr"):
         # a RHEV-H host is reached through its engine; the fragment scopes the driver
         ep = host_endpoint(res, ha["hypervisor.mgr"], driver)

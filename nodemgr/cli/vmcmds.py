@@ -117,7 +117,12 @@ Control the power of virtual machines.
 Output is one line per node, "node: <state>", in noderange order. on/off/boot/reset set
 nodelist.status to powering-on / powering-off for nodes whose state changed.
 The driver comes from nodehm.power, else nodehm.mgt (kvm, libvirt, ...); the hypervisor
-from vm.host. A VM with no vm.host is reported "off" by stat.
+from vm.host. A VM with no vm.host is reported "off" by stat. A crashed Xen domain
+(kept by on_crash=preserve) is destroyed and started again by "on".
+
+A hypervisor or manager node (no vm.host, and a hypervisor row or hostconn.uri) is not
+a VM: stat connects to it and prints "on" when it answers (a RHEV-H host: its state on
+the engine, e.g. maintenance), else its one-line error; other actions are refused.
 
 examples:
   rpower vm1,vm2 stat
@@ -142,13 +147,37 @@ def rpower(argv: list[str]) -> int:
     res = ctx.resolved()
     targets = vm_targets(res, need_host=False)
     adopted = _adopt_hosts(ctx, res, targets) if action in ("on", "boot") else {}
+    from nodemgr.vmspec import host_target, is_host_node
+
     local = {}
-    for t in targets:
-        if t.endpoint is None and t.error is None:
+    for i, t in enumerate(targets):
+        if t.endpoint is None and is_host_node(res, t.node):
+            if action == "stat":
+                targets[i] = host_target(res, t.node)  # spec None: the host itself
+            else:
+                local[t.node] = _result(t.node, f"{t.node} is a hypervisor host, not a VM "
+                                        "(rpower stat only)", ok=False)
+        elif t.endpoint is None and t.error is None:
             local[t.node] = (_result(t.node, "off") if action == "stat"
                              else _result(t.node, "vm.host is not set", ok=False))
-    results = ctx.stream(targets, lambda drv, group: drv.power([t.spec for t in group], action),
-                         local)
+
+    def call(drv, group):
+        from nodemgr.dispatch import error_message
+        from nodemgr.plugins.base import DriverError, NodeResult
+
+        for t in group:
+            if t.spec is None:
+                try:
+                    state = drv.host_power()
+                except DriverError as exc:
+                    yield NodeResult(t.node, ok=False, message=error_message(exc))
+                    continue
+                yield NodeResult(t.node, message=state, data={"state": state, "hypervisor": True})
+        vms = [t.spec for t in group if t.spec is not None]
+        if vms:
+            yield from drv.power(vms, action)
+
+    results = ctx.stream(targets, call, local)
     return ctx.report(results, lambda r: adopted.get(r.node))
 
 
@@ -381,14 +410,17 @@ LSVM_HELP = """\
 List virtual machines.
 
 For a hypervisor node: every VM defined on it, running or not, one line each,
-"host: vmname: state". For a VM node: its details (Id, Host, OS, Memory, CPU, State,
-disks), one "node: key: value" line each.
+"host: vmname: state". For a manager node (RHEV-M, OVM Manager: the node VMs name in
+vm.mgr): every VM it manages, the same way. For a VM node: its details (Id, Host, OS,
+Memory, CPU, State, disks), one "node: key: value" line each.
 
-A node is taken as a hypervisor when it has no vm.host (or vm.mgr) and has a hypervisor
-row or nodehm.mgt naming a hypervisor driver.
+A node is taken as a hypervisor or manager when it has no vm.host (or vm.mgr) and has a
+hypervisor row or a hostconn.uri. Its driver: nodehm.power/nodehm.mgt, else that of
+hypervisor.type, else that of the VMs naming it in vm.mgr.
 
 examples:
   lsvm kvmhost1
+  lsvm rhevm1                   # every VM of that engine
   lsvm vm1,vm2
 """ + EXIT
 
@@ -401,7 +433,7 @@ def lsvm(argv: list[str]) -> int:
     a = p.parse_args(argv)
     ctx = Ctx("lsvm", a.noderange, argv, a.json)
     from nodemgr.plugins.base import NodeResult
-    from nodemgr.vmspec import host_target, vm_targets
+    from nodemgr.vmspec import host_target, is_host_node, vm_targets
 
     res = ctx.resolved()
     targets = []
@@ -409,9 +441,8 @@ def lsvm(argv: list[str]) -> int:
         if t.endpoint is not None:
             targets.append(t)  # a VM on a known host
             continue
-        ha = res.host_attrs(t.node)
-        if ha.get("hypervisor.type") or ha.get("hostconn.uri"):
-            targets.append(host_target(res, t.node))  # a hypervisor
+        if is_host_node(res, t.node):
+            targets.append(host_target(res, t.node))  # a hypervisor or a manager
         else:
             t.error = t.error or "vm.host is not set"
             targets.append(t)

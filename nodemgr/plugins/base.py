@@ -298,6 +298,12 @@ class HypervisorDriver:
         text (``on``, ``off``, ``off on``, ``on reset``, ``suspended``)."""
         self._unsupported("rpower")
 
+    def host_power(self) -> str:
+        """Power word of the endpoint's host itself (``rpower <hypervisor> stat``): ``on``,
+        since :meth:`connect` reached it (it raises otherwise). A driver that reaches a
+        host through its manager reports the manager's view of it."""
+        return "on"
+
     def list_vms(self) -> list[VmInfo]:
         """Every VM on the endpoint's host, defined-but-off ones included."""
         self._unsupported("lsvm")

@@ -463,6 +463,14 @@ class RhevmDriver(HypervisorDriver):
         return NodeResult(spec.node, message=msg, updates=updates,
                           data={"state": state, "previous": prev_word})
 
+    def host_power(self) -> str:
+        """The scoped host's status on the engine (``up`` → on, ``down`` → off, else the
+        engine's word: maintenance, non_responsive, ...); the engine itself: on."""
+        if not self.scope_host:
+            return "on"
+        st = status(self._host(self.scope_host))
+        return {"up": "on", "down": "off"}.get(st, st or "unknown")
+
     def list_vms(self) -> list[VmInfo]:
         params = None
         if self.scope_host:

@@ -188,3 +188,27 @@ def test_chvm_d_detaches_without_purging(site, capsys):
     assert capsys.readouterr().err == f"{a}: Error: Disk vdz does not exist\n"
     assert vmcmds.chvm([a, "-d", "vda", "-a", "1G"]) == 1
     assert "-a and -d cannot be used together" in capsys.readouterr().err
+
+
+def test_rpower_of_hypervisor_hosts_reports_the_host(site, capsys):
+    """rpower <pool> stat: a host is not a VM. Each pool machine (hypervisor.type, no
+    vm.host) is asked through its hypervisor connection: "on" when it answers, its one
+    connection error otherwise; power actions on a host are refused per node."""
+    from nodemgr.cli import poolcmds
+
+    a = site["names"][0]
+    assert poolcmds.mkpool(["cloud", "--virttype", "qemu"]) == 0
+    assert poolcmds.poolmachine(["cloud", "local", "--local"]) == 0
+    assert poolcmds.poolmachine(["cloud", "dead", "--local"]) == 0
+    assert tablecmds.chtab(["node=dead",
+                            "hostconn.uri=qemu+unix:///system?socket=/nonexistent/sock"]) == 0
+    assert vmcmds.mkvm([a, "-s", "16M"]) == 0
+    capsys.readouterr()
+    assert vmcmds.rpower([f"cloud,localhost,{a}", "stat"]) == 1
+    out, err = capsys.readouterr()
+    assert sorted(out.splitlines()) == sorted([f"{a}: off", "local: on", "localhost: on"])
+    assert err.startswith("dead: Error: Cannot communicate via libvirt to dead") and \
+        err.count("\n") == 1, err
+    assert vmcmds.rpower(["local", "off"]) == 1
+    assert capsys.readouterr() == ("", "local: Error: local is a hypervisor host, not a VM "
+                                       "(rpower stat only)\n")

@@ -107,3 +107,9 @@ def test_bad_bootparams_change_nothing(cluster, cli_env, capsys):
     err = capsys.readouterr().err
     assert err.startswith("ovmc2: Error: template MISSING is not in server pool pool1")
     assert rows(cli_env, "vmbootparams") == {}
+
+
+def test_lsvm_of_the_manager_node_lists_its_vms(cluster, capsys):
+    assert vmcmds.mkvm(["ovmc1,ovmc2"]) == 0, capsys.readouterr().err
+    assert vmcmds.lsvm(["ovmmgr"]) == 0
+    assert capsys.readouterr() == ("ovmmgr: ovmc1: off\novmmgr: ovmc2: off\n", "")

@@ -281,3 +281,21 @@ def test_chvm_d_detaches_keeping_the_disk_on_both_engines(engines, capsys):
         assert vm["disks"] == [vm["disks"][0], third] and second in eng.objs["disks"]
         assert vmcmds.chvm([node, "-p", "disk2"]) == 0, capsys.readouterr().err
         assert len(vm["disks"]) == 1 and third not in eng.objs["disks"]
+
+
+def test_lsvm_of_the_engine_nodes_lists_their_vms(engines, capsys):
+    """lsvm <engine node>: every VM of that engine, "engine: vm: state" (the engine's
+    driver is that of the VMs naming it in vm.mgr), in both API versions."""
+    assert vmcmds.mkvm(["vma1,vma2,vmb1"]) == 0, capsys.readouterr().err
+    assert vmcmds.rpower(["vma2", "on"]) == 0
+    capsys.readouterr()
+    assert vmcmds.lsvm(["rhevm4,rhevm3"]) == 0
+    out, err = capsys.readouterr()
+    assert (out, err) == ("rhevm3: vmb1: off\nrhevm4: vma1: off\nrhevm4: vma2: on\n", "")
+
+
+def test_rpower_stat_of_rhevh_hosts_is_their_state_on_the_engine(engines, capsys):
+    a = engines["a"]
+    a.by_name("hosts", "host2")["status"] = "maintenance"
+    assert vmcmds.rpower(["host1,host2", "stat"]) == 0
+    assert capsys.readouterr() == ("host1: on\nhost2: maintenance\n", "")

@@ -792,7 +792,8 @@ def apply(objects: Objects, t: ObjType, changes: Mapping[str, Sequence[Change]],
         objects: the object reader (its store is written).
         new: names that do not exist yet (created; a new group becomes static unless
             *dynamic*).
-        replace: existing names whose old definition is removed first (mkdef -f).
+        replace: existing names whose old attributes are unset first (mkdef -f; columns
+            outside the map keep their values, rows left empty are deleted).
         wherevals: ``-w`` selections for a group (dynamic: its ``wherevals``; static: the
             matching nodes become its members).
         dynamic: ``-d``: the group is (or becomes) dynamic.
@@ -825,7 +826,7 @@ def apply(objects: Objects, t: ObjType, changes: Mapping[str, Sequence[Change]],
         for c in changes.get(SITE_NAME, ()):
             plan.site[c.attr] = _listop(plan.site.get(c.attr, cur.get(c.attr)), c.op, c.value)
     elif t.name == "network":
-        _plan_networks(objects, t, changes, current, fresh, plan)
+        _plan_networks(objects, t, changes, current, new, plan)
     elif t.name == "group":
         _plan_groups(objects, t, changes, current, fresh, new, plan, wherevals=wherevals,
                      dynamic=dynamic, where_op=where_op)
@@ -910,7 +911,7 @@ def _plan_group_warnings(objects: Objects, changes, plan: _Plan) -> None:
                                   "name")
 
 
-def _plan_networks(objects, t, changes, current, fresh, plan) -> None:
+def _plan_networks(objects, t, changes, current, new, plan) -> None:
     rows = objects.store.select("networks")
     for name, chs in changes.items():
         cur = current.get(name, {})
@@ -927,7 +928,7 @@ def _plan_networks(objects, t, changes, current, fresh, plan) -> None:
                                   "exists that contains the same net and mask values. Cannot "
                                   f"create a definition for '{name}'.")
         cols = {t.entry(a)[1]: v for a, v in values.items()}
-        plan.networks[name] = (name not in fresh, cols)
+        plan.networks[name] = (name not in new, cols)
 
 
 #: What a dynamic group may be given (its members are computed, it passes nothing on:
@@ -1044,8 +1045,9 @@ def _check_dynamic_where(text: str) -> None:
 
 def _execute(store, plan: _Plan) -> None:
     with store.transaction():
+        touched: set[tuple[str, str]] = set()
         for t, name in plan.removals:
-            _remove_rows(store, t, name)
+            touched |= _clear(store, t, name)
         for (tab, key), values in plan.rows.items():
             keycol = _key_column(tab)
             if values and all(v is None for v in values.values()) and \
@@ -1064,6 +1066,44 @@ def _execute(store, plan: _Plan) -> None:
                     store.update("networks", {"netname": name}, cols)
             else:
                 store.insert("networks", {"netname": name, **cols})
+        for tab, key in touched - plan.create:
+            _prune(store, tab, key)
+
+
+def _mapped(t: ObjType) -> dict[str, list[str]]:
+    """table -> the columns *t*'s attributes map to (key columns left out)."""
+    out: dict[str, list[str]] = {}
+    for entry in t.attrs.values():
+        tab, col = entry.split(".", 1)
+        if col not in TABLES[tab].keys:
+            out.setdefault(tab, []).append(col)
+    return out
+
+
+def _clear(store, t: ObjType, name: str) -> set[tuple[str, str]]:
+    """mkdef -f: unset every mapped attribute of object *name* (the columns nodemgr has
+    beyond xCAT's map, such as kvm_nodedata.xml or vm.vidproto, keep their values); returns
+    the rows touched, for :func:`_prune`."""
+    if t.name == "site":  # the site's attributes are every site row
+        store.delete("site")
+        return set()
+    touched = set()
+    for tab, cols in _mapped(t).items():
+        if t.name == "network":
+            store.update(tab, {"netname": name},
+                         {c: None for c in cols if c not in ("net", "mask")})
+            continue
+        store.update(tab, {_key_column(tab): name}, dict.fromkeys(cols))
+        touched.add((tab, name))
+    return touched
+
+
+def _prune(store, tab: str, key: str) -> None:
+    """Delete the row of *key* in *tab* when nothing but its key is left in it."""
+    keycol = _key_column(tab)
+    for row in store.select(tab, {keycol: key}, include_disabled=True):
+        if all(v is None for c, v in row.items() if c != keycol):
+            store.delete(tab, {keycol: key})
 
 
 # -- removing ---------------------------------------------------------------------------------
@@ -1076,9 +1116,6 @@ def _remove_rows(store, t: ObjType, name: str) -> None:
         return
     if t.name == "network":
         store.delete("networks", {"netname": name})
-        return
-    if t.name == "site":  # mkdef -f -t site: the site's attributes are every site row
-        store.delete("site")
         return
     for tab in t.tables():
         store.delete(tab, {_key_column(tab): name})

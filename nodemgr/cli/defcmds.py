@@ -385,8 +385,11 @@ _MKDEF_USAGE = """mkdef - Create xCAT data object definitions.
 _MKDEF_DESC = """\
 Create object definitions, writing each attribute into its table.column (xCAT's map; see
 -h -t <type>). A node needs groups=. An object that already exists is refused unless -f is
-given, which removes the old definition first (a group keeps its members). Everything
-happens in one transaction: a bad attribute, name or stanza creates nothing.
+given, which unsets every attribute of the old definition first: the object then has exactly
+the attributes given (a group keeps its members; columns outside xCAT's attribute map, such
+as a VM's kvm_nodedata.xml or vm.vidproto, keep their values, and rows left empty are
+deleted). Everything happens in one transaction: a bad attribute, name or stanza creates
+nothing.
 
 For a group, members=<noderange> adds the group to each member's groups (the nodes must
 exist); -d with -w creates a dynamic group whose members are the nodes matching the
@@ -416,7 +419,7 @@ def mkdef(argv: list[str] | None = None) -> int:
     """``mkdef``: create object definitions."""
     p = _parser("mkdef", _MKDEF_USAGE, _MKDEF_DESC, _MKDEF_EPILOG)
     p.add_argument("-f", "--force", action="store_true",
-                   help="remove an existing definition first, then create it anew")
+                   help="re-create an existing definition: unset its attributes first")
     p.add_argument("-z", "--stanza", action="store_true",
                    help="read the definitions (any types) from a stanza file on standard "
                    "input (xcatstanzafile(5), the output of lsdef -z); not with -t or -o")

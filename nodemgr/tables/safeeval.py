@@ -2,7 +2,9 @@
 
 xCAT evaluates every ``( ... )`` group of a ``|re|repl|`` replacement with Perl's ``Safe``
 compartment, ``$1..$n`` bound to the regex groups. nodemgr never calls ``eval``/``exec``:
-the expression is parsed with :mod:`ast` and walked by a tiny interpreter that accepts only
+the expression is parsed with :mod:`ast`, checked and turned into nested closures (once per
+distinct expression text, :func:`compile_expr`; evaluating is then calling them with the
+groups), accepting only
 
 * int/float literals and string literals (formats for ``sprintf``, letters for ``a2idx``);
 * ``$1..$n`` / ``${n}`` (rewritten to internal names before parsing);
@@ -35,15 +37,18 @@ Helpers (nodemgr's reading of xCAT's; xCAT's sources document them only by examp
 from __future__ import annotations
 
 import ast
+import functools
 import math
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
-__all__ = ["EvalError", "evaluate", "format_number", "numify"]
+__all__ = ["EvalError", "evaluate", "compile_expr", "compile_bare", "reason", "format_number",
+           "numify"]
 
 MAX_EXPR = 2000          # characters
 MAX_INT_BITS = 4096      # bigger intermediate results are refused (no CPU/memory bombs)
 MAX_WIDTH = 256          # sprintf field width / precision
+MAX_DEPTH = 100          # syntax-tree depth (a fixed bound: never Python's recursion limit)
 
 
 class EvalError(ValueError):
@@ -60,6 +65,11 @@ _NUM_RE = re.compile(r"\s*([+-]?(?:\d+(\.\d*)?|\.\d+)([eE][+-]?\d+)?)")
 
 def numify(v: Value | None) -> Number:
     """Perl's string-to-number: the leading number of *v*, else 0 (None is 0)."""
+    t = type(v)
+    if t is int or t is float:
+        return v
+    if t is str and v.isdigit() and v.isascii() and len(v) < 19:  # the usual group text
+        return int(v)
     if v is None:
         return 0
     if isinstance(v, bool):
@@ -89,6 +99,11 @@ def _norm(v: Number) -> Number:
 
 def format_number(v: Value) -> str:
     """Render a value the way Perl prints it (integers plainly, floats with ``%.15g``)."""
+    t = type(v)
+    if t is str:
+        return v
+    if t is int:
+        return str(v)
     if isinstance(v, str):
         return v
     if isinstance(v, float):
@@ -232,8 +247,15 @@ HELPERS = {
 _GROUP_RE = re.compile(r"\$(?:\{(\d+)\}|(\d+))")
 
 
-def _rewrite(expr: str, groups: Sequence[str | None]) -> str:
-    """Replace ``$n``/``${n}`` by ``_gN`` outside strings; interpolate them in ``"..."``."""
+class _NeedsGroups(Exception):
+    """The expression interpolates groups into a double-quoted string: its source text
+    depends on the groups, so it cannot be compiled once."""
+
+
+def _rewrite(expr: str, groups: Sequence[str | None] | None) -> str:
+    """Replace ``$n``/``${n}`` by ``_gN`` outside strings; interpolate them in ``"..."``.
+
+    With *groups* None, a double-quoted string that names a group raises _NeedsGroups."""
     out = []
     i, n = 0, len(expr)
     while i < n:
@@ -251,7 +273,9 @@ def _rewrite(expr: str, groups: Sequence[str | None]) -> str:
             if j >= n:
                 raise EvalError("unterminated string")
             body = "".join(buf)
-            if ch == '"':  # Perl interpolates groups in double quotes
+            if ch == '"' and _GROUP_RE.search(body):  # Perl interpolates groups in "..."
+                if groups is None:
+                    raise _NeedsGroups
                 def interp(m: re.Match) -> str:
                     k = int(m.group(1) or m.group(2))
                     val = groups[k - 1] if 0 < k <= len(groups) else None
@@ -272,95 +296,245 @@ def _rewrite(expr: str, groups: Sequence[str | None]) -> str:
     return "".join(out)
 
 
-# -- the interpreter ------------------------------------------------------------------------
-class _Interp:
-    def __init__(self, groups: Sequence[str | None]) -> None:
-        self.groups = groups
+# -- the compiler: a checked syntax tree to nested closures ---------------------------------
+#: A compiled expression: the regex groups in, the value out (raises EvalError).
+Compiled = Callable[[Sequence[str | None]], Value]
 
-    def run(self, node: ast.AST) -> Value:
-        meth = getattr(self, "_" + type(node).__name__, None)
-        if meth is None:
-            raise EvalError(f"{type(node).__name__} not allowed")
-        return meth(node)
 
-    def _Expression(self, node: ast.Expression) -> Value:
-        return self.run(node.body)
+def _add(a: Number, b: Number) -> Number:
+    return _norm(a + b)
 
-    def _Constant(self, node: ast.Constant) -> Value:
-        v = node.value
-        if isinstance(v, bool) or not isinstance(v, (int, float, str)):
-            raise EvalError(f"literal {v!r} not allowed")
-        return _norm(v) if not isinstance(v, str) else v
 
-    def _Name(self, node: ast.Name) -> Value:
-        m = re.fullmatch(r"_g(\d+)", node.id)
-        if not m or not isinstance(node.ctx, ast.Load):
-            raise EvalError(f"name {node.id!r} not allowed")
-        k = int(m.group(1))
-        val = self.groups[k - 1] if 0 < k <= len(self.groups) else None
-        return "" if val is None else val
+def _sub(a: Number, b: Number) -> Number:
+    return _norm(a - b)
 
-    def _UnaryOp(self, node: ast.UnaryOp) -> Value:
-        v = numify(self.run(node.operand))
-        if isinstance(node.op, ast.USub):
-            return _norm(-v)
+
+def _mul(a: Number, b: Number) -> Number:
+    if isinstance(a, int) and isinstance(b, int) and \
+            a.bit_length() + b.bit_length() > MAX_INT_BITS:
+        raise EvalError("number too large")
+    return _norm(a * b)
+
+
+def _div(a: Number, b: Number) -> Number:
+    if b == 0:
+        raise EvalError("Illegal division by zero")
+    if isinstance(a, int) and isinstance(b, int) and a % b == 0:
+        return a // b
+    return _norm(a / b)
+
+
+def _floordiv(a: Number, b: Number) -> Number:
+    if b == 0:
+        raise EvalError("Illegal division by zero")
+    return _norm(a // b)
+
+
+def _mod(a: Number, b: Number) -> Number:
+    ia, ib = int(a), int(b)
+    if ib == 0:
+        raise EvalError("Illegal modulus zero")
+    return ia % ib
+
+
+def _pow(a: Number, b: Number) -> Number:
+    if isinstance(a, int) and isinstance(b, int) and b >= 0:
+        if a not in (0, 1, -1) and b * max(a.bit_length(), 1) > MAX_INT_BITS:
+            raise EvalError("number too large")
+        return a ** b
+    try:
+        r = float(a) ** float(b)
+    except (OverflowError, ZeroDivisionError) as exc:
+        raise EvalError(str(exc)) from None
+    if isinstance(r, complex):
+        raise EvalError("complex result")
+    return _norm(r)
+
+
+_BINOPS = {ast.Add: _add, ast.Sub: _sub, ast.Mult: _mul, ast.Div: _div,
+           ast.FloorDiv: _floordiv, ast.Mod: _mod, ast.Pow: _pow}
+_NAME_RE = re.compile(r"_g(\d+)")
+_VARIES = object()  # "not a constant" (for folding)
+
+
+def _const(v: Value) -> Compiled:
+    return lambda groups: v
+
+
+def _group_index(node: ast.Name) -> int:
+    m = _NAME_RE.fullmatch(node.id)
+    if not m or not isinstance(node.ctx, ast.Load):
+        raise EvalError(f"name {node.id!r} not allowed")
+    return int(m.group(1)) - 1
+
+
+def _number(node: ast.AST) -> tuple[Compiled, object]:
+    """Check *node* and compile it for arithmetic: a closure giving its numified value,
+    and that value when it is a constant (else _VARIES): constants are folded and passed
+    to the operators directly, a group is numified where it is read."""
+    kind = type(node)
+    if kind is ast.Constant and not isinstance(node.value, str):
+        v = numify(_literal(node))
+        return _const(v), v
+    if kind is ast.Name:
+        i = _group_index(node)
+        if i < 0:
+            return _const(0), 0
+
+        def group_number(groups: Sequence[str | None]) -> Number:
+            if i >= len(groups):
+                return 0
+            v = groups[i]
+            if type(v) is str and v.isdigit() and v.isascii() and len(v) < 19:
+                return int(v)  # numify's usual case, without the call
+            return numify(v)
+        return group_number, _VARIES
+    if kind is ast.UnaryOp:
+        fn, c = _number(node.operand)
         if isinstance(node.op, ast.UAdd):
-            return v
-        raise EvalError(f"operator {type(node.op).__name__} not allowed")
-
-    def _BinOp(self, node: ast.BinOp) -> Value:
-        a = numify(self.run(node.left))
-        b = numify(self.run(node.right))
-        op = node.op
-        if isinstance(op, ast.Add):
-            return _norm(a + b)
-        if isinstance(op, ast.Sub):
-            return _norm(a - b)
-        if isinstance(op, ast.Mult):
-            if isinstance(a, int) and isinstance(b, int) and \
-                    a.bit_length() + b.bit_length() > MAX_INT_BITS:
-                raise EvalError("number too large")
-            return _norm(a * b)
-        if isinstance(op, ast.Div):
-            if b == 0:
-                raise EvalError("Illegal division by zero")
-            if isinstance(a, int) and isinstance(b, int) and a % b == 0:
-                return a // b
-            return _norm(a / b)
-        if isinstance(op, ast.FloorDiv):
-            if b == 0:
-                raise EvalError("Illegal division by zero")
-            return _norm(a // b)
-        if isinstance(op, ast.Mod):
-            ia, ib = int(a), int(b)
-            if ib == 0:
-                raise EvalError("Illegal modulus zero")
-            return ia % ib
-        if isinstance(op, ast.Pow):
-            if isinstance(a, int) and isinstance(b, int) and b >= 0:
-                if a not in (0, 1, -1) and b * max(a.bit_length(), 1) > MAX_INT_BITS:
-                    raise EvalError("number too large")
-                return a ** b
+            return fn, c
+        if not isinstance(node.op, ast.USub):
+            raise EvalError(f"operator {type(node.op).__name__} not allowed")
+        if c is not _VARIES:
             try:
-                r = float(a) ** float(b)
-            except (OverflowError, ZeroDivisionError) as exc:
-                raise EvalError(str(exc)) from None
-            if isinstance(r, complex):
-                raise EvalError("complex result")
-            return _norm(r)
-        raise EvalError(f"operator {type(op).__name__} not allowed")
+                v = _norm(-c)
+                return _const(v), v
+            except (EvalError, OverflowError, ValueError):
+                pass
+        return (lambda groups: _norm(-fn(groups))), _VARIES
+    if kind is ast.BinOp:
+        lf, lc = _number(node.left)
+        rf, rc = _number(node.right)
+        op = _BINOPS.get(type(node.op))
+        if op is None:
+            raise EvalError(f"operator {type(node.op).__name__} not allowed")
+        if lc is not _VARIES and rc is not _VARIES:
+            try:
+                v = op(lc, rc)
+                return _const(v), v
+            except (EvalError, OverflowError, ValueError):
+                pass  # raised when evaluated, not while compiling
+        if rc is not _VARIES:
+            return (lambda groups: op(lf(groups), rc)), _VARIES
+        if lc is not _VARIES:
+            return (lambda groups: op(lc, rf(groups))), _VARIES
+        return (lambda groups: op(lf(groups), rf(groups))), _VARIES
+    fn = _build(node)  # a string literal or a helper call: numified when used
+    return (lambda groups: numify(fn(groups))), _VARIES
 
-    def _Call(self, node: ast.Call) -> Value:
+
+def _literal(node: ast.Constant) -> Value:
+    v = node.value
+    if isinstance(v, bool) or not isinstance(v, (int, float, str)):
+        raise EvalError(f"literal {v!r} not allowed")
+    return v if isinstance(v, str) else _norm(v)
+
+
+def _build(node: ast.AST) -> Compiled:
+    """Check *node* (only the constructs the module docstring lists) and return a closure
+    computing it; raises EvalError for anything else."""
+    kind = type(node)
+    if kind is ast.Expression:
+        return _build(node.body)
+    if kind is ast.Constant:
+        return _const(_literal(node))
+    if kind is ast.Name:
+        i = _group_index(node)
+
+        def group(groups: Sequence[str | None]) -> Value:
+            val = groups[i] if 0 <= i < len(groups) else None
+            return "" if val is None else val
+        return group
+    if kind is ast.UnaryOp or kind is ast.BinOp:
+        return _number(node)[0]
+    if kind is ast.Call:
         if not isinstance(node.func, ast.Name) or node.func.id not in HELPERS:
             name = node.func.id if isinstance(node.func, ast.Name) else type(node.func).__name__
             raise EvalError(f"function {name!r} not allowed")
         if node.keywords or any(isinstance(a, ast.Starred) for a in node.args):
             raise EvalError("only positional arguments are allowed")
-        args = [self.run(a) for a in node.args]
+        name = node.func.id
+        helper = HELPERS[name]
+        args = [_build(a) for a in node.args]
+
+        def call(groups: Sequence[str | None]) -> Value:
+            try:
+                return helper(*[a(groups) for a in args])
+            except TypeError as exc:
+                raise EvalError(f"{name}: {exc}") from None
+        return call
+    raise EvalError(f"{kind.__name__} not allowed")
+
+
+@functools.lru_cache(maxsize=1024)
+def _compile_source(src: str, expr: str) -> Compiled:
+    """Parse rewritten source *src* (of *expr*, for messages) and build its closure."""
+    try:
+        tree = ast.parse(src.strip(), mode="eval")
+    except SyntaxError as exc:
+        raise EvalError(f"syntax error in {expr!r}: {exc.msg}") from None
+    except (ValueError, RecursionError, MemoryError):
+        raise EvalError(f"cannot parse {expr!r}") from None
+    stack = [(tree, 1)]
+    while stack:  # depth checked without recursion, so _build and the closures stay shallow
+        node, depth = stack.pop()
+        if depth > MAX_DEPTH:
+            raise EvalError("expression nested too deeply")
+        stack.extend((child, depth + 1) for child in ast.iter_child_nodes(node))
+    try:
+        return _build(tree)
+    except RecursionError:
+        raise EvalError("expression nested too deeply") from None
+
+
+def reason(exc: BaseException) -> str:
+    """The EvalError message for an exception a :func:`compile_bare` function raised."""
+    if isinstance(exc, RecursionError):
+        return "expression nested too deeply"
+    return str(exc)
+
+
+def _guarded(fn: Compiled) -> Compiled:
+    def run(groups: Sequence[str | None]) -> Value:
         try:
-            return HELPERS[node.func.id](*args)
-        except TypeError as exc:
-            raise EvalError(f"{node.func.id}: {exc}") from None
+            return fn(groups)
+        except (RecursionError, OverflowError, ValueError) as exc:
+            if isinstance(exc, EvalError):
+                raise
+            raise EvalError(reason(exc)) from None
+    return run
+
+
+@functools.lru_cache(maxsize=1024)
+def compile_bare(expr: str) -> Compiled:
+    """:func:`compile_expr` without the wrapper that turns the rare ValueError,
+    OverflowError or RecursionError of an evaluation into EvalError (for a caller that
+    catches those itself, e.g. once per value; :func:`reason` gives the message).
+
+    Raises:
+        EvalError: disallowed construct, syntax error, expression too long.
+    """
+    if len(expr) > MAX_EXPR:
+        raise EvalError("expression too long")
+    try:
+        src = _rewrite(expr, None)
+    except _NeedsGroups:  # "...$1...": the source depends on the groups (rare)
+        def per_groups(groups: Sequence[str | None]) -> Value:
+            return _compile_source(_rewrite(expr, groups), expr)(groups)
+        return per_groups
+    return _compile_source(src, expr)
+
+
+@functools.lru_cache(maxsize=1024)
+def compile_expr(expr: str) -> Compiled:
+    """Compile one arithmetic expression, once: the result is a function of the regex
+    groups (``fn(groups) -> int | float | str``, raising EvalError), so a value used by
+    many nodes is parsed and checked once (cached by its text).
+
+    Raises:
+        EvalError: disallowed construct, syntax error, expression too long.
+    """
+    return _guarded(compile_bare(expr))
 
 
 def evaluate(expr: str, groups: Sequence[str | None] = ()) -> Value:
@@ -374,20 +548,4 @@ def evaluate(expr: str, groups: Sequence[str | None] = ()) -> Value:
     Raises:
         EvalError: disallowed construct, syntax error, division by zero, huge numbers.
     """
-    if len(expr) > MAX_EXPR:
-        raise EvalError("expression too long")
-    src = _rewrite(expr, groups)
-    try:
-        tree = ast.parse(src.strip(), mode="eval")
-    except SyntaxError as exc:
-        raise EvalError(f"syntax error in {expr!r}: {exc.msg}") from None
-    except (ValueError, RecursionError):
-        raise EvalError(f"cannot parse {expr!r}") from None
-    try:
-        return _Interp(groups).run(tree)
-    except RecursionError:
-        raise EvalError("expression nested too deeply") from None
-    except (OverflowError, ValueError) as exc:
-        if isinstance(exc, EvalError):
-            raise
-        raise EvalError(str(exc)) from None
+    return compile_expr(expr)(groups)

@@ -126,3 +126,37 @@ def test_numify_and_format():
     assert format_number(3.5) == "3.5"
     assert format_number(1 / 3) == "0.333333333333333"  # Perl prints %.15g
     assert format_number("07") == "07"
+
+
+# -- compiled once (issue 14 item 1) ----------------------------------------------------------
+def test_compile_expr_is_a_function_of_the_groups():
+    fn = safeeval.compile_expr("sprintf('%02d', ($1-1)/14+1)")
+    assert [fn([g]) for g in ("1", "15", "29")] == ["01", "02", "03"]
+    assert safeeval.compile_expr("sprintf('%02d', ($1-1)/14+1)") is fn   # cached by text
+    boom = safeeval.compile_expr("$1/0")                 # compiles; fails when evaluated
+    with pytest.raises(EvalError, match="division by zero"):
+        boom(["1"])
+    with pytest.raises(EvalError, match="not allowed"):
+        safeeval.compile_expr("open('/etc/passwd')")
+
+
+@pytest.mark.parametrize("expr, groups, expected", [
+    ("2*3+$1", ["4"], 10),             # folded constants, then a group
+    ("-(-$1)", ["7"], 7),
+    ("$1 - -1", ["1"], 2),
+    ("$0+1", ["9"], 1),                # $0 is no group: 0
+    ("($2)", ["1"], ""),
+    ("$1*1", [None], 0),
+    ("$1+0", ["\u00b2"], 0),           # a Unicode digit is not a number to Perl
+    ("$1+0", [" 12"], 12),
+    ("$1+0", ["1" * 30], 111111111111111111111111111111),
+    ("7/2*2", [], 7),
+])
+def test_compiled_semantics(expr, groups, expected):
+    assert evaluate(expr, groups) == expected
+
+
+def test_nesting_bound_is_fixed():
+    evaluate("-" * 90 + "1")
+    with pytest.raises(EvalError, match="nested too deeply"):
+        evaluate("-" * 150 + "1")

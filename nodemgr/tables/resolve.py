@@ -29,16 +29,19 @@ Disabled rows are invisible (``Store.select`` hides them).
 
 from __future__ import annotations
 
+import functools
 import re
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 
 from nodemgr.errors import TableError
 from nodemgr.tables import safeeval
 from nodemgr.tables.schema import table as schema_table
 
-__all__ = ["Resolver", "render", "RegexValueError", "NEXTRECORD"]
+__all__ = ["Resolver", "render", "compile_value", "RegexValueError", "RegexTimeout",
+           "REGEX_TIMEOUT", "NEXTRECORD", "regex_engine"]
 
 NEXTRECORD = "+=NEXTRECORD"
+_NO_GROUPS: list[str] = []  # the groups of an unknown node (never changed)
 _SLASH_RE = re.compile(r"^/[^/]*/[^/]*/$", re.S)
 _PIPE_RE = re.compile(r"^\|.*\|$", re.S)
 _GROUPREF_RE = re.compile(r"\$(?:\{(\d+)\}|(\d+))|\\(\d)")
@@ -47,60 +50,210 @@ _EASY_NUM_RE = re.compile(r"[\D0]*(\d+)")
 
 #: Longest regex a table value may hold (xCAT's are a few dozen characters).
 MAX_PATTERN = 1024
+#: Deepest nesting of groups in a value's regex (xCAT's nest two or three). A fixed bound,
+#: so whether a value compiles never depends on how deep the caller's stack already is
+#: (the engine's parser takes ~3 frames a level; the noderange parser at its own limit is
+#: ~200 frames deep when it asks for values).
+MAX_NESTING = 50
+
+#: Longest one match of a value's regex against a node name may take, in seconds. xCAT's
+#: values match a node name (a few dozen characters) in a few microseconds, so a sane value
+#: never comes near 0.1 s (over 10,000 times that), while a runaway pattern (catastrophic
+#: backtracking) answers within a blink instead of minutes, and a command stays
+#: interactive.
+REGEX_TIMEOUT = 0.1
+#: After this many timeouts of one value, a resolver refuses that value for the remaining
+#: nodes without trying: a catastrophic group value on 10,000 nodes costs 0.5 s, not 1,000 s.
+MAX_TIMEOUTS = 5
 
 
 class RegexValueError(ValueError):
     """A table value is a malformed regex / expression (message says why)."""
 
 
+class RegexTimeout(RegexValueError):
+    """A value's regex took longer than :data:`REGEX_TIMEOUT` on a node name.
+
+    Attributes:
+        shown: the pattern as the message quotes it.
+    """
+
+    def __init__(self, message: str, shown: str = "") -> None:
+        super().__init__(message)
+        self.shown = shown
+
+
 # -- regex rendering ------------------------------------------------------------------------
-def _perl_pattern(pattern: str) -> re.Pattern:
-    """Compile a Perl regex with Python's ``re`` (``\\z`` -> ``\\Z``, ``\\Z`` -> ``(?=\\n?\\Z)``)."""
+# The engine is the ``regex`` package (mrab-regex): ``re``-compatible in its default
+# VERSION0 mode, closer to Perl (possessive quantifiers, atomic groups, \p{..}), and its
+# matching takes a timeout. It is imported on the first regex value (~25 ms here), so a
+# command that meets none does not pay for it.
+_engine = None
+
+
+def regex_engine():
+    """The ``regex`` module (imported on first use; RegexValueError when missing)."""
+    global _engine
+    if _engine is None:
+        try:
+            import regex
+        except ImportError:
+            raise RegexValueError("regex values need the 'regex' package "
+                                  "(pip install regex)") from None
+        _engine = regex
+    return _engine
+
+
+def _perl_pattern(pattern: str):
+    """Compile a Perl regex (``\\z`` -> ``\\Z``, ``\\Z`` -> ``(?=\\n?\\Z)``)."""
+    if len(pattern) > MAX_PATTERN:
+        raise RegexValueError(f"regular expression of {len(pattern)} characters is too long "
+                              f"(at most {MAX_PATTERN})")
+    shown = repr(pattern) if len(pattern) <= 60 else repr(pattern[:57] + "...")
     out = []
-    i = 0
+    i = depth = deepest = 0
+    in_class = False
     while i < len(pattern):
         ch = pattern[i]
         if ch == "\\" and i + 1 < len(pattern):
             nxt = pattern[i + 1]
-            if nxt == "z":
+            if nxt == "z" and not in_class:
                 out.append(r"\Z")
-            elif nxt == "Z":
+            elif nxt == "Z" and not in_class:
                 out.append(r"(?=\n?\Z)")
             else:
                 out.append(pattern[i:i + 2])
             i += 2
             continue
+        if in_class:
+            in_class = ch != "]"
+        elif ch == "[":
+            in_class = True
+            if pattern.startswith("]", i + 1) or pattern.startswith("^]", i + 1):
+                out.append(pattern[i:pattern.index("]", i) + 1])  # a leading ] is literal
+                i = pattern.index("]", i) + 1
+                continue
+        elif ch == "(":
+            depth += 1
+            deepest = max(deepest, depth)
+        elif ch == ")":
+            depth -= 1
         out.append(ch)
         i += 1
-    if len(pattern) > MAX_PATTERN:
-        raise RegexValueError(f"regular expression of {len(pattern)} characters is too long "
-                              f"(at most {MAX_PATTERN})")
+    if deepest > MAX_NESTING:
+        raise RegexValueError(f"bad regular expression {shown}: groups nested more than "
+                              f"{MAX_NESTING} deep")
+    engine = regex_engine()
     try:
-        return re.compile("".join(out))
-    except re.error as exc:
-        raise RegexValueError(f"bad regular expression {pattern!r}: {exc}") from None
-    except OverflowError:  # a{99999999999}: the repeat count does not fit
-        raise RegexValueError(f"bad regular expression {pattern[:60]!r}: a repeat count is "
+        return engine.compile("".join(out))
+    except engine.error as exc:
+        raise RegexValueError(f"bad regular expression {shown}: {exc}") from None
+    except OverflowError:  # a repeat count that does not fit
+        raise RegexValueError(f"bad regular expression {shown}: a repeat count is "
                               "too large") from None
     except RecursionError:  # hundreds of nested groups
-        raise RegexValueError(f"bad regular expression {pattern[:60]!r}: nested too "
+        raise RegexValueError(f"bad regular expression {shown}: nested too "
                               "deeply") from None
+    except (ValueError, TypeError, MemoryError) as exc:
+        raise RegexValueError(f"bad regular expression {shown}: {exc}") from None
 
 
-def _groups(m: re.Match) -> list[str | None]:
-    return list(m.groups())
+def _search(rx, node: str):
+    """The first match of *rx* in *node*, within :data:`REGEX_TIMEOUT`."""
+    try:
+        return rx.search(node, timeout=REGEX_TIMEOUT)
+    except TimeoutError:
+        p = rx.pattern
+        shown = repr(p) if len(p) <= 60 else repr(p[:57] + "...")
+        raise RegexTimeout(f"regular expression {shown} took longer than {REGEX_TIMEOUT:g} s "
+                           "(catastrophic backtracking?)", shown) from None
+    except (RecursionError, MemoryError, OverflowError) as exc:
+        raise RegexValueError(f"regular expression {rx.pattern[:60]!r} failed: "
+                              f"{type(exc).__name__}") from None
 
 
-def _expand(text: str, groups: list[str | None]) -> str:
-    """Substitute ``$n``, ``${n}`` and ``\\n`` by group *n* (undefined -> '')."""
+#: Most backtracking steps a match may provably take to skip the engine's timeout (below).
+STEP_BUDGET = 1_000_000
+_QUANT_RE = re.compile(r"\{\d*(?:,\d*)?\}")
+_OPEN_RE = re.compile(r"\(\?(?:[aiLmsu]*(?:-[imsx]+)?[:)]|P?<[A-Za-z_]\w*>)")
+_ESCAPE_LEN = {"x": 4, "u": 6, "U": 10, "p": 3, "P": 3}
 
-    def sub(mm: re.Match) -> str:
-        k = int(mm.group(1) or mm.group(2) or mm.group(3))
-        if k == 0 or k > len(groups):
-            return ""
-        return groups[k - 1] or ""
 
-    return _GROUPREF_RE.sub(sub, text)
+def _safe_length(pattern: str) -> int:
+    r"""The longest node name on which *pattern* provably matches in at most
+    :data:`STEP_BUDGET` steps, so that it needs no timeout; -1 when no bound is known.
+
+    Asking the engine for a timeout costs ~4 us a match here, more than the match itself
+    for xCAT's patterns (``n(\d+)``), so it is skipped where a bound exists: quantifiers
+    only on single-character atoms (no quantified group, no back-reference, lookaround,
+    fuzzy or verbose syntax), whose backtracking tree has at most (n+1)^q paths per start
+    position times the product of the alternations' branch counts, each path at most
+    (atoms + q*n) steps long, for q quantifiers and a name of n characters."""
+    p = pattern.replace(r"(?=\n?\Z)", "$")  # _perl_pattern's \Z: one fixed-cost test
+    i = q = atoms = 0
+    paths = 1
+    branches = [1]
+    prev = None  # what a quantifier would apply to: "atom", "group", "quant" or None
+    while i < len(p):
+        c = p[i]
+        if c == "\\":
+            d = p[i + 1:i + 2]
+            if not d or d.isdigit() or d in "gkLNo":  # back-references, named lists
+                return -1
+            i += _ESCAPE_LEN.get(d, 2)
+            if d in "pPxuU" and p.startswith("{", i - _ESCAPE_LEN[d] + 2):
+                end = p.find("}", i - _ESCAPE_LEN[d] + 2)
+                if end < 0:
+                    return -1
+                i = end + 1
+            prev, atoms = "atom", atoms + 1
+        elif c == "[":
+            j = i + 1
+            j += p.startswith("^", j)
+            j += p.startswith("]", j)
+            while j < len(p) and p[j] != "]":
+                j += 2 if p[j] == "\\" else 1
+            if j >= len(p):
+                return -1
+            i, prev, atoms = j + 1, "atom", atoms + 1
+        elif c == "(":
+            if p.startswith("(?", i):
+                m = _OPEN_RE.match(p, i)
+                if m is None:
+                    return -1  # lookaround, atomic, conditional, comment, other flags
+                i = m.end()
+                if p[i - 1] == ")":  # inline flags
+                    prev = None
+                    continue
+            else:
+                i += 1
+            branches.append(1)
+            prev = None
+        elif c == ")":
+            if len(branches) == 1:
+                return -1
+            paths *= branches.pop()
+            i, prev = i + 1, "group"
+        elif c == "|":
+            branches[-1] += 1
+            i, prev = i + 1, None
+        elif c in "*+?" or (c == "{" and _QUANT_RE.match(p, i)):
+            if prev != "atom":
+                return -1  # a quantified group (or a syntax error)
+            i = i + 1 if c != "{" else _QUANT_RE.match(p, i).end()
+            i += p.startswith(("?", "+"), i)  # lazy / possessive
+            q, prev = q + 1, "quant"
+        elif c == "{":
+            return -1  # fuzzy matching, or a brace the engine may read otherwise
+        else:
+            i, prev, atoms = i + 1, "atom", atoms + 1
+    if len(branches) != 1:
+        return -1
+    paths *= branches[0]
+    n = -1
+    while n < 4096 and (n + 2) ** (q + 1) * paths * (atoms + q * (n + 1) + 1) <= STEP_BUDGET:
+        n += 1
+    return n
 
 
 def _split_brackets(text: str) -> list[tuple[bool, str]]:
@@ -145,48 +298,153 @@ def _split_brackets(text: str) -> list[tuple[bool, str]]:
     return pieces
 
 
+def _literal_pieces(text: str, ngroups: int) -> list:
+    """*text* as literal strings and 0-based group indexes: ``$n``, ``${n}`` and ``\\n``
+    name group *n*; a group that does not exist is ''."""
+    out: list = []
+    pos = 0
+    for m in _GROUPREF_RE.finditer(text):
+        if m.start() > pos:
+            out.append(text[pos:m.start()])
+        k = int(m.group(1) or m.group(2) or m.group(3))
+        if 0 < k <= ngroups:
+            out.append(k - 1)
+        pos = m.end()
+    if pos < len(text):
+        out.append(text[pos:])
+    return out
+
+
+def _expression_piece(piece: str) -> Callable[[tuple], str]:
+    """The compiled ``( ... )`` expression *piece* of a ``|re|repl|`` replacement: a function
+    of the groups. A piece that does not compile raises only when a node uses it (a node
+    the pattern does not match renders as its name, as before)."""
+    try:
+        fn = safeeval.compile_bare(piece)
+    except safeeval.EvalError as exc:
+        message = f"bad expression {piece!r}: {exc}"
+
+        def refused(groups: tuple) -> str:
+            raise RegexValueError(message)
+        return refused
+    fmt = safeeval.format_number
+
+    def run(groups: tuple) -> str:
+        try:
+            return fmt(fn(groups))
+        except (ValueError, OverflowError, RecursionError) as exc:  # EvalError included
+            raise RegexValueError(f"bad expression {piece!r}: "
+                                  f"{safeeval.reason(exc)}") from None
+    return run
+
+
+def _substitute(rx, parts: list) -> Callable[[str], str | None]:
+    """Perl's ``s/rx/parts/`` on a node name, once: no match leaves the name."""
+    safe = _safe_length(rx.pattern)
+    search = rx.search
+    if all(type(p) is str for p in parts):
+        const = "".join(parts)
+
+        def apply_const(node: str) -> str | None:
+            m = search(node) if len(node) <= safe else _search(rx, node)
+            if m is None:
+                return node or None
+            return (node[:m.start()] + const + node[m.end():]) or None
+        return apply_const
+
+    # the replacement as a %-template of its literal text and one function of the groups
+    # per group reference or expression
+    template = "".join(p.replace("%", "%%") if type(p) is str else "%s" for p in parts)
+    dynamic = [_group_text(p) if type(p) is int else p for p in parts if type(p) is not str]
+
+    def apply(node: str) -> str | None:
+        m = search(node) if len(node) <= safe else _search(rx, node)
+        if m is None:
+            return node or None
+        g = m.groups()
+        start, end = m.span()
+        return (node[:start] + template % tuple([f(g) for f in dynamic])
+                + node[end:]) or None
+    return apply
+
+
+def _group_text(i: int) -> Callable[[tuple], str]:
+    return lambda groups: groups[i] or ""
+
+
+def _refuse(message: str) -> Callable[[str], str | None]:
+    def refused(node: str) -> str | None:
+        raise RegexValueError(message)
+    return refused
+
+
+def _pipe_parts(rx, repl: str) -> list:
+    parts: list = []
+    for is_expr, piece in _split_brackets(repl):
+        if is_expr:
+            parts.append(_expression_piece(piece))
+        else:
+            parts.extend(_literal_pieces(piece, rx.groups))
+    return parts
+
+
+def _easy(body: str) -> Callable[[str], str | None]:
+    """``|replacement|``: the pattern depends on how many numbers the node name has, so
+    one compiled substitution per count."""
+    by_count: dict[int, Callable[[str], str | None]] = {}
+
+    def apply(node: str) -> str | None:
+        count = len(_EASY_NUM_RE.findall(node))
+        fn = by_count.get(count)
+        if fn is None:
+            try:
+                rx = _perl_pattern(r"[\D0]*(\d+)" * count + ".*$")
+                fn = _substitute(rx, _pipe_parts(rx, body))
+            except RegexValueError as exc:
+                fn = _refuse(str(exc))
+            by_count[count] = fn
+        return fn(node)
+    return apply
+
+
+@functools.lru_cache(maxsize=4096)
+def compile_value(value: str) -> Callable[[str], str | None]:
+    """The renderer of one raw value, built once per distinct value text (cached): a
+    function of the node name giving the rendered value (None for '') or raising
+    :class:`RegexValueError`. The pattern is compiled, the replacement split into literal
+    pieces, group references and compiled :mod:`~nodemgr.tables.safeeval` expressions."""
+    if not value or value[0] not in "/|":
+        plain = value or None
+        return lambda node: plain
+    try:
+        if _SLASH_RE.match(value):
+            pattern, repl = value[1:-1].split("/", 1)
+            rx = _perl_pattern(pattern)
+            return _substitute(rx, _literal_pieces(repl, rx.groups))
+        if _PIPE_RE.match(value) and len(value) >= 2:
+            body = value[1:-1]
+            if "|" not in body:
+                return _easy(body)
+            pattern, repl = body.split("|", 1)
+            rx = _perl_pattern(pattern)
+            return _substitute(rx, _pipe_parts(rx, repl))
+    except RegexValueError as exc:  # the same error for every node, without recompiling
+        return _refuse(str(exc))
+    return lambda node: value
+
+
 def render(value: str | None, node: str) -> str | None:
     """Render one raw table value for *node* (regex forms); '' and None give None.
 
     Raises:
-        RegexValueError: malformed pattern or arithmetic.
+        RegexValueError: malformed pattern or arithmetic, or a match that took longer
+            than :data:`REGEX_TIMEOUT` (:class:`RegexTimeout`).
     """
     if value is None or value == "":
         return None
     if value[0] not in "/|":  # a plain value (nearly all of them)
         return value
-    if _SLASH_RE.match(value):
-        pattern, repl = value[1:-1].split("/", 1)
-        rx = _perl_pattern(pattern)
-        result = rx.sub(lambda m: _expand(repl, _groups(m)), node, count=1)
-    elif _PIPE_RE.match(value) and len(value) >= 2:
-        body = value[1:-1]
-        if "|" in body:
-            pattern, repl = body.split("|", 1)
-        else:  # easy regex: |replacement|
-            count = len(_EASY_NUM_RE.findall(node))
-            pattern = r"[\D0]*(\d+)" * count + ".*$"
-            repl = body
-        rx = _perl_pattern(pattern)
-        m = rx.search(node)
-        if m is None:  # Perl s/// without a match leaves the node name
-            result = node
-        else:
-            groups = _groups(m)
-            out = []
-            for is_expr, piece in _split_brackets(repl):
-                if not is_expr:
-                    out.append(_expand(piece, groups))
-                    continue
-                try:
-                    v = safeeval.evaluate(piece, groups)
-                except safeeval.EvalError as exc:
-                    raise RegexValueError(f"bad expression {piece!r}: {exc}") from None
-                out.append(safeeval.format_number(v))
-            result = node[:m.start()] + "".join(out) + node[m.end():]
-    else:
-        return value
-    return result if result != "" else None
+    return compile_value(value)(node)
 
 
 # -- the resolver ---------------------------------------------------------------------------
@@ -204,6 +462,7 @@ class Resolver:
     def __init__(self, store, *, nodes_by_key: bool = False) -> None:
         self.store = store
         self.nodes_by_key = nodes_by_key
+        self._slow: dict[str, list] = {}  # regex value -> [timeouts, message]
         self.invalidate()
 
     def invalidate(self) -> None:
@@ -213,6 +472,7 @@ class Resolver:
         self._loaded: dict[str, set[str]] = {}
         self._nodes: list[str] | None = None
         self._groups: dict[str, list[str]] | None = None
+        self._nodelist_rows: dict[str, dict] | None = None  # NODELIST_COLUMNS only
         self._some_groups: dict[str, list[str]] = {}  # groups of nodes read by key
         self._some_known: set[str] = set()            # of those, the nodes that exist
         self._hier: dict[str, str] | None = None
@@ -274,16 +534,28 @@ class Resolver:
         for (name, wanted), rows in zip(todo, found, strict=True):
             self._keep(name, rows, wanted)
 
+    #: The nodelist columns read with the node names: nodels' hidden test and groups are
+    #: served from this one read (see :meth:`attrs`) instead of a second, whole-row read.
+    NODELIST_COLUMNS = ("node", "groups", "hidden")
+
     def _load_nodelist(self) -> None:
         nodes: list[str] = []
         groups: dict[str, list[str]] = {}
-        for r in self.store.select("nodelist", columns=("node", "groups")):
+        parsed: dict[str | None, list[str]] = {}  # nodes of the same groups share the list
+        rows: dict[str, dict] = {}
+        for r in self.store.select("nodelist", columns=self.NODELIST_COLUMNS):
             node = r["node"]
             if node is None or node in groups:
                 continue
+            rows[node] = r
             nodes.append(node)
-            groups[node] = [g.strip() for g in (r["groups"] or "").split(",") if g.strip()]
+            text = r["groups"]
+            gs = parsed.get(text)
+            if gs is None:
+                gs = parsed[text] = [g.strip() for g in (text or "").split(",") if g.strip()]
+            groups[node] = gs
         self._nodes, self._groups = nodes, groups
+        self._nodelist_rows = rows
 
     def _groups_for(self, nodes: list[str]) -> dict[str, list[str]]:
         """node -> its groups for *nodes*: from the whole nodelist, or with *nodes_by_key*
@@ -439,53 +711,107 @@ class Resolver:
             value = value.replace(NEXTRECORD, "")
         return value, source
 
-    def _render(self, tab: str, col: str, node: str, value: str | None) -> str | None:
+    def _render(self, raw: str, node: str, fn: Callable[[str], str | None]) -> str | None:
+        """``fn(node)``, *fn* being :func:`compile_value` of *raw*, except that a value
+        that already took longer than :data:`REGEX_TIMEOUT` on :data:`MAX_TIMEOUTS` nodes
+        of this resolver is refused without trying again."""
+        slow = self._slow.get(raw)
+        if slow is not None and slow[0] >= MAX_TIMEOUTS:
+            raise RegexTimeout(slow[1])
         try:
-            return render(value, node)
-        except RegexValueError as exc:
-            raise TableError(f"{tab}.{col} for node {node}: {exc}") from None
+            return fn(node)
+        except RegexTimeout as exc:
+            if slow is None:
+                slow = self._slow[raw] = [0, ""]
+            slow[0] += 1
+            slow[1] = (f"regular expression {exc.shown} not tried: it took longer than "
+                       f"{REGEX_TIMEOUT:g} s on {MAX_TIMEOUTS} other nodes (catastrophic "
+                       "backtracking?)")
+            raise
 
-    def attrs(self, nodes: Iterable[str], attrs: Iterable[str], *, blame: bool = False
-              ) -> dict[str, dict]:
+    def attrs(self, nodes: Iterable[str], attrs: Iterable[str], *, blame: bool = False,
+              errors: dict[str, dict[str, str]] | None = None) -> dict[str, dict]:
         """Resolve *attrs* (``table.col``) for *nodes*.
 
+        Args:
+            errors: collect bad values per node instead of raising: a value that cannot be
+                rendered for a node (malformed regex or arithmetic, a match over
+                :data:`REGEX_TIMEOUT`) is None in the result and
+                ``errors[node][attr]`` is its one-line message, naming the table.column
+                (and the group the value came from), without the node name; every other
+                node and attribute is rendered as usual. Without *errors* the first bad
+                value raises TableError.
         Returns:
             node -> {attr: rendered value or None}; with ``blame=True`` each value is a
             tuple ``(value, source)`` where source is None (own row or nothing found) or
             the group the value came from (the first group, for ``+=NEXTRECORD`` chains
             and hierarchical attributes).
         Raises:
-            TableError: unknown table/column, table not node-keyed, bad regex value.
+            TableError: unknown table/column, table not node-keyed, bad regex value (only
+                without *errors*).
         """
         attrs = list(attrs)
         nodes = list(nodes)
         split = [self._split_attr(a) for a in attrs]
         all_groups = self._groups_for(nodes)
         keys = set(nodes)
+        seen: set[int] = set()
         for node in nodes:
-            keys.update(all_groups.get(node, []))
-        self._prefetch((tab for tab, _ in split), keys)
-        tables = {tab: self._table(tab, keys) for tab, _ in split}
+            gs = all_groups.get(node)
+            if gs and id(gs) not in seen:  # nodes of the same groups share one list
+                seen.add(id(gs))
+                keys.update(gs)
+        tables: dict[str, dict[str, dict]] = {}
+        if (self._nodelist_rows is not None and "nodelist" not in self._complete
+                and all(c in self.NODELIST_COLUMNS for t, c in split if t == "nodelist")):
+            tables["nodelist"] = self._nodelist_rows  # read with the node names already
+        self._prefetch((tab for tab, _ in split if tab not in tables), keys)
+        for tab, _ in split:
+            if tab not in tables:
+                tables[tab] = self._table(tab, keys)
         hier = self._hierarchical()
-        plan = [(attr, tab, col, tables[tab], col in hier)
+        # memo: what a node without its own value inherits depends only on its groups
+        # (one list object per distinct nodelist.groups text):
+        # id(groups) -> (raw, source, compiled renderer or None for a plain value)
+        plan = [(attr, tab, col, tables[tab], col in hier, {})
                 for attr, (tab, col) in zip(attrs, split, strict=True)]
         out: dict[str, dict] = {}
+        render_fn = self._render
         for node in nodes:
             res: dict = {}
-            groups = all_groups.get(node, [])
-            for attr, tab, col, rows, is_hier in plan:
+            groups = all_groups.get(node, _NO_GROUPS)
+            gkey = id(groups)
+            for attr, tab, col, rows, is_hier, memo in plan:
                 own = rows.get(node)
                 raw = own.get(col) if own is not None else None
-                if raw and not is_hier and raw[0] not in "/|" and NEXTRECORD not in raw:
-                    res[attr] = (raw, None) if blame else raw  # own plain value: final
-                    continue
-                if not rows or (not raw and not any(g in rows for g in groups)):
-                    # no row (or an empty own value) and none of its groups has a row:
-                    # nothing to inherit
-                    res[attr] = (None, None) if blame else None
-                    continue
-                raw, source = self._raw(tab, col, node, groups, rows)
-                value = self._render(tab, col, node, raw) if raw is not None else None
+                if raw:
+                    if not is_hier and raw[0] not in "/|" and NEXTRECORD not in raw:
+                        res[attr] = (raw, None) if blame else raw  # own plain value: final
+                        continue
+                    raw, source = self._raw(tab, col, node, groups, rows)
+                    fn = compile_value(raw) if raw and raw[0] in "/|" else None
+                else:
+                    hit = memo.get(gkey)
+                    if hit is None:
+                        if not rows or not any(g in rows for g in groups):
+                            hit = (None, None, None)  # no group row: nothing to inherit
+                        else:
+                            raw, source = self._raw(tab, col, node, groups, rows)
+                            hit = (raw, source,
+                                   compile_value(raw) if raw and raw[0] in "/|" else None)
+                        memo[gkey] = hit
+                    raw, source, fn = hit
+                if fn is None:
+                    value = raw or None  # ('' only from a "+=NEXTRECORD" alone)
+                else:
+                    try:
+                        value = render_fn(raw, node, fn)
+                    except RegexValueError as exc:
+                        if errors is None:
+                            raise TableError(f"{tab}.{col} for node {node}: {exc}") from None
+                        where = f" (value of group {source})" if source else ""
+                        errors.setdefault(node, {})[attr] = f"{tab}.{col}{where}: {exc}"
+                        value = None
                 res[attr] = (value, source if value is not None else None) if blame else value
             out[node] = res
         return out

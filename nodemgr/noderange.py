@@ -42,6 +42,7 @@ import re
 import stat
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 from nodemgr.errors import NodemgrError, NoderangeError
 from nodemgr.tables.schema import TABLES
@@ -155,17 +156,21 @@ class Selector:
     attr: str
     op: str
     value: str
-    pattern: re.Pattern | None = field(default=None, compare=False)
+    pattern: Any = field(default=None, compare=False)
 
     def matches(self, value: str | None) -> bool:
         """Whether a node whose rendered value is *value* (None = unset, tested as "")
-        satisfies the criterion (``=~`` searches anywhere, like Perl's ``=~``)."""
+        satisfies the criterion (``=~`` searches anywhere, like Perl's ``=~``).
+
+        Raises:
+            NoderangeError: the regex took longer than REGEX_TIMEOUT on the value.
+        """
         v = "" if value is None else value
         if self.op == "==":
             return v == self.value
         if self.op == "!=":
             return v != self.value
-        found = self.pattern.search(v) is not None
+        found = _bounded(self.pattern.search, v, self.text) is not None
         return found if self.op == "=~" else not found
 
 
@@ -202,22 +207,55 @@ def parse_selector(text: str, *, single_eq: bool = False,
     return Selector(text, attr, op, value, pattern)
 
 
-def _compile(regex: str, context: str) -> re.Pattern:
+def _compile(regex: str, context: str):
+    """*regex* compiled with the engine of regex table values (the ``regex`` package,
+    imported on first use), so its matches are bounded in time like theirs."""
+    from nodemgr.tables.resolve import RegexValueError, regex_engine
+
     try:
-        return re.compile(regex)
-    except (re.error, OverflowError, ValueError, RecursionError) as exc:
+        engine = regex_engine()
+    except RegexValueError as exc:
+        raise NoderangeError(str(exc)) from None
+    try:
+        return engine.compile(regex)
+    except (engine.error, OverflowError, ValueError, TypeError, RecursionError,
+            MemoryError) as exc:
         raise NoderangeError(f"bad regular expression {_show(regex)} in {_show(context)}: "
-                             f"{exc}") from None
+                             f"{exc or type(exc).__name__}") from None
 
 
-def select(nodes: Iterable[str], selectors: Sequence[Selector], resolver) -> list[str]:
-    """The nodes (order kept) whose rendered attributes satisfy every selector."""
+def _bounded(method, text: str, context: str):
+    """``method(text)`` (a compiled pattern's search or fullmatch) within REGEX_TIMEOUT."""
+    from nodemgr.tables.resolve import REGEX_TIMEOUT
+
+    try:
+        return method(text, timeout=REGEX_TIMEOUT)
+    except TimeoutError:
+        raise NoderangeError(f"the regular expression in {_show(context)} took longer than "
+                             f"{REGEX_TIMEOUT:g} s on {_show(text, 40)} (catastrophic "
+                             "backtracking?)") from None
+
+
+def select(nodes: Iterable[str], selectors: Sequence[Selector], resolver, *,
+           errors: dict[str, dict[str, str]] | None = None) -> list[str]:
+    """The nodes (order kept) whose rendered attributes satisfy every selector.
+
+    With *errors* (see :meth:`Resolver.attrs <nodemgr.tables.resolve.Resolver.attrs>`), a
+    node whose tested value cannot be rendered is left out and its messages are added to
+    ``errors[node]``; without it the first such value raises TableError."""
     nodes = list(nodes)
     if not selectors or not nodes:
         return nodes
     attrs = list(dict.fromkeys(s.attr for s in selectors))
-    values = resolver.attrs(nodes, attrs)
-    return [n for n in nodes if all(s.matches(values[n][s.attr]) for s in selectors)]
+    if errors is None:
+        values = resolver.attrs(nodes, attrs)
+        return [n for n in nodes if all(s.matches(values[n][s.attr]) for s in selectors)]
+    bad: dict[str, dict[str, str]] = {}
+    values = resolver.attrs(nodes, attrs, errors=bad)
+    for node, msgs in bad.items():
+        errors.setdefault(node, {}).update(msgs)
+    return [n for n in nodes
+            if n not in bad and all(s.matches(values[n][s.attr]) for s in selectors)]
 
 
 # -- the glob heuristic ----------------------------------------------------------------------
@@ -241,7 +279,8 @@ def looks_globbed(argv_tokens: Sequence[str]) -> bool:
 
 # -- expansion -------------------------------------------------------------------------------
 def expand(text: str, resolver, *, verify: bool = True, env: Mapping[str, str] | None = None,
-           exclude_site: bool = True) -> list[str]:
+           exclude_site: bool = True, errors: dict[str, dict[str, str]] | None = None
+           ) -> list[str]:
     """Expand a noderange into node names, deduplicated and sorted as strings (xCAT's order).
 
     Args:
@@ -253,6 +292,11 @@ def expand(text: str, resolver, *, verify: bool = True, env: Mapping[str, str] |
         env: where ``XCAT_NODE_PREFIX``/``XCAT_NODE_SUFFIX`` come from (default
             ``os.environ``).
         exclude_site: subtract ``site.excludenodes``.
+        errors: collect per-node value errors instead of raising (see
+            :meth:`Resolver.attrs <nodemgr.tables.resolve.Resolver.attrs>`): a node whose
+            value a selector atom or dynamic group tests cannot be rendered is left out of
+            the result (whether it belongs cannot be told) and its messages are added to
+            ``errors[node]``.
     Raises:
         NoderangeError: ``Invalid nodes and/or groups in noderange: a,b`` or a one-line
             description of the syntax problem.
@@ -262,13 +306,15 @@ def expand(text: str, resolver, *, verify: bool = True, env: Mapping[str, str] |
     s = text.replace("'", "").replace('"', "")
     if not s.strip():
         raise NoderangeError("empty noderange")
-    ex = _Expander(resolver, verify, env)
+    ex = _Expander(resolver, verify, env, errors)
     try:
         result = ex.top(s)
         if ex.missing:
             raise NoderangeError(_missing_message(list(ex.missing)))
         if exclude_site and result:
             result -= _site_excluded(resolver, env)
+        if errors:
+            result -= errors.keys()
     except NoderangeError:
         raise
     except NodemgrError as exc:  # table problems met while evaluating selectors
@@ -300,9 +346,11 @@ def _site_excluded(resolver, env) -> set[str]:
 class _Expander:
     """One expansion: the parser plus lazily loaded node/group/attribute caches."""
 
-    def __init__(self, resolver, verify: bool, env: Mapping[str, str] | None) -> None:
+    def __init__(self, resolver, verify: bool, env: Mapping[str, str] | None,
+                 errors: dict[str, dict[str, str]] | None = None) -> None:
         self.r = resolver
         self.verify = verify
+        self.errors = errors
         env = os.environ if env is None else env
         self.prefix = env.get("XCAT_NODE_PREFIX", "node")
         self.suffix = env.get("XCAT_NODE_SUFFIX", "")
@@ -366,7 +414,17 @@ class _Expander:
         nodes = self.all_nodes
         for attr in {s.attr for s in selectors}:
             if attr not in self._values:
-                got = self.r.attrs(nodes, [attr])
+                try:
+                    if self.errors is None:
+                        got = self.r.attrs(nodes, [attr])
+                    else:
+                        bad: dict[str, dict[str, str]] = {}
+                        got = self.r.attrs(nodes, [attr], errors=bad)
+                        for node, msgs in bad.items():
+                            self.errors.setdefault(node, {}).update(msgs)
+                except RecursionError:  # not the noderange's nesting: say what it was
+                    raise NoderangeError(f"the values of {attr} are nested too deeply to "
+                                         "evaluate") from None
                 self._values[attr] = {n: got[n][attr] for n in nodes}
         return {n for n in nodes
                 if all(s.matches(self._values[s.attr][n]) for s in selectors)}
@@ -499,7 +557,7 @@ class _Expander:
         if not body:
             raise NoderangeError('empty regular expression after "/"')
         rx = _compile(body, "/" + body)
-        return {n for n in self.all_nodes if rx.fullmatch(n)}
+        return {n for n in self.all_nodes if _bounded(rx.fullmatch, n, "/" + body)}
 
     def _numbers(self, lo: str, hi: str, shown: str) -> tuple[range, int]:
         """The numbers from *lo* to *hi* and the width to pad them to (Perl's string range:

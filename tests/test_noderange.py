@@ -4,6 +4,8 @@ PostgreSQL)."""
 
 from __future__ import annotations
 
+import time
+
 import pytest
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
@@ -58,7 +60,7 @@ class FakeResolver:
     def nodegroups(self):
         return dict(self._nodegroups)
 
-    def attrs(self, nodes, attrs, *, blame=False):
+    def attrs(self, nodes, attrs, *, blame=False, errors=None):
         attrs = list(attrs)
         self.attr_calls.append(attrs)
         return {n: {a: self._attrs.get((n, a)) for a in attrs} for n in nodes}
@@ -633,3 +635,65 @@ def test_real_store_ten_thousand_nodes(sqlite_store):
     assert names == [f"node{i:05d}" for i in range(1, 10001)]
     assert expand("node[00001-10000]", r, env=ENV) == names   # warm: the same answer
     assert len(expand("all,-node0000[1-9]", r, env=ENV)) == 9991
+
+
+# -- bad regex values under selectors (issue 12 item 3) --------------------------------------------
+@pytest.fixture
+def badvalue(sqlite_store):
+    """vm01, vm02 in vms; vm03 also in bad, whose vm.host is set per test."""
+    with sqlite_store.transaction():
+        for i in (1, 2):
+            sqlite_store.insert("nodelist", {"node": f"vm{i:02d}", "groups": "vms,all"})
+        sqlite_store.insert("nodelist", {"node": "vm03", "groups": "bad,vms,all"})
+        sqlite_store.insert("vm", {"node": "vms", "host": r"|vm(\d+)|hv($1+0)|"})
+        sqlite_store.insert("nodegroup", {"groupname": "onhv1", "grouptype": "dynamic",
+                                          "wherevals": "vm.host==hv1"})
+    return sqlite_store
+
+
+BAD_SELECTOR_VALUES = [
+    "/a{99999999999}/x/",
+    "/" + "(" * 600 + "a" + ")" * 600 + "/x/",
+    "/" + "(" * 400 + "a" + ")" * 400 + "/x/",    # under the length limit, still too deep
+    r"|vm(\d+)|(" + "-" * 150 + "$1)|",
+    "/^(a|aa)+$/x/",
+]
+
+
+@pytest.mark.parametrize("value", BAD_SELECTOR_VALUES)
+@pytest.mark.parametrize("text", ["vm.host==hv1", "all,-vm.host==hv9", "onhv1",
+                                  "(" * (MAX_DEPTH - 1) + "vm.host==hv1" + ")" * (MAX_DEPTH - 1)])
+def test_bad_value_under_a_selector_is_that_nodes_error(badvalue, value, text):
+    with badvalue.transaction():
+        badvalue.upsert("vm", {"node": "bad"}, {"host": value})
+    # vm03's name is not catastrophic for ^(a|aa)+$: make it so for that value
+    slow = value.startswith("/^(a|aa)")
+    if slow:
+        with badvalue.transaction():
+            badvalue.upsert("nodelist", {"node": "a" * 31 + "b"}, {"groups": "bad,vms,all"})
+    errors: dict = {}
+    got = expand(text, Resolver(badvalue), env=ENV, errors=errors)
+    bad = {"vm03"} if not slow else {"a" * 31 + "b"}
+    assert bad <= set(errors) and not set(got) & set(errors)   # left out, reported
+    others = ["vm01", "vm02"] + (["vm03"] if slow else [])  # vm03 harmless for ^(a|aa)+$
+    assert got == (["vm01"] if "hv1" in text else others)
+    for node in errors:
+        (msg,) = errors[node].values()
+        assert msg.startswith("vm.host (value of group bad): ") and "\n" not in msg
+    # without an errors dict: one line naming the value, never "noderange nested too deeply"
+    with pytest.raises(NoderangeError) as info:
+        expand(text, Resolver(badvalue), env=ENV)
+    assert str(info.value).startswith("vm.host for node ")
+    assert "noderange nested" not in str(info.value)
+
+
+def test_regex_atom_on_a_catastrophic_pattern_is_one_error_quickly():
+    r = FakeResolver({"a" * 31 + "b": ["all"], "aaa": ["all"]})
+    t0 = time.monotonic()
+    with pytest.raises(NoderangeError, match=r'^the regular expression in "/\^\(a\|aa\)\+\$" took '
+                       r"longer than 0\.1 s on "):
+        ex("/^(a|aa)+$", r)
+    with pytest.raises(NoderangeError, match="took longer than 0.1 s"):
+        ex("groups=~^(a|aa)+$", FakeResolver({"n1": ["all"]}, attrs={
+            ("n1", "nodelist.groups"): "a" * 31 + "b"}))
+    assert time.monotonic() - t0 < 2.0

@@ -31,7 +31,9 @@ _EXIT = """\
 exit status:
   0  success
   1  an error: bad arguments, unknown table or column, invalid noderange (nothing is
-     changed)"""
+     changed); or a value that cannot be rendered for some nodes (a malformed regex
+     value): each such node is one "node: Error: ..." line and is left out (listed or
+     changed no further), the other nodes are done as usual"""
 
 _NOTE_QUOTE = """\
 Quote noderanges with brackets ('node[1-10]'): unquoted, the shell may expand them into
@@ -102,9 +104,12 @@ examples:
 {_EXIT}"""
 
 
-def _hidden(resolver, nodes: list[str]) -> set[str]:
-    values = resolver.attrs(nodes, ["nodelist.hidden"])
-    return {n for n in nodes if (values[n]["nodelist.hidden"] or "").strip() == "1"}
+def _hidden(resolver, nodes: list[str], errors: dict[str, dict[str, str]]) -> set[str]:
+    """The hidden nodes of *nodes*; a node whose nodelist.hidden cannot be rendered is
+    counted as hidden (not listed) and its error added to *errors*."""
+    values = resolver.attrs(nodes, ["nodelist.hidden"], errors=errors)
+    return {n for n in nodes
+            if n in errors or (values[n]["nodelist.hidden"] or "").strip() == "1"}
 
 
 @main_wrapper
@@ -148,20 +153,43 @@ def nodels(argv: list[str] | None = None) -> int:
 
     store = open_store()
     resolver = _resolver(store)
+    # a value that cannot be rendered for a node (bad regex, arithmetic, timeout) is that
+    # node's error line; the other nodes are listed as usual (exit code 1)
+    errors: dict[str, dict[str, str]] = {}
     if words:
-        nodes = noderange.expand(words[0], resolver)
+        nodes = noderange.expand(words[0], resolver, errors=errors)
     else:
         nodes = sorted(resolver.nodes())
     if not a.show_hidden and nodes:
-        hidden = _hidden(resolver, nodes)
+        hidden = _hidden(resolver, nodes, errors)
         nodes = [n for n in nodes if n not in hidden]
-    nodes = noderange.select(nodes, selectors, resolver)
+    nodes = noderange.select(nodes, selectors, resolver, errors=errors)
 
     out = Reporter(json_mode=a.json)
     keycols = {f"{t.name}.{t.nodecol}" for t in TABLES.values() if t.nodecol}
     wanted = list(dict.fromkeys(attr for _, attr in display if attr not in keycols))
-    values = resolver.attrs(nodes, wanted, blame=a.blame) if wanted and nodes else {}
+    values = (resolver.attrs(nodes, wanted, blame=a.blame, errors=errors)
+              if wanted and nodes else {})
+    listed: set[str] = set()
+    if errors:  # the nodes left out because of an error are reported in their place
+        listed = set(nodes)
+        nodes = sorted(listed | errors.keys())
+    plain = display and not a.blame and not a.json
+    spec = [(label, attr, attr in keycols) for label, attr in display]
     for node in nodes:
+        bad = errors.get(node) if errors else None
+        if bad is not None and (not display or node not in listed):
+            out.node(node, "; ".join(bad.values()), False)
+            continue
+        if plain and bad is None:  # the usual case, one write per node
+            vals = values[node]
+            if long_form:
+                out.line("\n".join([f"{node}: {label}: {node if key else vals[attr] or ''}"
+                                    for label, attr, key in spec]))
+            else:
+                label, attr, key = spec[0]
+                out.line(f"{node}: {node if key else vals[attr] or ''}")
+            continue
         if not display:
             if a.json:
                 out.node(node, "", True)
@@ -170,9 +198,13 @@ def nodels(argv: list[str] | None = None) -> int:
             continue
         shown: dict[str, str] = {}
         inherited: dict[str, str] = {}
+        failed: dict[str, str] = {}  # label -> error, for this node's bad values
         for label, attr in display:
             if attr in keycols:
                 value, source = node, None
+            elif bad is not None and attr in bad:
+                failed[label] = bad[attr]
+                continue
             elif a.blame:
                 value, source = values[node][attr]
             else:
@@ -184,9 +216,13 @@ def nodels(argv: list[str] | None = None) -> int:
             extra = {"attributes": shown}
             if a.blame:
                 extra["inherited"] = inherited
-            out.node(node, "", True, **extra)
+            out.node(node, "; ".join(failed.values()), not failed, **extra)
             continue
-        for label, value in shown.items():
+        for label, _ in display:
+            if label in failed:
+                out.node(node, failed[label], False)
+                continue
+            value = shown[label]
             if label in inherited:
                 value = f"{value} (inherited from group {inherited[label]})"
             out.line(f"{node}: {label}: {value}" if long_form else f"{node}: {value}")
@@ -243,17 +279,21 @@ def _warn_dynamic(resolver, changes: Sequence[Change]) -> None:
 
 
 def _apply(store, resolver, nodes: Sequence[str], changes: Sequence[Change], *,
-           new: set[str] = frozenset()) -> None:
+           new: set[str] = frozenset(), errors: dict[str, dict[str, str]] | None = None
+           ) -> None:
     """Compute every node's new values, then write them all in one transaction.
 
     ``,=`` and ``^=`` start from the node's rendered value (group values included, as in
-    xCAT), and a node is only written when the value really changes.
+    xCAT), and a node is only written when the value really changes. With *errors*, a node
+    whose current value cannot be rendered is not changed and its error is added there.
     """
     listy = list(dict.fromkeys(c.attr for c in changes if c.op != "="))
     known = [n for n in nodes if n not in new]
-    current = resolver.attrs(known, listy) if listy and known else {}
+    current = resolver.attrs(known, listy, errors=errors) if listy and known else {}
     updates: dict[tuple[str, str], dict[str, str | None]] = {}
     for node in nodes:
+        if errors and node in errors:
+            continue
         pending: dict[str, str] = {}
         for c in changes:
             if c.op == "=":
@@ -272,6 +312,14 @@ def _apply(store, resolver, nodes: Sequence[str], changes: Sequence[Change], *,
         for (tab, node), values in updates.items():
             store.upsert(tab, {TABLES[tab].nodecol: node}, values)
     resolver.invalidate()
+
+
+def _report(errors: dict[str, dict[str, str]]) -> int:
+    """Print each node's value errors (``node: Error: ...``, node order); the exit code."""
+    out = Reporter()
+    for node in sorted(errors):
+        out.node(node, "; ".join(errors[node].values()), False)
+    return out.exit_code
 
 
 def _delete_rows(store, tables: Sequence[TableSchema], nodes: Sequence[str]) -> None:
@@ -337,19 +385,21 @@ def nodech(argv: list[str] | None = None) -> int:
                 raise UsageError(f'"{w}": with -d give table names only')
         tables = [_node_table(w) for w in dict.fromkeys(rest)]
         store = open_store()
-        nodes = noderange.expand(text, _resolver(store))
+        errors: dict[str, dict[str, str]] = {}
+        nodes = noderange.expand(text, _resolver(store), errors=errors)
         _delete_rows(store, tables, nodes)
-        return 0
+        return _report(errors)
     changes, selectors = _parse_changes(rest)
     if not changes:
         raise UsageError("nodech needs at least one table.column=value")
     store = open_store()
     resolver = _resolver(store)
-    nodes = noderange.expand(text, resolver)
-    nodes = noderange.select(nodes, selectors, resolver)
+    errors = {}
+    nodes = noderange.expand(text, resolver, errors=errors)
+    nodes = noderange.select(nodes, selectors, resolver, errors=errors)
     _warn_dynamic(resolver, changes)
-    _apply(store, resolver, nodes, changes)
-    return 0
+    _apply(store, resolver, nodes, changes, errors=errors)
+    return _report(errors)
 
 
 _NODEADD_DESC = """\
@@ -438,6 +488,7 @@ def noderm(argv: list[str] | None = None) -> int:
     if len(words) != 1:
         raise UsageError("noderm takes exactly one noderange\n" + p.format_usage().rstrip())
     store = open_store()
-    nodes = noderange.expand(words[0], _resolver(store))
+    errors: dict[str, dict[str, str]] = {}
+    nodes = noderange.expand(words[0], _resolver(store), errors=errors)
     _delete_rows(store, [t for t in TABLES.values() if t.nodecol], nodes)
-    return 0
+    return _report(errors)

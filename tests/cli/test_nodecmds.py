@@ -409,3 +409,139 @@ def test_noderm_errors_change_nothing(anydb, capsys, argv, message):
     assert (rc, out) == (1, "")
     assert err.startswith(message)
     assert snapshot(anydb) == before
+
+
+# -- bad regex values: that node's one-line error, the others as usual (issue 12 item 3) ----------
+@pytest.fixture
+def badcli(cli_env):
+    """n1, n2 in all; n3 in bad,all; group all has a good regex hosts.ip, bad a broken one."""
+    s = Store(cli_env)
+    with s.transaction():
+        s.insert("nodelist", {"node": "n1", "groups": "all"})
+        s.insert("nodelist", {"node": "n2", "groups": "all"})
+        s.insert("nodelist", {"node": "n3", "groups": "bad,all"})
+        s.insert("hosts", {"node": "all", "ip": r"|n(\d+)|10.0.0.($1+0)|"})
+        s.insert("hosts", {"node": "bad", "ip": "/a{99999999999}/x/"})
+        s.insert("nodehm", {"node": "all", "mgt": "ipmi"})
+    yield s
+    s.close()
+
+
+N3_ERROR = ("n3: Error: hosts.ip (value of group bad): bad regular expression "
+            "'a{99999999999}': repeat count too big at position 2\n")
+
+
+def test_nodels_bad_group_value_fails_only_that_node(badcli, capsys):
+    assert run(nodels, ["all", "hosts.ip"], capsys) == (
+        1, "n1: 10.0.0.1\nn2: 10.0.0.2\n", N3_ERROR)
+    # long form: n3's other attributes are still shown
+    rc, out, err = run(nodels, ["all", "hosts.ip", "mgt"], capsys)
+    assert (rc, err) == (1, N3_ERROR)
+    assert out == ("n1: hosts.ip: 10.0.0.1\nn1: mgt: ipmi\nn2: hosts.ip: 10.0.0.2\n"
+                   "n2: mgt: ipmi\nn3: mgt: ipmi\n")
+    # a node list without attributes does not render hosts.ip: no error
+    assert run(nodels, ["all"], capsys) == (0, "n1\nn2\nn3\n", "")
+
+
+def test_nodels_bad_value_json_and_blame(badcli, capsys):
+    import json
+    rc, out, err = run(nodels, ["all", "--json", "hosts.ip", "mgt"], capsys)
+    objs = {o["node"]: o for o in map(json.loads, out.splitlines())}
+    assert rc == 1 and err == ""
+    assert objs["n1"]["ok"] and objs["n1"]["attributes"] == {"hosts.ip": "10.0.0.1",
+                                                             "mgt": "ipmi"}
+    assert objs["n3"]["ok"] is False and objs["n3"]["attributes"] == {"mgt": "ipmi"}
+    assert objs["n3"]["message"] == N3_ERROR.split(": Error: ", 1)[1].rstrip("\n")
+    rc, out, err = run(nodels, ["all", "-b", "hosts.ip"], capsys)
+    assert (rc, err) == (1, N3_ERROR)
+    assert out == ("n1: 10.0.0.1 (inherited from group all)\n"
+                   "n2: 10.0.0.2 (inherited from group all)\n")
+
+
+@pytest.mark.parametrize("argv, out", [
+    (["all", "hosts.ip==10.0.0.2"], "n2\n"),           # criterion after the noderange
+    (["hosts.ip==10.0.0.2"], "n2\n"),                  # the noderange is the selector
+    (["all,-hosts.ip==10.0.0.2"], "n1\n"),             # excluded by a selector
+    (["all", "hosts.ip!=x", "mgt"], "n1: mgt: ipmi\nn2: mgt: ipmi\n"),
+])
+def test_nodels_bad_value_under_a_selector(badcli, capsys, argv, out):
+    rc, stdout, err = run(nodels, argv, capsys)
+    assert (rc, stdout, err) == (1, out, N3_ERROR)
+    assert "nested too deeply" not in err
+
+
+def test_nodels_catastrophic_value_returns_quickly(badcli, capsys):
+    import time
+    with badcli.transaction():
+        badcli.upsert("hosts", {"node": "bad"}, {"ip": "/^(a|aa)+$/x/"})
+        badcli.upsert("nodelist", {"node": "a" * 31 + "b"}, {"groups": "bad,all"})
+    t0 = time.monotonic()
+    rc, out, err = run(nodels, ["all", "hosts.ip"], capsys)
+    assert time.monotonic() - t0 < 1.5
+    assert rc == 1 and out == "n1: 10.0.0.1\nn2: 10.0.0.2\nn3: n3\n"
+    assert err == (f"{'a' * 31}b: Error: hosts.ip (value of group bad): regular expression "
+                   "'^(a|aa)+$' took longer than 0.1 s (catastrophic backtracking?)\n")
+
+
+def test_nodech_and_noderm_skip_only_the_bad_node(badcli, capsys):
+    with badcli.transaction():
+        badcli.insert("vm", {"node": "all", "nics": "br0"})
+        badcli.insert("vm", {"node": "bad", "nics": "|(unbalanced|x|"})
+    rc, out, err = run(nodech, ["all", "vm.nics,=br1"], capsys)
+    assert (rc, out) == (1, "")
+    assert err.startswith("n3: Error: vm.nics (value of group bad): bad regular expression")
+    assert {n: r["nics"] for n, r in rows(badcli, "vm").items()} == {
+        "all": "br0", "bad": "|(unbalanced|x|", "n1": "br0,br1", "n2": "br0,br1"}
+    rc, out, err = run(noderm, ["hosts.ip==10.0.0.1"], capsys)
+    assert (rc, out, err) == (1, "", N3_ERROR)
+    assert set(rows(badcli, "nodelist")) == {"n2", "n3"}
+
+
+# -- every kind of bad value through the real nodels command -----------------------------------
+SUBPROCESS_BAD = {  # group -> (value, what its error says)
+    "repeat": ("/a{99999999999}/x/", "repeat count too big"),
+    "deep600": ("/" + "(" * 600 + "a" + ")" * 600 + "/x/", "too long"),
+    "deep300": ("/" + "(" * 300 + "a" + ")" * 300 + "/x/", "nested more than 50 deep"),
+    "escape": (r"/\q/x/", "bad escape"),
+    "unbalanced": ("/(a/x/", "missing )"),
+    "closing": ("/a)/x/", "unbalanced parenthesis"),
+    "slow": ("/^(a|aa)+$/x/", "(catastrophic backtracking?)"),
+    "divzero": (r"|(\d+)|($1/0)|", "Illegal division by zero"),
+    "power": (r"|(\d+)|(2**99999999)|", "number too large"),
+    "exprdeep": (r"|(\d+)|(" + "-" * 150 + "1)|", "nested too deeply"),
+    "syntax": (r"|(\d+)|(1 +)|", "syntax error"),
+    "unsafe": (r"|(\d+)|(__import__('os'))|", "not allowed"),
+}
+
+
+def test_every_bad_value_is_one_line_per_node_from_the_real_command(cli_env):
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    s = Store(cli_env)
+    with s.transaction():
+        s.insert("hosts", {"node": "all", "ip": r"|\D+(\d+)|10.1.0.($1+0)|"})
+        s.insert("nodelist", {"node": "good1", "groups": "all"})
+        s.insert("nodelist", {"node": "good2", "groups": "all"})
+        for i, (group, (value, _)) in enumerate(SUBPROCESS_BAD.items()):
+            node = ("a" * 31 + "b") if group == "slow" else f"x{group}{i}"
+            s.insert("nodelist", {"node": node, "groups": f"{group},all"})
+            s.insert("hosts", {"node": group, "ip": value})
+    nodes = {r["node"]: r["groups"].split(",")[0] for r in s.select("nodelist")}
+    s.close()
+    nodels_bin = Path(sys.executable).parent / "nodels"
+    for argv, good in ((["all", "hosts.ip"], "good1: 10.1.0.1\ngood2: 10.1.0.2\n"),
+                       (["hosts.ip!=nothing"], "good1\ngood2\n")):
+        p = subprocess.run([str(nodels_bin), *argv], env=dict(os.environ), capture_output=True,
+                           text=True, timeout=60)
+        assert p.returncode == 1 and p.stdout == good, (argv, p.stdout, p.stderr)
+        lines = p.stderr.splitlines()
+        assert "Traceback" not in p.stderr
+        assert len(lines) == len(SUBPROCESS_BAD), p.stderr      # one line per bad node
+        for line in lines:
+            node, rest = line.split(": Error: ", 1)
+            group = nodes[node]
+            assert rest.startswith(f"hosts.ip (value of group {group}): "), line
+            assert SUBPROCESS_BAD[group][1] in rest, line

@@ -1048,13 +1048,17 @@ def _execute(store, plan: _Plan) -> None:
         touched: set[tuple[str, str]] = set()
         for t, name in plan.removals:
             touched |= _clear(store, t, name)
+        upserts: dict[str, list[dict]] = {}
         for (tab, key), values in plan.rows.items():
             keycol = _key_column(tab)
             if values and all(v is None for v in values.values()) and \
                     (tab, key) not in plan.create:
                 store.update(tab, {keycol: key}, values)  # clear: never creates a row
             else:
-                store.upsert(tab, {keycol: key}, {c: v for c, v in values.items()})
+                upserts.setdefault(tab, []).append({keycol: key, **values})
+        for tab, rows in upserts.items():  # one executemany per run of equal columns
+            rows.sort(key=lambda r: tuple(r))
+            store.upsert_many(tab, rows)
         for key, value in plan.site.items():
             if value is None:
                 store.delete("site", {"key": key})
@@ -1147,8 +1151,13 @@ def remove(objects: Objects, t: ObjType, names: Sequence[str]) -> None:
                 if g in lists.items(cur):
                     pending[n] = lists.remove(cur, g) or None
     with store.transaction():
-        for name in names:
-            _remove_rows(store, t, name)
+        if t.name == "node":  # every node-keyed table, one executemany each (like noderm)
+            for tab in TABLES.values():
+                if tab.nodecol:
+                    store.delete_many(tab.name, [{tab.nodecol: n} for n in names])
+        else:
+            for name in names:
+                _remove_rows(store, t, name)
         for n, groups in pending.items():
             store.update("nodelist", {"node": n}, {"groups": groups})
     objects.invalidate()

@@ -214,6 +214,9 @@ class _Ctx:
         self._lines: dict[tuple, tuple] = {}
         self._answers: autoinst.AnswerFiles | None = None
         self._master_of: dict[tuple, str] = {}
+        #: names in the answer-file directory, listed once for a large call
+        self.answer_names: set[str] | None = None
+        self.answer_dir_seen = False
         self._reachable: set = set()
         #: answer files, renamed into place with the boot files after the commit
         self.staged = files.StagedFiles()
@@ -736,6 +739,10 @@ def _apply_locked(p: Prepared, set_status: str | None) -> list[NodeResult]:
     # tree written before records were kept), by one scan of each format's directories.
     new_records: dict[str, str | None] = {}
     for node, plan in list(plans.items()):
+        # the answer file first: if it cannot be written the node is dropped before any of
+        # its boot files is staged
+        if not _stage_answer(ctx, node, plan, errors, plans, many=len(plans) > PER_NODE_MAX):
+            continue
         previous = records.get(node)
         wanted = bootfiles.alias_names(plan.spec) if plan.spec is not None else []
         try:
@@ -760,8 +767,6 @@ def _apply_locked(p: Prepared, set_status: str | None) -> list[NodeResult]:
         value = ",".join(a for a in wanted if a) or None
         if value != previous or node not in records:
             new_records[node] = value
-        if node in plans:
-            _stage_answer(ctx, node, plan, errors, plans)
     # tables: one statement per table and column set (executemany), one transaction
     ps = plans.items()
     trees = list(ctx._trees.values())
@@ -784,22 +789,32 @@ def _apply_locked(p: Prepared, set_status: str | None) -> list[NodeResult]:
     return out
 
 
-def _stage_answer(ctx: _Ctx, node: str, plan: _Plan, errors: dict, plans: dict) -> None:
-    """Stage *node*'s answer file (0600), or its removal when the new state has none; a
-    write failure fails the node (its staged boot files are published anyway: they match
-    the tables of the other nodes only when the node is dropped, so it is dropped)."""
+def _stage_answer(ctx: _Ctx, node: str, plan: _Plan, errors: dict, plans: dict, *,
+                  many: bool) -> bool:
+    """Stage *node*'s answer file (0600), or its removal when the new state has none.
+    Returns False when it cannot be written (the node fails with the reason and is
+    dropped from *plans*). The directory is claimed once per call (a killed writer's
+    temporaries removed); *many*: it is listed once instead of a ``stat`` per node."""
     path = ctx.answers.path(node)
+    d = os.path.dirname(path)
     try:
-        d = os.path.dirname(path)
-        if not ctx.staged.claimed(d) and (plan.answer is not None or os.path.isdir(d)):
-            ctx.staged.claim(d)  # (a killed writer's temporaries removed first)
+        if not ctx.answer_dir_seen:
+            ctx.answer_dir_seen = True
+            if os.path.isdir(d):
+                ctx.staged.claim(d)
+                if many:
+                    ctx.answer_names = set(os.listdir(d))
         if plan.answer is not None:
+            ctx.staged.claim(d)
             ctx.staged.write(node, path, plan.answer, mode=0o600)
-        elif os.path.lexists(path):
+        elif (node in ctx.answer_names) if ctx.answer_names is not None else (
+                not many and os.path.lexists(path)):
             ctx.staged.remove(node, path)
     except OSError as exc:
         errors[node] = f"cannot write the answer file {path}: {exc.strerror or exc}"
         del plans[node]
+        return False
+    return True
 
 
 def _write_tables(store, prep: Prepared, trees: list, ps, new_records: dict,

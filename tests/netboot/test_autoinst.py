@@ -301,3 +301,11 @@ def test_install_status_failed_marks_the_node_and_consumes_the_token(web):
     # the token is spent: the install cannot be reported finished with it afterwards
     path = url.split("://", 1)[1]
     assert get(client, path[path.index("/"):]).status_code == 403
+
+
+def test_an_answer_file_that_cannot_be_written_fails_the_node_before_its_boot_file(cl):
+    store, tftp, inst, _ = cl
+    (inst / "autoinst").write_text("a file where the directory should be\n")
+    ok, msg = run(store, ["n1"], f"osimage={IMG}")["n1"]
+    assert not ok and msg.startswith(f"cannot write the answer file {inst}/autoinst/n1")
+    unchanged(store, tftp, inst.parent / "elsewhere")   # tables and boot files untouched

@@ -653,19 +653,23 @@ class Objects:
 
     # -- values ---------------------------------------------------------------------------
     def read(self, t: ObjType, names: Sequence[str], *, own: bool = False,
-             defaults: bool = True) -> dict[str, dict[str, str | None]]:
+             defaults: bool = True, errors: dict[str, dict[str, str]] | None = None
+             ) -> dict[str, dict[str, str | None]]:
         """name -> attribute -> value (None when unset) for existing objects *names*.
 
         Args:
             own: a node's own rows as stored (stanza output) instead of what it sees.
             defaults: a node's ``postscripts``/``postbootscripts`` start with the
                 ``xcatdefaults`` row's (lsdef without -z); ignored with *own*.
+            errors: collect a node's values that cannot be rendered (bad regex,
+                arithmetic, timeout) as ``errors[node][table.column] = message`` (the
+                value is None) instead of raising TableError.
         """
         names = list(names)
         if not names:
             return {}
         if t.name == "node":
-            return self._read_nodes(t, names, own=own, defaults=defaults)
+            return self._read_nodes(t, names, own=own, defaults=defaults, errors=errors)
         if t.name == "group":
             return self._read_groups(t, names)
         if t.name == "site":
@@ -676,7 +680,7 @@ class Objects:
             return {SITE_NAME: values}
         return self._read_rows(t, names)
 
-    def _read_nodes(self, t, names, *, own, defaults):
+    def _read_nodes(self, t, names, *, own, defaults, errors=None):
         attrs = [a for a in t.attrs]
         out: dict[str, dict[str, str | None]] = {n: {} for n in names}
         if own:
@@ -689,7 +693,10 @@ class Objects:
                     out[n][a] = None if v in (None, "") else v
             return out
         entries = [t.attrs[a] for a in attrs]
-        values = self.resolver.attrs(names, list(dict.fromkeys(entries)))
+        if errors is None:
+            values = self.resolver.attrs(names, list(dict.fromkeys(entries)))
+        else:
+            values = self.resolver.attrs(names, list(dict.fromkeys(entries)), errors=errors)
         for n in names:
             for a, e in zip(attrs, entries, strict=True):
                 out[n][a] = values[n][e]

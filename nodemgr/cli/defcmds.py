@@ -283,11 +283,12 @@ def lsdef(argv: list[str] | None = None) -> int:
                text=named)
 
     shown: list[tuple[str, str, dict]] = []
+    bad: dict[str, dict[str, str]] = {}  # node -> table.col -> why its value cannot render
     for t, names in listing:
-        values = objects.read(t, names, own=a.stanza, defaults=not a.stanza) \
+        values = objects.read(t, names, own=a.stanza, defaults=not a.stanza, errors=bad) \
             if (long or wheres) else {n: {} for n in names}
         if wheres:
-            view = values if not a.stanza else objects.read(t, names)
+            view = values if not a.stanza else objects.read(t, names, errors=bad)
             names = [n for n in names if all(w.matches(view[n].get(w.attr)) for w in wheres)]
         shown += [(n, t.name, values[n]) for n in names]
 
@@ -319,9 +320,12 @@ def lsdef(argv: list[str] | None = None) -> int:
                 lines.append(f"{name}: {attr}={value}" if a.compress else f"    {attr}={value}")
         out.write("\n".join(lines) + "\n")
     out.flush()
+    for node in sorted(bad):
+        for msg in bad[node].values():
+            sys.stderr.write(f"{node}: Error: {msg}\n")
     for e in errors:
         sys.stderr.write(f"Error: {e}\n")
-    return 1 if errors else 0
+    return 1 if errors or bad else 0
 
 
 # -- mkdef / chdef ---------------------------------------------------------------------------

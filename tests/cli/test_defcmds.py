@@ -554,3 +554,13 @@ def test_console_scripts_end_to_end(cli_env, tmp_path):
         "Error: Could not get objects of type 'node'.\n")
     p = sh("lsdef --help | head -1", cli_env)
     assert p.stdout == "Usage: lsdef - List xCAT data object definitions.\n"
+
+
+def test_a_value_that_cannot_render_is_that_nodes_error(cluster, capsys):
+    """Like nodels: the node's line says which table.column (and group), the rest print."""
+    run(chdef, ["-t", "group", "vms", "vmnics=|vm(\\d+)|br($1+)|"], capsys)
+    rc, out, err = run(lsdef, ["vm1,hv1", "-i", "vmnics,mgt"], capsys)
+    assert rc == 1
+    assert out == "Object name: hv1\n    mgt=ipmi\n    vmnics=\nObject name: vm1\n" \
+                  "    mgt=kvm\n    vmnics=\n"
+    assert err.startswith("vm1: Error: vm.nics") and err.count("\n") == 1

@@ -44,7 +44,7 @@ from nodemgr.tables import lists
 from nodemgr.tables.schema import TABLES
 
 __all__ = [
-    "ObjType", "TYPES", "TYPE_NAMES", "NOT_HERE", "LEFT_OUT_TYPES", "ObjectError",
+    "ObjType", "TYPES", "TYPE_NAMES", "ALL_TYPES", "NOT_HERE", "LEFT_OUT_TYPES", "ObjectError",
     "Change", "Where", "Stanza", "Objects", "object_type", "check_attribute",
     "parse_assignment", "parse_where", "parse_stanza", "render_stanza", "apply", "remove",
     "SITE_NAME", "STANZA_HEADER",
@@ -284,6 +284,11 @@ OSDISTRO: dict[str, str] = {
     "dirpaths": "osdistro.dirpaths",
 }
 
+#: The audit log's records (xCAT's ``auditlog`` object; ``lsdef -a`` leaves them out).
+AUDITLOG: dict[str, str] = {
+    a: f"auditlog.{a}" for a in ("audittime", "userid", "clientname", "clienttype", "command",
+                                 "noderange", "args", "status", "comments", "disable")}
+
 TYPES: dict[str, ObjType] = {t.name: t for t in (
     ObjType("node", "node", "nodelist.node", NODE),
     ObjType("group", "groupname", "nodegroup.groupname", GROUP),
@@ -293,9 +298,12 @@ TYPES: dict[str, ObjType] = {t.name: t for t in (
     ObjType("site", "master", "site.key", {}),
     ObjType("policy", "priority", "policy.priority", POLICY),
     ObjType("osdistro", "osdistroname", "osdistro.osdistroname", OSDISTRO),
+    ObjType("auditlog", "recid", "auditlog.recid", AUDITLOG),
 )}
 #: Type names, sorted (the order of xCAT's usage list and of ``lsdef -a``).
 TYPE_NAMES = sorted(TYPES)
+#: What ``-a`` means: every type but the audit log (xCAT: it "might be very big").
+ALL_TYPES = [n for n in TYPE_NAMES if n != "auditlog"]
 
 #: xCAT attributes of a node (and group) stored in tables this schema does not have.
 _NODE_NOT_HERE: dict[str, str] = {
@@ -360,7 +368,6 @@ LEFT_OUT_TYPES: dict[str, str] = {
     "eventlog": "no eventlog table", "firmware": "no firmware table",
     "kit": "no kit table", "kitrepo": "no kitrepo table",
     "kitcomponent": "no kitcomponent table", "osdistroupdate": "no osdistroupdate table",
-    "auditlog": "a log, read with tabdump -n (xCAT's lsdef -a skips it too)",
     "boottarget": "Schema.pm declares the type but defines no attributes for it",
 }
 

@@ -17,7 +17,7 @@ from collections.abc import Sequence
 from nodemgr import __version__, noderange, objdef, policy
 from nodemgr.cli.common import Parser, main_wrapper, open_store
 from nodemgr.errors import PolicyDenied, UsageError
-from nodemgr.objdef import SITE_NAME, TYPE_NAMES, TYPES, Change, ObjectError, ObjType
+from nodemgr.objdef import ALL_TYPES, SITE_NAME, TYPES, Change, ObjectError, ObjType
 from nodemgr.tables.schema import TABLES
 
 
@@ -55,6 +55,7 @@ object types:
   site       the one site definition, clustersite: every site key is an attribute
   policy     a policy rule, named by its priority
   osdistro   an OS distribution copied by copycds
+  auditlog   an audit record, named by its recid (-a leaves them out)
 Use -h with -t to list a type's attributes and what each one means."""
 
 _EXIT = """\
@@ -92,11 +93,12 @@ def _split_words(words: Sequence[str], *, assignments: bool) -> tuple[str | None
     return (names[0] if names else None), pairs
 
 
-def _names(objects: objdef.Objects, t: ObjType, text: str, *, verify: bool = True
-           ) -> list[str]:
-    """The objects *text* names: a noderange for nodes, a comma list otherwise."""
+def _names(objects: objdef.Objects, t: ObjType, text: str) -> list[str]:
+    """The objects *text* names: a noderange for nodes (names that are no node or group are
+    kept, as xCAT's object commands do: lsdef and rmdef then say "Could not find an object
+    named ...", mkdef and chdef create them), a comma list otherwise."""
     if t.name == "node":
-        nodes = noderange.expand(text, objects.resolver, verify=verify)
+        nodes = noderange.expand(text, objects.resolver, verify=False)
         if not nodes:
             raise ObjectError(f"No node in '{text}', check the noderange syntax.")
         return nodes
@@ -245,7 +247,7 @@ def lsdef(argv: list[str] | None = None) -> int:
         raise UsageError("The flags '-a' and '-t' cannot be used together.")
     if a.all and (a.objects or text):
         raise UsageError("Cannot use '-a' with '-o', a noderange or file input.")
-    types = [TYPES[n] for n in TYPE_NAMES] if a.all else _types(a.types)
+    types = [TYPES[n] for n in ALL_TYPES] if a.all else _types(a.types)
     named = a.objects or text
     if named and len(types) > 1:
         raise UsageError("Cannot name objects of several types at once: give one type "
@@ -255,7 +257,7 @@ def lsdef(argv: list[str] | None = None) -> int:
     for t in types:
         for attr in (wanted or []) + [w.attr for w in wheres]:
             objdef.check_attribute(t, attr)
-    # the site is one object: "lsdef -t site" shows it (xCAT's docs check site values so)
+    # the site is one object: "lsdef -t site" shows it (xCAT's docs read site values so)
     long = bool(a.long or named or a.attrs or types == [TYPES["site"]]) and not a.short
 
     store = open_store()
@@ -436,6 +438,9 @@ def mkdef(argv: list[str] | None = None) -> int:
     p.add_argument("words", nargs="*", metavar="noderange|attr=val",
                    help="the new objects (a noderange of new node names, or with -t "
                    "comma-separated names), then their attributes")
+    if not argv:  # xCAT: the command alone prints its usage
+        sys.stdout.write(p.format_usage())
+        return 0
     a = p.parse_intermixed_args(argv)
     if a.version:
         return _version("mkdef")
@@ -468,8 +473,8 @@ one transaction: an unknown attribute or object changes nothing.
 Lists start from the value lsdef shows (for a node its inherited value). A group's
 members=<noderange> replaces its static members (adds/removes the group in each node's
 groups); with -p/-m it adds or removes members. -d -w changes a dynamic group's
-selections (with -p/-m: adds/removes some). Nodes must exist (create them with mkdef);
-another type's object that does not exist is created, as in xCAT.
+selections (with -p/-m: adds/removes some). An object that does not exist is created, as
+in xCAT (a node in group all unless groups= is given), and the output names it.
 """
 
 _CHDEF_EPILOG = f"""\
@@ -509,6 +514,9 @@ def chdef(argv: list[str] | None = None) -> int:
     p.add_argument("words", nargs="*", metavar="noderange|attr=val",
                    help="the objects (a noderange, or with -t comma-separated names), then "
                    "the changes")
+    if not argv:  # xCAT: the command alone prints its usage
+        sys.stdout.write(p.format_usage())
+        return 0
     a = p.parse_intermixed_args(argv)
     if a.version:
         return _version("chdef")
@@ -561,7 +569,7 @@ def _define(a, argv: Sequence[str], text: str | None, pairs: Sequence[str], *,
             named = named or SITE_NAME
         if not named:
             raise ObjectError("No object names were provided.")
-        names = _names(objects, t, named, verify=not mk)
+        names = _names(objects, t, named)
         changes = _cli_changes(a, pairs, plus=plus, minus=minus)
         if mk and any(c.op != "=" for c in changes):
             raise UsageError("mkdef sets values (attr=val); 'attr,=' and 'attr^=' are for "
@@ -606,11 +614,14 @@ def _define(a, argv: Sequence[str], text: str | None, pairs: Sequence[str], *,
                                           f"'{n}'.")
                 _capitals(names)
         else:
-            if t.name == "node" and new:
-                raise ObjectError(_missing(t, sorted(new)[0]) + " Create nodes with mkdef.")
-            if new and (minus or any(c.op == "^=" for chs in objs.values() for c in chs)):
+            if new and (minus or any(c.op == "^=" for n in new for c in objs[n])):
                 raise ObjectError(f"The '-m' option is not valid since the "
                                   f"'{sorted(new)[0]}' definition does not exist.")
+            if t.name == "node" and new:  # xCAT's chdef creates a node, in group all
+                for n in new:
+                    if not any(c.attr == "groups" for c in objs[n]):
+                        objs[n] = [*objs[n], Change("groups", "=", "all")]
+                _capitals(sorted(new))
             created += sorted(new)
         if t.name == "node":
             all_nodes += names
@@ -644,7 +655,7 @@ _RMDEF_DESC = """\
 Remove object definitions: every row that holds them, in one transaction. A node's rows go
 from every node table (like noderm); a group's nodegroup row and its rows in the node tables
 go, and its name is taken out of its static members' groups. An object that does not exist
-is an error and nothing is removed.
+is an error (one line each) and then nothing is removed.
 """
 
 _RMDEF_EPILOG = f"""\
@@ -666,11 +677,14 @@ def rmdef(argv: list[str] | None = None) -> int:
     """``rmdef``: remove object definitions."""
     p = _parser("rmdef", _RMDEF_USAGE, _RMDEF_DESC, _RMDEF_EPILOG)
     p.add_argument("-a", "--all", action="store_true",
-                   help="every object of the -t types (without -t: of every type but site "
-                   "and policy); needs -f")
+                   help="every object of the -t types (without -t: every node, group, "
+                   "osimage, network and osdistro); needs -f")
     p.add_argument("-f", "--force", action="store_true", help="confirms -a")
     p.add_argument("words", nargs="*", metavar="noderange",
                    help="the nodes (or, with -t, the comma-separated objects) to remove")
+    if not argv:  # xCAT: the command alone prints its usage
+        sys.stdout.write(p.format_usage())
+        return 0
     a = p.parse_intermixed_args(argv)
     if a.version:
         return _version("rmdef")
@@ -692,7 +706,7 @@ def rmdef(argv: list[str] | None = None) -> int:
         raise ObjectError("No object names were provided.")
     if a.all:
         types = _types(a.types) if a.types else [
-            TYPES[n] for n in TYPE_NAMES if n not in ("site", "policy")]
+            TYPES[n] for n in ALL_TYPES if n not in ("site", "policy")]
     else:
         types = _types(a.types)
         if len(types) > 1:
@@ -709,8 +723,11 @@ def rmdef(argv: list[str] | None = None) -> int:
             names = _names(objects, t, named)
             have = objects.exists(t, names)
             missing = [n for n in names if n not in have]
-            if missing:
-                raise ObjectError(_missing(t, missing[0]) + " Nothing was removed.")
+            if missing:  # xCAT's lines; unlike xCAT, the others are not removed either
+                for n in missing:
+                    sys.stderr.write(f"Error: {_missing(t, n)}\n")
+                sys.stdout.write("No objects have been removed from the xCAT database.\n")
+                return 1
         if t.name == "node":
             nodes += names
         work.append((t, names))

@@ -162,7 +162,7 @@ def main() -> int:
            + " ".join(f"{x:.2f}" for x in os.getloadavg()))
     where = subprocess.run([str(VENV_BIN / "python"), "-c",
                             "import nodemgr; print(nodemgr.__file__)"],
-                           capture_output=True, text=True).stdout.strip()
+                           capture_output=True, text=True, cwd="/").stdout.strip()
     t.emit(f"nodels runs nodemgr from {where}")
     with tempfile.TemporaryDirectory(prefix="nodemgr-bench-") as tmp:
         run(t, Path(tmp))

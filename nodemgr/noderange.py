@@ -42,7 +42,6 @@ import re
 import stat
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
 
 from nodemgr.errors import NodemgrError, NoderangeError
 from nodemgr.tables.schema import TABLES
@@ -156,7 +155,7 @@ class Selector:
     attr: str
     op: str
     value: str
-    pattern: Any = field(default=None, compare=False)
+    pattern: object = field(default=None, compare=False)  # a compiled ``regex`` pattern
 
     def matches(self, value: str | None) -> bool:
         """Whether a node whose rendered value is *value* (None = unset, tested as "")

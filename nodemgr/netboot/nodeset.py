@@ -518,13 +518,16 @@ def _apply(ctx, node: str, a: dict, step: str, rest: list[str], via_next: bool =
     return plan
 
 
-def _stat(ctx, nodes, attrs) -> list[NodeResult]:
+def _stat(ctx, nodes, attrs, bad: dict | None = None) -> list[NodeResult]:
     """``stat``: the state in each node's boot file; a node whose file disagrees with its
     ``chain.currstate``, or whose files a killed writer left pending, fails with why."""
     out = []
     pending = {r["node"] for r in ctx.store.select("bootpending", columns=("node",))}
     for node in nodes:
         a = attrs[node]
+        if bad and node in bad:
+            out.append(NodeResult(node, False, "; ".join(bad[node].values())))
+            continue
         try:
             bootfiles.check_node_name(node)
             netboot = (a.get("noderes.netboot") or "pxe").strip()
@@ -633,12 +636,15 @@ def prepare(store, resolver, nodes: list[str], state: str) -> Prepared | list[No
     """
     steps = parse_steps(state)
     ctx = _Ctx(store, resolver)
-    attrs = resolver.attrs(nodes, _wanted(steps))
+    bad: dict[str, dict[str, str]] = {}  # a value that cannot be rendered fails its node
+    attrs = resolver.attrs(nodes, _wanted(steps), errors=bad)
     if steps == ["stat"]:
-        return _stat(ctx, nodes, attrs)
+        return _stat(ctx, nodes, attrs, bad)
     plans: dict[str, _Plan] = {}
-    errors: dict[str, str] = {}
+    errors: dict[str, str] = {n: "; ".join(v.values()) for n, v in bad.items()}
     for node in nodes:
+        if node in errors:
+            continue
         a = attrs[node]
         try:
             bootfiles.check_node_name(node)

@@ -309,3 +309,19 @@ def test_an_answer_file_that_cannot_be_written_fails_the_node_before_its_boot_fi
     ok, msg = run(store, ["n1"], f"osimage={IMG}")["n1"]
     assert not ok and msg.startswith(f"cannot write the answer file {inst}/autoinst/n1")
     unchanged(store, tftp, inst.parent / "elsewhere")   # tables and boot files untouched
+
+
+def test_a_bad_regex_value_fails_its_node_only(cl):
+    """issue 12 item 3: a value that cannot be rendered (huge repeat) fails the node whose
+    group carries it; the other node is set as usual."""
+    store, tftp, inst, _ = cl
+    store.insert("mac", {"node": "n2", "mac": "52:54:00:aa:bb:02"})
+    store.update("nodelist", {"node": "n2"}, {"groups": "badrx,compute,all"})
+    store.insert("noderes", {"node": "badrx", "netboot": "/a{99999999999}/x/"})
+    res = run(store, ["n1", "n2"], f"osimage={IMG}")
+    assert res["n1"] == (True, "install rocky9.2-x86_64-compute")
+    ok, msg = res["n2"]
+    assert not ok and "noderes.netboot" in msg and "badrx" in msg and "\n" not in msg, msg
+    assert not (tftp / "pxelinux.cfg" / "n2").exists() and store.get("chain", {"node": "n2"}) is None
+    ok, msg = run(store, ["n1", "n2"], "stat")["n2"]
+    assert not ok and "noderes.netboot" in msg

@@ -7,9 +7,9 @@ puts its URL on the boot line (``inst.ks=`` for anaconda, ``url=`` for debian-in
 **Engine.** Jinja2's :class:`~jinja2.sandbox.SandboxedEnvironment` with
 :class:`~jinja2.StrictUndefined` (a name missing from the context is an error naming the
 template and line, never an empty string), ``trim_blocks``/``lstrip_blocks`` and
-``keep_trailing_newline``. Filters beyond Jinja2's own: ``sh`` (``shlex.quote``) and
-``comment`` (prefix every line with ``"#> "``: how a preseed carries the post-install
-script, see :data:`POST_BEGIN`). A template is compiled once per :class:`Renderer`
+``keep_trailing_newline``. Filters beyond Jinja2's own: ``sh`` (``shlex.quote``),
+``exports`` (a mapping as ``export K='v'`` lines) and ``comment`` (prefix every line with
+``"#> "``: how a preseed carries the post-install script, see :data:`POST_BEGIN`). A template is compiled once per :class:`Renderer`
 (one ``nodeset`` call), not once per node.
 
 **Lookup** (xCAT ``SvrUtils::get_file_name``): ``linuximage.template`` when set (an
@@ -78,6 +78,7 @@ a password hash and a token).
 from __future__ import annotations
 
 import os
+import re
 import shlex
 
 import jinja2
@@ -114,6 +115,21 @@ def _comment(text: str, prefix: str = "#> ") -> str:
                      for line in body.split("\n")) + end
 
 
+def _exports(values) -> str:
+    """``export K='v'`` lines (shell-quoted values, no final newline) of a mapping whose
+    keys are shell names; one filter call instead of a loop (a loop's pieces cost a
+    generator step each, per node)."""
+    out = []
+    for k, v in dict(values).items():
+        if not _SHELL_NAME.match(str(k)):
+            raise TemplateError(f"exports: {k!r} is not a shell variable name")
+        out.append(f"export {k}={shlex.quote('' if v is None else str(v))}")
+    return "\n".join(out)
+
+
+_SHELL_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+
+
 def environment(search_path: list[str]) -> SandboxedEnvironment:
     """The Jinja2 environment of answer files.
 
@@ -129,6 +145,7 @@ def environment(search_path: list[str]) -> SandboxedEnvironment:
                                autoescape=False, auto_reload=False)  # one nodeset call
     env.filters["sh"] = lambda v: shlex.quote("" if v is None else str(v))
     env.filters["comment"] = _comment
+    env.filters["exports"] = _exports
     return env
 
 

@@ -6,9 +6,7 @@
 # and the script stops with exit 1 without calling the install-finished URL.
 # NODEMGR_ROOT (default empty) prefixes every path this script writes (tests).
 # Keep every line free of a trailing backslash: debconf joins such a line to the next.
-{% for k, v in env.items() %}
-export {{ k }}={{ v | sh }}
-{% endfor %}
+{{ env | exports }}
 nodemgr_callback={{ callback_url | sh }}
 nodemgr_status={{ status_url | sh }}
 nodemgr_ps_url={{ postscripts_url | sh }}
@@ -98,9 +96,7 @@ nodemgr_runner() {
 #!/bin/sh
 # nodemgr first-boot runner for node {{ node }}: the postbootscripts in order, once (a
 # failure is logged, the others still run); then it disables itself.
-{% for k, v in env.items() %}
-export {{ k }}={{ v | sh }}
-{% endfor %}
+{{ env | exports }}
 R="${NODEMGR_ROOT:-}"
 cd "$R/var/lib/nodemgr/postbootscripts" || exit 1
 rc=0

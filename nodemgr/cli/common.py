@@ -2,6 +2,8 @@
 
 ``main_wrapper`` turns a ``NodemgrError`` into ``Error: <message>`` and exit code 1, so no
 command prints a traceback for bad input; it also keeps a closed pipe (``| head``) quiet.
+A missing optional library (pycdlib, libvirt-python, psycopg...) becomes one line naming the
+extra that brings it (``nodemgr.extras``), not a ``ModuleNotFoundError`` traceback.
 """
 
 from __future__ import annotations
@@ -37,7 +39,13 @@ def main_wrapper(func: Callable[[list[str]], int]) -> Callable[[list[str] | None
         try:
             return func(args)
         except NodemgrError as exc:
-            sys.stderr.write(f"Error: {exc}\n")
+            sys.stderr.write(f"Error: {_missing(func, exc) or exc}\n")
+            return 1
+        except ModuleNotFoundError as exc:
+            message = _missing(func, exc)
+            if message is None:  # a nodemgr module: a broken install or a bug
+                raise
+            sys.stderr.write(f"Error: {message}\n")
             return 1
         except KeyboardInterrupt:
             sys.stderr.write("Error: interrupted\n")
@@ -48,6 +56,20 @@ def main_wrapper(func: Callable[[list[str]], int]) -> Callable[[list[str] | None
             return 1
 
     return wrapper
+
+
+def _missing(func: Callable, exc: BaseException) -> str | None:
+    """``copycds needs pycdlib: pip install 'nodemgr[netboot]'`` when *exc* is, or was
+    raised while handling, a missing optional library (nodemgr.extras); else None."""
+    if not isinstance(exc, ModuleNotFoundError) and exc.__context__ is None:
+        return None
+    from nodemgr import extras
+    from nodemgr.cli.registry import COMMANDS
+
+    target = f"{func.__module__}:{func.__name__}"
+    command = next((name for name, value in COMMANDS.items() if value == target),
+                   os.path.basename(sys.argv[0]) or func.__name__)
+    return extras.missing_message(command, exc)
 
 
 def open_store():

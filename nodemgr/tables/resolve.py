@@ -475,6 +475,7 @@ class Resolver:
         self._nodelist_rows: dict[str, dict] | None = None  # NODELIST_COLUMNS only
         self._some_groups: dict[str, list[str]] = {}  # groups of nodes read by key
         self._some_known: set[str] = set()            # of those, the nodes that exist
+        self._static: set[str] | None = None  # static_groups() read without the nodelist
         self._hier: dict[str, str] | None = None
         self._nodegroups: dict[str, dict] | None = None
 
@@ -583,6 +584,30 @@ class Resolver:
                 some[node] = [g.strip() for g in (r["groups"] or "").split(",") if g.strip()]
         return some
 
+    def existing(self, names: Iterable[str]) -> set[str]:
+        """Those of *names* that have an enabled ``nodelist`` row, read by key (``WHERE node
+        IN (...)``, batched) unless the whole nodelist is already loaded: for the noderange
+        parser's test of a few plain names, whose cost must not grow with the cluster. The
+        rows read also serve :meth:`groups_of` / :meth:`attrs` under *nodes_by_key*."""
+        names = list(dict.fromkeys(names))
+        if self._groups is not None:
+            return {n for n in names if n in self._groups}
+        some = self._some_groups
+        missing = [n for n in names if n not in some]
+        if missing:
+            for n in missing:
+                some[n] = []
+            seen: set[str] = set()
+            for r in self.store.select("nodelist", columns=("node", "groups"),
+                                       any_of=("node", missing)):
+                node = r["node"]
+                if node is None or node in seen:
+                    continue
+                seen.add(node)
+                self._some_known.add(node)
+                some[node] = [g.strip() for g in (r["groups"] or "").split(",") if g.strip()]
+        return {n for n in names if n in self._some_known}
+
     def known(self, nodes: Iterable[str]) -> list[str]:
         """Those of *nodes* that have an enabled ``nodelist`` row, in the order given (read
         by key under *nodes_by_key*, like their groups)."""
@@ -619,7 +644,12 @@ class Resolver:
     def static_groups(self) -> set[str]:
         """Every group name that appears in any ``nodelist.groups``."""
         if self._groups is None:
-            self._load_nodelist()
+            if self._static is None:
+                # one DISTINCT in SQL: nodes share a few groups texts, so this reads a
+                # handful of rows where loading the nodelist reads one per node
+                self._static = {g.strip() for text in self.store.distinct("nodelist", "groups")
+                                if text for g in text.split(",") if g.strip()}
+            return set(self._static)
         return {g for gs in self._groups.values() for g in gs}
 
     def nodegroups(self) -> dict[str, dict]:

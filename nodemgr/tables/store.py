@@ -348,6 +348,22 @@ class Store:
             rows = [r for r in rows if not is_disabled(r["disable"])]
         return rows
 
+    def distinct(self, name: str, column: str) -> list[str | None]:
+        """The distinct values of *column* among the enabled rows of table *name* (one
+        ``SELECT DISTINCT`` in SQL, no order promised).
+
+        Raises:
+            TableError: unknown table or column, database error.
+        """
+        t = table(name)
+        t.check_column(column)
+        if column == "disable":
+            sql = f"SELECT DISTINCT {_q(column)} FROM {_q(t.name)}"
+            return [r[0] for r in self._run(sql, []).fetchall() if not is_disabled(r[0])]
+        sql = f"SELECT DISTINCT {_q(column)}, {_q('disable')} FROM {_q(t.name)}"
+        return list(dict.fromkeys(r[0] for r in self._run(sql, []).fetchall()
+                                  if not is_disabled(r[1])))
+
     #: Above this many key values in one batch, :meth:`select_batch` falls back to one
     #: :meth:`select` per table (SQLite allows 32,766 parameters, PostgreSQL 65,535).
     BATCH_MAX_KEYS = 2000
@@ -623,6 +639,34 @@ class Store:
         if params:
             where = " AND ".join(f"{_q(c)} = ?" for c in cols)
             self._execmany(f"DELETE FROM {_q(t.name)} WHERE {where}", params)
+
+    #: Values per ``IN (...)`` list of :meth:`delete_any` (SQLite allows 32,766 parameters).
+    IN_CHUNK = 1000
+
+    def delete_any(self, name: str, column: str, values: Iterable[str]) -> int:
+        """Delete every row (disabled ones too) whose *column* is one of *values*: one
+        ``DELETE ... WHERE column IN (...)`` per IN_CHUNK values; returns how many rows.
+        Joins the caller's transaction (call it inside one for all-or-nothing).
+
+        Raises:
+            TableError: unknown table or column, database error.
+        """
+        if name == "site":
+            self._site = None
+        t = table(name)
+        t.check_column(column)
+        values = list(dict.fromkeys(values))
+        n = 0
+        for i in range(0, len(values), self.IN_CHUNK):
+            chunk = values[i:i + self.IN_CHUNK]
+            key = ("delete_any", t.name, column, len(chunk))
+            sql = self._sql_cache.get(key)
+            if sql is None:
+                sql = self._sql_cache[key] = (
+                    f"DELETE FROM {_q(t.name)} WHERE {_q(column)} IN "
+                    f"({', '.join(self._ph for _ in chunk)})")
+            n += max(self._run(sql, chunk).rowcount, 0)
+        return n
 
     def _execmany(self, sql: str, params_seq: list[list[Any]]) -> None:
         sql = sql.replace("?", self._ph)

@@ -57,6 +57,9 @@ MAX_DEPTH = 64
 MAX_NAMES = 1_000_000
 #: Longest digit run a range may count over.
 MAX_DIGITS = 18
+#: Most names one expansion looks up by key (``WHERE node IN (...)``) before it reads the
+#: whole nodelist instead.
+KEY_LOOKUPS = 20_000
 #: How many unknown names the "Invalid nodes" message lists before cutting.
 MISSING_SHOWN = 20
 
@@ -357,6 +360,8 @@ class _Expander:
         self.files: list[str] = []
         self.generated = 0
         self._all: list[str] | None = None
+        self._checked: set[str] = set()  # names looked up by key ...
+        self._known: set[str] = set()    # ... and those of them that are nodes
         self._nodes: set[str] | None = None
         self._static: set[str] | None = None
         self._members: dict[str, list[str]] | None = None
@@ -375,6 +380,21 @@ class _Expander:
         if self._nodes is None:
             self._nodes = set(self.all_nodes)
         return self._nodes
+
+    def _existing(self, names: Sequence[str]) -> set[str]:
+        """Those of *names* that are nodes: looked up by key while the names asked about
+        stay under KEY_LOOKUPS (a plain name, a short list, a range of a few thousand),
+        else (or once anything loaded every node) tested against the whole nodelist."""
+        if self._all is None:
+            lookup = getattr(self.r, "existing", None)
+            todo = [n for n in dict.fromkeys(names) if n not in self._checked]
+            if lookup is not None and len(self._checked) + len(todo) <= KEY_LOOKUPS:
+                if todo:
+                    self._known |= lookup(todo)
+                    self._checked.update(todo)
+                return {n for n in names if n in self._known}
+        nodes = self.nodes
+        return {n for n in names if n in nodes}
 
     def _group(self, name: str) -> set[str] | None:
         """Members of group *name*, or None when no group has that name."""
@@ -505,7 +525,7 @@ class _Expander:
 
     # -- atoms ----------------------------------------------------------------------------
     def _atom(self, atom: str) -> set[str]:
-        if atom in self.nodes:
+        if self._existing([atom]):
             return {atom}
         members = self._group(atom)
         if members is not None:
@@ -526,7 +546,7 @@ class _Expander:
 
     def _lookup(self, name: str) -> set[str]:
         """A final name: a node, a group's members, else missing (or new, unverified)."""
-        if name in self.nodes:
+        if self._existing([name]):
             return {name}
         members = self._group(name)
         if members is not None:
@@ -538,7 +558,9 @@ class _Expander:
 
     def _names(self, names: Iterable[str]) -> set[str]:
         """Look up generated names (all-digit ones get the node prefix)."""
-        nodes = self.nodes
+        names = list(names)
+        nodes = self._existing(names + [self.prefix + n + self.suffix
+                                        for n in names if _DIGITS.fullmatch(n)])
         out: set[str] = set()
         for name in names:
             if name in nodes:

@@ -40,10 +40,12 @@ Quote noderanges with brackets ('node[1-10]'): unquoted, the shell may expand th
 several arguments, which these commands refuse."""
 
 
-def _resolver(store):
+def _resolver(store, *, by_key: bool = False):
+    """A resolver; *by_key*: nodelist rows read for the nodes asked about only, while they
+    are few (see ``Resolver(nodes_by_key=)``), for commands about a few named nodes."""
     from nodemgr.tables.resolve import Resolver
 
-    return Resolver(store)
+    return Resolver(store, nodes_by_key=by_key)
 
 
 def _refuse_globbed(words: Sequence[str]) -> None:
@@ -152,7 +154,7 @@ def nodels(argv: list[str] | None = None) -> int:
     long_form = long_form or terms > 1
 
     store = open_store()
-    resolver = _resolver(store)
+    resolver = _resolver(store, by_key=True)
     # a value that cannot be rendered for a node (bad regex, arithmetic, timeout) is that
     # node's error line; the other nodes are listed as usual (exit code 1)
     errors: dict[str, dict[str, str]] = {}
@@ -308,9 +310,12 @@ def _apply(store, resolver, nodes: Sequence[str], changes: Sequence[Change], *,
         for attr, value in pending.items():
             tab, col = attr.split(".", 1)
             updates.setdefault((tab, node), {})[col] = _stored(tab, value)
+    by_table: dict[str, list[dict[str, str | None]]] = {}
+    for (tab, node), values in updates.items():
+        by_table.setdefault(tab, []).append({TABLES[tab].nodecol: node, **values})
     with store.transaction():
-        for (tab, node), values in updates.items():
-            store.upsert(tab, {TABLES[tab].nodecol: node}, values)
+        for tab, rows in by_table.items():  # each table's rows in node order, batched
+            store.upsert_many(tab, rows)
     resolver.invalidate()
 
 
@@ -323,13 +328,13 @@ def _report(errors: dict[str, dict[str, str]]) -> int:
 
 
 def _delete_rows(store, tables: Sequence[TableSchema], nodes: Sequence[str]) -> None:
-    """Delete the nodes' rows from *tables* in one transaction (only rows that exist)."""
-    wanted = set(nodes)
+    """Delete the nodes' rows (disabled ones too) from *tables* in one transaction, by key
+    in batches (``DELETE ... WHERE node IN (...)``), never reading the tables."""
+    if not nodes:
+        return
     with store.transaction():
         for t in tables:
-            present = {r[t.nodecol] for r in store.select(t.name, include_disabled=True)}
-            for node in sorted(present & wanted):
-                store.delete(t.name, {t.nodecol: node})
+            store.delete_any(t.name, t.nodecol, nodes)
 
 
 _NODECH_DESC = """\
@@ -441,7 +446,7 @@ def nodeadd(argv: list[str] | None = None) -> int:
     if not any(c.attr == "nodelist.groups" and c.op == "=" for c in changes):
         raise UsageError("nodeadd needs groups=<group1,group2,...>")
     store = open_store()
-    resolver = _resolver(store)
+    resolver = _resolver(store, by_key=True)
     nodes = noderange.expand(words[0], resolver, verify=False, exclude_site=False)
     bad = [n for n in nodes if not _NODE_NAME.fullmatch(n)]
     if bad:
@@ -453,7 +458,7 @@ def nodeadd(argv: list[str] | None = None) -> int:
         sys.stderr.write(f"Warning: the node name '{','.join(capitals[:10])}' contains capital "
                          "letters which may not be resolved correctly by the dns server.\n")
     _warn_dynamic(resolver, changes)
-    existing = set(resolver.nodes())
+    existing = resolver.existing(nodes)  # by key (answered by expand's lookups)
     # groups= is required, so every node gets its nodelist row (NULL groups for "groups=")
     _apply(store, resolver, nodes, changes, new={n for n in nodes if n not in existing})
     return 0

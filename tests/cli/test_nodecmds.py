@@ -309,17 +309,18 @@ def _fail_on_call(monkeypatch, store, method: str, n: int) -> None:
     monkeypatch.setattr(store, method, failing)
 
 
-@pytest.mark.parametrize("func, argv, method", [
-    (nodech, ["vms", "vm.cpus=8"], "upsert"),
-    (nodech, ["vms,hv1", "vm.cpus=8", "groups,=x", "mgt=ipmi"], "upsert"),
-    (nodeadd, ["new[1-5]", "groups=vms", "vm.cpus=1"], "upsert"),
-    (noderm, ["vms,hv1"], "delete"),
-    (nodech, ["-d", "vms,hv1", "vm", "nodelist"], "delete"),
+@pytest.mark.parametrize("func, argv, method, n", [
+    # the writes are batched per table: the n-th batch fails, after earlier ones were sent
+    (nodech, ["vms", "vm.cpus=8"], "upsert_many", 1),
+    (nodech, ["vms,hv1", "vm.cpus=8", "groups,=x", "mgt=ipmi"], "upsert_many", 3),
+    (nodeadd, ["new[1-5]", "groups=vms", "vm.cpus=1"], "upsert_many", 2),
+    (noderm, ["vms,hv1"], "delete_any", 3),
+    (nodech, ["-d", "vms,hv1", "vm", "nodelist"], "delete_any", 2),
 ])
 def test_write_failure_mid_transaction_rolls_back(anydb, capsys, monkeypatch, func, argv,
-                                                  method):
+                                                  method, n):
     before = snapshot(anydb)
-    _fail_on_call(monkeypatch, anydb, method, 3)
+    _fail_on_call(monkeypatch, anydb, method, n)
     assert run(func, argv, capsys) == (1, "", "Error: database error: disk full\n")
     assert snapshot(anydb) == before
 

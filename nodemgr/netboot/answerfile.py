@@ -119,15 +119,19 @@ def _exports(values) -> str:
     """``export K='v'`` lines (shell-quoted values, no final newline) of a mapping whose
     keys are shell names; one filter call instead of a loop (a loop's pieces cost a
     generator step each, per node)."""
-    out = []
-    for k, v in dict(values).items():
-        if not _SHELL_NAME.match(str(k)):
-            raise TemplateError(f"exports: {k!r} is not a shell variable name")
-        out.append(f"export {k}={shlex.quote('' if v is None else str(v))}")
-    return "\n".join(out)
+    values = dict(values)
+    keys = tuple(values)
+    if keys not in _NAMES_OK:
+        for k in keys:
+            if not _SHELL_NAME.match(str(k)):
+                raise TemplateError(f"exports: {k!r} is not a shell variable name")
+        _NAMES_OK.add(keys)
+    q = shlex.quote
+    return "\n".join(f"export {k}={q('' if v is None else str(v))}" for k, v in values.items())
 
 
 _SHELL_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+_NAMES_OK: set[tuple] = set()
 
 
 def environment(search_path: list[str]) -> SandboxedEnvironment:

@@ -120,7 +120,8 @@ class AnswerFiles:
         self._nets: list | None = None
         self._defaults: tuple[list[str], list[str]] | None = None
         self._rootpw: tuple | None = None
-        self._scripts: dict[str, bool] = {}
+        self._present: dict[str, bool] = {}
+        self._lists: dict[tuple, tuple[list[str], list[str]]] = {}
 
     # -- per image ---------------------------------------------------------------------
     def template_of(self, name: str, osi: dict, li: dict) -> tuple[str, str] | None:
@@ -242,6 +243,14 @@ class AnswerFiles:
         its groups); duplicates dropped, order kept.
 
         Raises AnswerFileError: a script missing from ``<installdir>/postscripts/``."""
+        key = (osi.get("imagename"), osi.get("postscripts"), osi.get("postbootscripts"),
+               a.get("postscripts.postscripts"), a.get("postscripts.postbootscripts"))
+        hit = self._lists.get(key)
+        if hit is None:
+            hit = self._lists[key] = self._scripts(a, osi)
+        return list(hit[0]), list(hit[1])  # (a template cannot change the next node's)
+
+    def _scripts(self, a: dict, osi: dict) -> tuple[list[str], list[str]]:
         if self._defaults is None:
             row = self.store.get("postscripts", {"node": "xcatdefaults"}) or {}
             self._defaults = (split_list(row.get("postscripts")),
@@ -252,10 +261,10 @@ class AnswerFiles:
                 *split_list(a.get("postscripts.postbootscripts"))]
         post, boot = list(dict.fromkeys(post)), list(dict.fromkeys(boot))
         for name in (*post, *boot):
-            ok = self._scripts.get(name)
+            ok = self._present.get(name)
             if ok is None:
                 p = os.path.join(self.installdir, "postscripts", name)
-                ok = self._scripts[name] = ("/" not in name and name not in (".", "..")
+                ok = self._present[name] = ("/" not in name and name not in (".", "..")
                                             and os.path.isfile(p))
             if not ok:
                 raise AnswerFileError(f"postscript {name} (postscripts table) is not in "

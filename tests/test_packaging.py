@@ -286,3 +286,29 @@ def test_bare_install_sqlite_works_postgresql_names_psycopg(bare, tmp_path):
     r = _run(bare, tmp_path, "nodels", db="postgresql://nodemgr@127.0.0.1:1/nodemgr")
     assert (r.returncode, r.stdout, r.stderr) == (
         1, "", "Error: nodels needs psycopg: pip install 'nodemgr[postgresql]'\n")
+
+
+# -- the systemd units ---------------------------------------------------------------------
+
+@pytest.mark.parametrize("unit", ["nodemgr-tftpd.service", "nodemgr-web.service"])
+def test_units_are_for_an_installed_package(unit, tmp_path):
+    text = (ROOT / "etc" / "systemd" / unit).read_text()
+    lines = [ln for ln in text.splitlines() if ln and not ln.startswith("#")]
+    assert "/opt/nodemgr" not in "\n".join(lines)          # only in the drop-in comment
+    exec_start = next(ln for ln in lines if ln.startswith("ExecStart="))
+    command = exec_start.split("=", 1)[1].split()[0]
+    assert "/" not in command                           # found on systemd's PATH
+    assert "Environment=NODEMGR_CONF=/etc/nodemgr/nodemgr.conf" in lines
+    assert "systemctl edit" in text                     # how to point it at a checkout
+    analyze = shutil.which("systemd-analyze")
+    if analyze is None:
+        pytest.skip("systemd-analyze not installed")
+    exe = tmp_path / command                            # where the install would put it
+    exe.write_text("#!/bin/sh\n")
+    exe.chmod(0o755)
+    copy = tmp_path / unit
+    copy.write_text(text.replace(exec_start, exec_start.replace(command, str(exe), 1)))
+    r = subprocess.run([analyze, "verify", str(copy)], capture_output=True, text=True,
+                       timeout=60)
+    complaints = [ln for ln in (r.stdout + r.stderr).splitlines() if unit in ln]
+    assert r.returncode == 0 and not complaints, r.stdout + r.stderr

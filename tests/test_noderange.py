@@ -625,6 +625,68 @@ def test_real_store_excludenodes_and_unverified(real, store):
         "vm05", "vm06", "vm07", "vm08"]
 
 
+def _whole_reads(store, monkeypatch) -> list[str]:
+    """Record the tables the store reads whole (a select without a key list)."""
+    calls: list[str] = []
+    real_select = store.select
+
+    def select(name, where=None, **kw):
+        if where is None and kw.get("any_of") is None:
+            calls.append(name)
+        return real_select(name, where, **kw)
+
+    monkeypatch.setattr(store, "select", select)
+    return calls
+
+
+def test_real_store_plain_names_are_read_by_key(real, store, monkeypatch):
+    whole = _whole_reads(store, monkeypatch)
+    r = Resolver(store)
+    assert expand("vm03", r, env=ENV) == ["vm03"]
+    assert expand("vm01,hv1", r, env=ENV) == ["hv1", "vm01"]
+    assert expand("vm[01-03]", r, env=ENV) == ["vm01", "vm02", "vm03"]
+    assert expand("vm04-vm05", r, env=ENV) == ["vm04", "vm05"]
+    assert "nodelist" not in whole
+    # groups, regexes and selectors still read every node
+    assert expand("gpu", Resolver(store), env=ENV) == ["vm01", "vm02"]
+    assert "nodelist" in whole
+
+
+def test_real_store_key_lookups_keep_the_answers(real, store, monkeypatch):
+    # a disabled node, a group name and an unknown name, looked up by key
+    for text in ("retired", "ghost", "vm01,ghost,retired"):
+        with pytest.raises(NoderangeError) as info:
+            expand(text, Resolver(store), env=ENV)
+        assert str(info.value) == ("Invalid nodes and/or groups in noderange: "
+                                   + ",".join(n for n in ("ghost", "retired") if n in text))
+    assert expand("vm01,vms@gpu,hypervisors", Resolver(store), env=ENV) == [
+        "hv1", "vm01", "vm02"]
+    assert expand("vm[01-02],gpu-hypervisors", Resolver(store), verify=False, env=ENV,
+                  exclude_site=False) == ["gpu-hypervisors", "vm01", "vm02"]
+    # digits with XCAT_NODE_PREFIX/SUFFIX, by key
+    env = {"XCAT_NODE_PREFIX": "vm0", "XCAT_NODE_SUFFIX": ""}
+    assert expand("3", Resolver(store), env=env) == ["vm03"]
+    assert expand("3-4", Resolver(store), env=env) == ["vm03", "vm04"]
+    with pytest.raises(NoderangeError, match="noderange: vm09$"):
+        expand("9", Resolver(store), env=env)
+    # site.excludenodes subtracts from a plain name too
+    with store.transaction():
+        store.upsert("site", {"key": "excludenodes"}, {"value": "vm02,hypervisors"})
+    assert expand("vm02,vm03,hv1", Resolver(store), env=ENV) == ["vm03"]
+    # a group name shadowed by nothing: a static group without a node of that name
+    assert expand("hypervisors", Resolver(store), env=ENV, exclude_site=False) == ["hv1"]
+
+
+def test_real_store_many_names_fall_back_to_the_whole_nodelist(real, store, monkeypatch):
+    import nodemgr.noderange as nr
+
+    monkeypatch.setattr(nr, "KEY_LOOKUPS", 3)
+    whole = _whole_reads(store, monkeypatch)
+    assert expand("vm[01-04],ghost9", Resolver(store), verify=False, env=ENV,
+                  exclude_site=False) == ["ghost9", "vm01", "vm02", "vm03", "vm04"]
+    assert "nodelist" in whole
+
+
 def test_real_store_ten_thousand_nodes(sqlite_store):
     with sqlite_store.transaction():
         for i in range(1, 10001):

@@ -609,13 +609,55 @@ class Store:
                 checked.add(cols)
             if cols != run_cols:
                 if batch:
-                    self._execmany(self._upsert_sql(t, list(run_cols)), batch)
+                    self._upsert_run(t, run_cols, batch)
                 run_cols, batch = cols, []
             batch.append([row[c] for c in cols])
             n += 1
         if batch:
-            self._execmany(self._upsert_sql(t, list(run_cols)), batch)
+            self._upsert_run(t, run_cols, batch)
         return n
+
+    #: Most parameters in one multi-row statement on PostgreSQL (its limit is 65,535).
+    PG_MAX_PARAMS = 30_000
+
+    def _upsert_run(self, t: TableSchema, cols: tuple[str, ...], batch: list[list]) -> None:
+        """Upsert rows *batch* (values of *cols*): ``executemany`` on SQLite (in-process,
+        no round trips); on PostgreSQL multi-row ``INSERT ... VALUES (..), (..) ON
+        CONFLICT`` statements of up to PG_MAX_PARAMS parameters, so a batch costs a few
+        round trips instead of one per row. A statement never holds the same key twice
+        (PostgreSQL refuses that): a repeated key starts the next statement, so the later
+        row still wins."""
+        if self.dialect == "sqlite":
+            self._execmany(self._upsert_sql(t, list(cols)), batch)
+            return
+        per = max(1, min(1000, self.PG_MAX_PARAMS // len(cols)))
+        kidx = [cols.index(k) for k in t.keys]
+        start = 0
+        while start < len(batch):
+            seen: set[tuple] = set()
+            end = start
+            while end < len(batch) and end - start < per:
+                k = tuple(batch[end][i] for i in kidx)
+                if k in seen:
+                    break
+                seen.add(k)
+                end += 1
+            rows = batch[start:end]
+            self._run(self._upsert_sql_multi(t, cols, len(rows)),
+                      [v for r in rows for v in r])
+            start = end
+
+    def _upsert_sql_multi(self, t: TableSchema, cols: tuple[str, ...], nrows: int) -> str:
+        key = ("upsert_multi", t.name, cols, nrows)
+        sql = self._sql_cache.get(key)
+        if sql is None:
+            one = "(" + ", ".join(self._ph for _ in cols) + ")"
+            single = self._upsert_sql(t, list(cols)).replace("?", self._ph)
+            head, _, tail = single.partition(" VALUES ")
+            tail = tail.split(") ON CONFLICT ", 1)[1]
+            sql = self._sql_cache[key] = (f"{head} VALUES {', '.join([one] * nrows)} "
+                                          f"ON CONFLICT {tail}")
+        return sql
 
     def delete_many(self, name: str, keys: Iterable[Mapping[str, str]]) -> None:
         """Delete the row of each key in *keys* (``executemany``; a missing row is no error).

@@ -177,3 +177,36 @@ def test_writer_lock_excludes_other_stores_and_is_reentrant(db_url):
     assert order == ["a", "b"]
     a.close()
     b.close()
+
+
+def test_upsert_many_repeated_keys_across_statement_boundaries(store, monkeypatch):
+    # small multi-row statements on PostgreSQL: repeats inside and across statements
+    monkeypatch.setattr(Store, "PG_MAX_PARAMS", 6)  # 3 rows of 2 columns per statement
+    rows = [{"node": f"n{i % 4}", "currstate": f"s{i}"} for i in range(11)]
+    with store.transaction():
+        store.upsert_many("chain", rows)
+    got = store.select("chain", columns=["node", "currstate"])
+    assert [r["node"] for r in got] == ["n0", "n1", "n2", "n3"]  # insertion order
+    assert {r["node"]: r["currstate"] for r in got} == {
+        "n0": "s8", "n1": "s9", "n2": "s10", "n3": "s7"}
+
+
+def test_delete_any_by_key_in_chunks(store, monkeypatch):
+    monkeypatch.setattr(Store, "IN_CHUNK", 3)
+    store.upsert_many("nodelist", [{"node": f"n{i}"} for i in range(10)])
+    store.update("nodelist", {"node": "n4"}, {"disable": "1"})  # disabled rows go too
+    with store.transaction():
+        assert store.delete_any("nodelist", "node",
+                                ["n1", "n4", "n5", "n1", "ghost", "n8", "n9"]) == 5
+    assert [r["node"] for r in store.select("nodelist", include_disabled=True)] == [
+        "n0", "n2", "n3", "n6", "n7"]
+    assert store.delete_any("nodelist", "node", []) == 0
+    with pytest.raises(TableError):
+        store.delete_any("nodelist", "nosuch", ["n0"])
+
+
+def test_distinct_leaves_out_disabled_rows(store):
+    store.upsert_many("nodelist", [{"node": "a", "groups": "x,y"}, {"node": "b", "groups": "x,y"},
+                                   {"node": "c", "groups": None},
+                                   {"node": "d", "groups": "hid", "disable": "1"}])
+    assert sorted(store.distinct("nodelist", "groups"), key=str) == [None, "x,y"]

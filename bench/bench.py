@@ -431,6 +431,9 @@ def main() -> int:
         import noderange_bench  # bench/noderange_bench.py
 
         noderange_bench.run(t, work)
+        import scale_bench  # bench/scale_bench.py: key-sized work, bulk writes (issue 14)
+
+        scale_bench.run(t, work, quick=args.quick)
     t.emit("")
     t.emit(f"bench took {time.monotonic() - t0:.0f} s; commands run with byte-code caches "
            "(PYTHONDONTWRITEBYTECODE unset for them)")

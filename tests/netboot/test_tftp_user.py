@@ -188,7 +188,7 @@ def test_unit_is_sandboxed_and_systemd_accepts_it(tmp_path):
         pytest.skip("systemd-analyze not installed")
     exe = Path(sys.executable).with_name("nodemgr-tftpd")
     unit = tmp_path / "nodemgr-tftpd.service"
-    unit.write_text(text.replace("/opt/nodemgr/.venv/bin/nodemgr-tftpd", str(exe)))
+    unit.write_text(text.replace("ExecStart=nodemgr-tftpd", f"ExecStart={exe}"))
     r = subprocess.run([analyze, "verify", str(unit)], capture_output=True, text=True,
                        timeout=60)
     complaints = [ln for ln in (r.stdout + r.stderr).splitlines() if unit.name in ln]

@@ -426,21 +426,9 @@ class TftpTree:
             ``(node, path relative to the root, error text)`` for each change that failed
             (the others are made regardless).
         """
-        errors = []
         pending, self._pending, self._view = self._pending, [], {}
-        for node, tmp, final in pending:
-            try:
-                if tmp is None:
-                    os.unlink(final)
-                else:
-                    os.replace(tmp, final)
-            except FileNotFoundError:
-                if tmp is not None:
-                    errors.append((node, os.path.relpath(final, self.root),
-                                   "its temporary file vanished"))
-            except OSError as exc:
-                errors.append((node, os.path.relpath(final, self.root),
-                               exc.strerror or str(exc)))
+        errors = [(node, os.path.relpath(final, self.root), why)
+                  for node, final, why in files.carry_out(pending)]
         self._unmark()
         return errors
 

@@ -128,6 +128,31 @@ def unmark(marker: str | None) -> None:
             os.unlink(marker)
 
 
+def carry_out(pending) -> list[tuple[str, str, str]]:
+    """Carry out staged changes in order: ``(key, temporary path, final path)`` renames and
+    ``(key, None, path)`` removals (a missing file is fine).
+
+    Returns:
+        ``(key, final path, reason)`` for each change that failed; the others are made
+        regardless, and a failed rename's temporary file is removed.
+    """
+    failed = []
+    for key, tmp, path in pending:
+        try:
+            if tmp is None:
+                os.unlink(path)
+            else:
+                os.replace(tmp, path)
+        except FileNotFoundError:
+            if tmp is not None:
+                failed.append((key, path, "its temporary file vanished"))
+        except OSError as exc:
+            if tmp is not None:
+                _unlink(tmp)
+            failed.append((key, path, exc.strerror or str(exc)))
+    return failed
+
+
 class StagedFiles:
     """Files written now under temporary names and put in place later, all together:
     :meth:`publish` after the tables commit, :meth:`discard` if they roll back (the same
@@ -170,20 +195,7 @@ class StagedFiles:
         """Carry out the pending changes in order. Returns ``(key, path, reason)`` for each
         that failed (its temporary file removed)."""
         pending, self._pending = self._pending, []
-        failed = []
-        for key, tmp, path in pending:
-            try:
-                if tmp is None:
-                    os.unlink(path)
-                else:
-                    os.replace(tmp, path)
-            except FileNotFoundError:
-                if tmp is not None:
-                    failed.append((key, path, "temporary file vanished"))
-            except OSError as exc:
-                if tmp is not None:
-                    _unlink(tmp)
-                failed.append((key, path, exc.strerror or str(exc)))
+        failed = carry_out(pending)
         self._unmark()
         return failed
 

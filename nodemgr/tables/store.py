@@ -687,7 +687,8 @@ class Store:
 
     def delete_any(self, name: str, column: str, values: Iterable[str]) -> int:
         """Delete every row (disabled ones too) whose *column* is one of *values*: one
-        ``DELETE ... WHERE column IN (...)`` per IN_CHUNK values; returns how many rows.
+        ``DELETE ... WHERE column IN (...)`` per IN_CHUNK values on SQLite, one
+        ``DELETE ... WHERE column = ANY(array)`` on PostgreSQL; returns how many rows.
         Joins the caller's transaction (call it inside one for all-or-nothing).
 
         Raises:
@@ -698,6 +699,11 @@ class Store:
         t = table(name)
         t.check_column(column)
         values = list(dict.fromkeys(values))
+        if self.dialect == "postgresql":  # one statement, the keys as one text[] parameter
+            if not values:
+                return 0
+            return max(self._run(f"DELETE FROM {_q(t.name)} WHERE {_q(column)} = ANY(%s)",
+                                 [values]).rowcount, 0)
         n = 0
         for i in range(0, len(values), self.IN_CHUNK):
             chunk = values[i:i + self.IN_CHUNK]

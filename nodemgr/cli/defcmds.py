@@ -201,6 +201,25 @@ Quote noderanges with brackets ('node[1-10]'): unquoted, the shell may expand th
 {_EXIT}"""
 
 
+def _begin(p, argv: list[str], command: str, *, usage_alone: bool):
+    """The part every object command shares: the command alone prints its usage (xCAT,
+    *usage_alone*), then parse; ``-v`` prints the version, ``-h`` the help (with ``-t``
+    the type's attributes). Returns the parsed arguments, or the exit code when done."""
+    if usage_alone and not argv:
+        sys.stdout.write(p.format_usage())
+        return 0
+    a = p.parse_intermixed_args(argv)
+    if a.version:
+        return _version(command)
+    if a.help:
+        if a.types:
+            return _attr_help(_types(a.types), getattr(a, "attrs", None)
+                              if command == "lsdef" else None)
+        sys.stdout.write(p.format_help())
+        return 0
+    return a
+
+
 @main_wrapper
 def lsdef(argv: list[str] | None = None) -> int:
     """``lsdef``: list object definitions."""
@@ -228,14 +247,9 @@ def lsdef(argv: list[str] | None = None) -> int:
                    help='a JSON list: [{"name", "objtype", "attributes": {...}}, ...]')
     p.add_argument("words", nargs="*", metavar="noderange",
                    help="the nodes (or, with -t, the comma-separated objects) to list")
-    a = p.parse_intermixed_args(argv)
-    if a.version:
-        return _version("lsdef")
-    if a.help:
-        if a.types:
-            return _attr_help(_types(a.types), a.attrs)
-        sys.stdout.write(p.format_help())
-        return 0
+    a = _begin(p, argv, "lsdef", usage_alone=False)
+    if isinstance(a, int):
+        return a
     text, _ = _split_words(a.words, assignments=False)
     if a.long and a.short:
         raise UsageError("The flags '-l' and '-s' cannot be used together.")
@@ -438,17 +452,9 @@ def mkdef(argv: list[str] | None = None) -> int:
     p.add_argument("words", nargs="*", metavar="noderange|attr=val",
                    help="the new objects (a noderange of new node names, or with -t "
                    "comma-separated names), then their attributes")
-    if not argv:  # xCAT: the command alone prints its usage
-        sys.stdout.write(p.format_usage())
-        return 0
-    a = p.parse_intermixed_args(argv)
-    if a.version:
-        return _version("mkdef")
-    if a.help:
-        if a.types:
-            return _attr_help(_types(a.types), None)
-        sys.stdout.write(p.format_help())
-        return 0
+    a = _begin(p, argv, "mkdef", usage_alone=True)
+    if isinstance(a, int):
+        return a
     if a.plus or a.minus:
         raise UsageError("The '-p' and '-m' options are not valid for the mkdef command.")
     text, pairs = _split_words(a.words, assignments=True)
@@ -514,17 +520,9 @@ def chdef(argv: list[str] | None = None) -> int:
     p.add_argument("words", nargs="*", metavar="noderange|attr=val",
                    help="the objects (a noderange, or with -t comma-separated names), then "
                    "the changes")
-    if not argv:  # xCAT: the command alone prints its usage
-        sys.stdout.write(p.format_usage())
-        return 0
-    a = p.parse_intermixed_args(argv)
-    if a.version:
-        return _version("chdef")
-    if a.help:
-        if a.types:
-            return _attr_help(_types(a.types), None)
-        sys.stdout.write(p.format_help())
-        return 0
+    a = _begin(p, argv, "chdef", usage_alone=True)
+    if isinstance(a, int):
+        return a
     if a.force:
         raise UsageError("The '-f' option is not valid for the chdef command.")
     if a.plus and a.minus:
@@ -682,17 +680,9 @@ def rmdef(argv: list[str] | None = None) -> int:
     p.add_argument("-f", "--force", action="store_true", help="confirms -a")
     p.add_argument("words", nargs="*", metavar="noderange",
                    help="the nodes (or, with -t, the comma-separated objects) to remove")
-    if not argv:  # xCAT: the command alone prints its usage
-        sys.stdout.write(p.format_usage())
-        return 0
-    a = p.parse_intermixed_args(argv)
-    if a.version:
-        return _version("rmdef")
-    if a.help:
-        if a.types:
-            return _attr_help(_types(a.types), None)
-        sys.stdout.write(p.format_help())
-        return 0
+    a = _begin(p, argv, "rmdef", usage_alone=True)
+    if isinstance(a, int):
+        return a
     text, _ = _split_words(a.words, assignments=False)
     if a.all and not a.force:
         raise UsageError("You must use the '-f' option when using the '-a' option.")

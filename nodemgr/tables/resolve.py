@@ -571,18 +571,23 @@ class Resolver:
             self._load_nodelist()
             return self._groups
         if missing:
-            for n in missing:
-                some[n] = []
-            seen: set[str] = set()
-            for r in self.store.select("nodelist", columns=("node", "groups"),
-                                       any_of=("node", missing)):
-                node = r["node"]
-                if node is None or node in seen:
-                    continue
-                seen.add(node)
-                self._some_known.add(node)
-                some[node] = [g.strip() for g in (r["groups"] or "").split(",") if g.strip()]
+            self._read_groups_by_key(missing, some)
         return some
+
+    def _read_groups_by_key(self, missing: list[str], some: dict[str, list[str]]) -> None:
+        """Read the ``nodelist`` rows of *missing* by key into *some* (node -> groups; []
+        for a name with no enabled row) and the known names."""
+        for n in missing:
+            some[n] = []
+        seen: set[str] = set()
+        for r in self.store.select("nodelist", columns=("node", "groups"),
+                                   any_of=("node", missing)):
+            node = r["node"]
+            if node is None or node in seen:
+                continue
+            seen.add(node)
+            self._some_known.add(node)
+            some[node] = [g.strip() for g in (r["groups"] or "").split(",") if g.strip()]
 
     def existing(self, names: Iterable[str]) -> set[str]:
         """Those of *names* that have an enabled ``nodelist`` row, read by key (``WHERE node
@@ -595,17 +600,7 @@ class Resolver:
         some = self._some_groups
         missing = [n for n in names if n not in some]
         if missing:
-            for n in missing:
-                some[n] = []
-            seen: set[str] = set()
-            for r in self.store.select("nodelist", columns=("node", "groups"),
-                                       any_of=("node", missing)):
-                node = r["node"]
-                if node is None or node in seen:
-                    continue
-                seen.add(node)
-                self._some_known.add(node)
-                some[node] = [g.strip() for g in (r["groups"] or "").split(",") if g.strip()]
+            self._read_groups_by_key(missing, some)
         return {n for n in names if n in self._some_known}
 
     def known(self, nodes: Iterable[str]) -> list[str]:

@@ -801,6 +801,9 @@ def _stage_answer(ctx: _Ctx, node: str, plan: _Plan, errors: dict, plans: dict, 
     Returns False when it cannot be written (the node fails with the reason and is
     dropped from *plans*). The directory is claimed once per call (a killed writer's
     temporaries removed); *many*: it is listed once instead of a ``stat`` per node."""
+    if plan.answer is None and ctx.answer_dir_seen and ctx.answer_names is not None \
+            and node not in ctx.answer_names:
+        return True  # (the common case of a large call: nothing to write or remove)
     path = ctx.answers.path(node)
     d = os.path.dirname(path)
     try:
@@ -810,6 +813,8 @@ def _stage_answer(ctx: _Ctx, node: str, plan: _Plan, errors: dict, plans: dict, 
                 ctx.staged.claim(d)
                 if many:
                     ctx.answer_names = set(os.listdir(d))
+            elif many:
+                ctx.answer_names = set()
         if plan.answer is not None:
             ctx.staged.claim(d)
             ctx.staged.write(node, path, plan.answer, mode=0o600)

@@ -61,11 +61,19 @@ class Target:
 
 
 def error_message(exc: BaseException) -> str:
-    """The one-line text a user sees for *exc*: its message for our own error types,
+    """The one-line text a user sees for *exc*: its message for our own error types, the
+    missing library and its extra for a missing optional module
+    (``this node's driver needs paramiko: pip install 'nodemgr[xen]'``),
     ``internal error: <Type>: <msg>`` for anything else. Never a traceback."""
     if isinstance(exc, (DriverError, NodemgrError)):
         text = str(exc).strip()
         return text.splitlines()[0] if text else type(exc).__name__
+    if isinstance(exc, ImportError):  # a driver's optional library is not installed
+        from nodemgr import extras
+
+        msg = extras.missing_message("this node's driver", exc)
+        if msg:
+            return msg
     text = str(exc).strip()
     first = text.splitlines()[0] if text else ""
     return f"internal error: {type(exc).__name__}: {first}".rstrip(": ")

@@ -403,3 +403,20 @@ def test_timeout_message_names_the_uri_without_user_when_no_host():
     t = Target("a", "fake", Endpoint("fake", "fake://admin@dead?hang=1"), VmSpec("a"))
     (_, r), = timed(run([t], stat, timeout=0.2))
     assert r.message == "timed out after 0.2 s talking to fake://dead?hang=1"
+
+
+def test_a_missing_driver_library_is_named_with_its_extra():
+    """A driver whose optional library is missing: the node's one line names it and the
+    extra to install, not an internal error."""
+    from nodemgr.dispatch import error_message
+
+    try:
+        exec("import paramiko_not_installed_here", {"__name__": "nodemgr.plugins.xen"})
+    except ModuleNotFoundError as exc:
+        err = exc
+    err.name = "paramiko"  # as if paramiko itself were missing
+    msg = error_message(err)
+    assert msg.startswith("this node's driver needs paramiko: pip install 'nodemgr["), msg
+    assert "internal error" not in msg
+    assert error_message(ModuleNotFoundError("x", name="nodemgr.nosuch")).startswith(
+        "internal error: ModuleNotFoundError")

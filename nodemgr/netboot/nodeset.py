@@ -32,9 +32,13 @@ file text is computed; per-node problems (unknown osimage, missing MAC, bad name
 node only and change nothing for it. Boot files follow the tables: they are written under
 temporary names before the commit (a full disk fails the node, not the run) and renamed
 into place only once the transaction commits — the caller's, when ``apply`` joins one — so
-a failed commit leaves both the tables and the TFTP tree as they were. This module must
-never print (commands do) and never put a token anywhere but the node's boot file and the
-``nodetoken`` hash.
+a failed commit leaves both the tables and the TFTP tree as they were. An install of an OS
+family with an answer file (:mod:`nodemgr.netboot.autoinst`) also gets
+``<installdir>/autoinst/<node>`` (0600), staged the same way. A ``bootpending`` row committed
+with the tables names each node whose files are not all in place yet; a writer killed
+before the renames leaves them, and the next writer (:func:`recover`) redoes those nodes.
+This module must never print (commands do) and never put a token anywhere but the node's
+answer file (else its boot file) and the ``nodetoken`` hash.
 """
 
 from __future__ import annotations

@@ -20,7 +20,7 @@ import re
 
 from nodemgr import networks, settings
 from nodemgr.errors import NodemgrError
-from nodemgr.netboot import answerfile
+from nodemgr.netboot import answerfile, bootfiles
 
 #: osvers prefix -> xCAT platform directory (longest prefix first)
 _PLATFORMS = (("rhvh", "rhvh"), ("ovirt-node", "rhvh"), ("rhels", "rh"), ("rhel", "rh"),
@@ -160,8 +160,7 @@ class AnswerFiles:
     def http_base(self, server: str) -> str:
         """``http://<server>[:<httpport>]``."""
         host = f"[{server}]" if ":" in server else server
-        port = "" if self.httpport in ("", "80") else f":{self.httpport}"
-        return f"http://{host}{port}"
+        return f"http://{host}{bootfiles.port_suffix(self.httpport)}"
 
     def path(self, node: str) -> str:
         """``<installdir>/autoinst/<node>``."""

@@ -151,12 +151,17 @@ def render_pxelinux(spec: BootSpec) -> str:
     return "\n".join(lines) + "\n"
 
 
+def port_suffix(httpport: str | None) -> str:
+    """``:<port>`` for a URL on the web server, or '' for the default port 80 (or unset)."""
+    return "" if (httpport or "") in ("", "80") else f":{httpport}"
+
+
 def http_base(spec: BootSpec) -> str:
     """``http://<server>[:<httpport>]<httpprefix>/``: the URL of the TFTP root on the web
     server (nginx, ``makewebconf``; the web app's ``/tftpboot/`` route). Port 80 is left out.
     An empty *server* (never the case for a kernel from ``nodeset``) falls back to iPXE's
     ``${next-server}``."""
-    port = "" if spec.httpport in ("", "80") else f":{spec.httpport}"
+    port = port_suffix(spec.httpport)
     prefix = "/" + spec.httpprefix.strip("/") if spec.httpprefix.strip("/") else ""
     return f"http://{spec.server or '${next-server}'}{port}{prefix}/"
 
@@ -203,7 +208,7 @@ def render_grub2(spec: BootSpec) -> str:
     if spec.netboot == "grub2-tftp":
         root, prefix = f"tftp,{spec.server}", "/"
     else:  # grub2, grub2-http
-        port = "" if spec.httpport in ("", "80") else f":{spec.httpport}"
+        port = port_suffix(spec.httpport)
         path = spec.httpprefix.strip("/")
         root, prefix = f"http,{spec.server}{port}", f"/{path}/" if path else "/"
     lines += ['set default="xCAT OS Deployment"', 'menuentry "xCAT OS Deployment" {',

@@ -294,7 +294,7 @@ class _Ctx:
         hit = self._lines.get(key)
         if hit is None:
             kernel, _, hyp = bt["kernel"].partition("!")
-            port = "" if self.httpport in ("", "80") else f":{self.httpport}"
+            port = bootfiles.port_suffix(self.httpport)
             kc = (bt.get("kcmdline") or "").replace("http://!myipfn!/", f"http://{myip}{port}/")
             kc = kc.replace("!myipfn!", myip)
             hypargs = ""

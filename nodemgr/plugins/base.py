@@ -30,7 +30,7 @@ T = TypeVar("T")
 
 # -- errors (defined in nodemgr.errors, the one place for every error type) ----------
 
-from nodemgr.errors import (  # noqa: E402 - re-exported for drivers
+from nodemgr.errors import (  # noqa: E402, F401 - re-exported for drivers
     DriverError,
     InvalidState,
     NotFound,
@@ -54,6 +54,9 @@ class Endpoint:
         username: login name, if any.
         password: secret; never shown by ``repr`` or in messages.
         options: driver-specific settings (e.g. ``{"ca_file": ...}``).
+        scope: for a manager endpoint reached on behalf of one of its hosts
+            (:attr:`Traits.hosts_via_manager`), that host's node name: ``list_vms`` and
+            ``host_power`` answer for that host only. Empty otherwise.
     """
 
     driver: str
@@ -62,6 +65,7 @@ class Endpoint:
     username: str | None = None
     password: str | None = field(default=None, repr=False)
     options: tuple[tuple[str, str], ...] = ()
+    scope: str = ""
 
     def option(self, name: str, default: str | None = None) -> str | None:
         """Value of driver option *name*, or *default*."""

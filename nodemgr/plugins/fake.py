@@ -43,6 +43,7 @@ from nodemgr.plugins.base import (
     NodeResult,
     NotFound,
     PermanentError,
+    Traits,
     Unreachable,
     VmChange,
     VmInfo,
@@ -180,6 +181,7 @@ class FakeDriver(HypervisorDriver):
     """In-memory/JSON-file hypervisor with libvirt-like behaviour and xCAT's messages."""
 
     name = "fake"
+    traits = Traits(label="fake (tests)", host_types=("fake",))
 
     def __init__(self, endpoint: Endpoint, timeout: float = 60.0) -> None:
         super().__init__(endpoint, timeout)

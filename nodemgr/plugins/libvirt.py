@@ -32,6 +32,7 @@ from nodemgr.plugins.base import (
     NodeResult,
     NotFound,
     PermanentError,
+    Traits,
     Unreachable,
     VmChange,
     VmInfo,
@@ -159,6 +160,7 @@ class LibvirtDriver(HypervisorDriver):
     """
 
     name = "libvirt"
+    traits = Traits(label="libvirt (KVM/QEMU)", host_types=("kvm", "qemu", "libvirt"))
 
     def __init__(self, endpoint: Endpoint, timeout: float = 60.0) -> None:
         super().__init__(endpoint, timeout)

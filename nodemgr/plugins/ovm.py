@@ -35,6 +35,7 @@ import shlex
 from collections.abc import Iterator, Sequence
 
 from nodemgr import bootparams as bp
+from nodemgr.plugins import ovm_spec
 from nodemgr.plugins.base import (
     DriverError,
     Endpoint,
@@ -43,6 +44,7 @@ from nodemgr.plugins.base import (
     NodeResult,
     NotFound,
     PermanentError,
+    Traits,
     VmChange,
     VmInfo,
     VmSpec,
@@ -67,6 +69,8 @@ class OvmDriver(HypervisorDriver):
     """Oracle VM Manager 2.x + dom0 over SSH. See the module docstring for options."""
 
     name = "ovm"
+    traits = Traits(label="Oracle VM (SOAP + SSH)", endpoint_attr="vm.mgr", assigns_identity=True,
+                    places_vms=True, host_types=("ovm",), ssh=True, spec=ovm_spec.family_spec)
 
     def __init__(self, endpoint: Endpoint, timeout: float = 60.0) -> None:
         super().__init__(endpoint, timeout)

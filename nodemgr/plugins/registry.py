@@ -14,7 +14,7 @@ from __future__ import annotations
 import importlib
 import threading
 
-from nodemgr.plugins.base import NO_PLUGIN, HypervisorDriver, PermanentError
+from nodemgr.plugins.base import NO_PLUGIN, HypervisorDriver, PermanentError, Traits
 
 GROUP = "nodemgr.plugins"
 
@@ -108,6 +108,44 @@ def _entry_points() -> dict:
             found.setdefault(ep.name, ep)
         _eps = found
     return _eps
+
+
+def traits(name: str) -> Traits:
+    """The :class:`Traits` of driver *name*.
+
+    A built-in driver package may declare ``TRAITS`` in its ``__init__`` so the traits
+    are known without importing the driver's libraries (start-up cost); otherwise the
+    class is loaded and its ``traits`` attribute read. Raises UnknownDriver /
+    PermanentError as :func:`load_driver`.
+    """
+    found = _traits.get(name)
+    if found is None:
+        found = None
+        if name in BUILTIN:
+            try:
+                found = getattr(importlib.import_module(BUILTIN[name][0]), "TRAITS", None)
+            except ImportError:
+                found = None
+        if found is None:
+            found = load_driver(name).traits
+        _traits[name] = found
+    return found
+
+
+_traits: dict[str, Traits] = {}
+
+
+def for_host_type(vtype: str) -> str | None:
+    """The driver name managing hosts of ``hypervisor.type`` *vtype* (the first built-in
+    whose :attr:`Traits.host_types` lists it, then installed entry points), or None."""
+    for names in (lambda: BUILTIN, lambda: [n for n in available() if n not in BUILTIN]):
+        for name in names():  # entry points are scanned only when no built-in matches
+            try:
+                if vtype in traits(name).host_types:
+                    return name
+            except PermanentError:
+                continue
+    return None
 
 
 def available() -> list[str]:

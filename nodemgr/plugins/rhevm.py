@@ -33,6 +33,7 @@ from collections.abc import Iterator, Sequence
 
 from nodemgr.bootparams import addresses as bp_addresses
 from nodemgr.plugins import ovirt_api as api
+from nodemgr.plugins import rhevm_spec
 from nodemgr.plugins.base import (
     DriverError,
     Endpoint,
@@ -41,6 +42,7 @@ from nodemgr.plugins.base import (
     NodeResult,
     NotFound,
     PermanentError,
+    Traits,
     VmChange,
     VmInfo,
     VmSpec,
@@ -68,6 +70,9 @@ class RhevmDriver(HypervisorDriver):
     """Driver for one engine (see module docstring for the endpoint options)."""
 
     name = "rhevm"
+    traits = Traits(label="RHEV-M / oVirt (REST)", endpoint_attr="vm.mgr", assigns_identity=True,
+                    places_vms=True, host_types=("rhevh",), hosts_via_manager=True,
+                    spec=rhevm_spec.family_spec)
 
     def __init__(self, endpoint: Endpoint, timeout: float = 60.0) -> None:
         super().__init__(endpoint, timeout)

@@ -42,6 +42,7 @@ from nodemgr.plugins.base import (
     NodeResult,
     NotFound,
     PermanentError,
+    Traits,
     Unreachable,
     VmChange,
     VmInfo,
@@ -79,6 +80,7 @@ class XenDriver(HypervisorDriver):
     """Xen dom0 over SSH. See the module docstring for options."""
 
     name = "xen"
+    traits = Traits(label="Xen (xl over SSH)", host_types=("xen",), ssh=True)
 
     def __init__(self, endpoint: Endpoint, timeout: float = 60.0) -> None:
         super().__init__(endpoint, timeout)

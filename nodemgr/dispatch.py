@@ -207,7 +207,7 @@ def run(targets: Sequence[Target], call: Call, *, maxp: int = 64, timeout: float
     n = len(targets)
     results: list[NodeResult | None] = [None] * n
     groups: list[_Group] = []
-    by_key: dict[tuple[str, str], int] = {}
+    by_key: dict[tuple[str, str, str], int] = {}
     for i, t in enumerate(targets):
         if t.error is not None:
             results[i] = NodeResult(t.node, ok=False, message=t.error)
@@ -218,7 +218,7 @@ def run(targets: Sequence[Target], call: Call, *, maxp: int = 64, timeout: float
                                     message="cannot determine the hypervisor or manager "
                                             "of this node (vm.host, vm.mgr)")
         else:
-            key = (t.driver, t.endpoint.uri)
+            key = (t.driver, t.endpoint.uri, t.endpoint.scope)
             gid = by_key.get(key)
             if gid is None:
                 gid = by_key[key] = len(groups)

@@ -479,8 +479,7 @@ def host_target(res: Resolved, host: str) -> Target:
     if driver == "rhevm" and ha.get("hypervisor.mgr"):
         # a RHEV-H host is reached through its engine; the fragment scopes the driver
         ep = host_endpoint(res, ha["hypervisor.mgr"], driver)
-        return Target(node=host, driver=driver, endpoint=dataclasses.replace(
-            ep, uri=f"{ep.uri}#host={host}"))
+        return Target(node=host, driver=driver, endpoint=dataclasses.replace(ep, scope=host))
     return Target(node=host, driver=driver or "", endpoint=host_endpoint(res, host, driver),
                   error=None if driver else NO_PLUGIN)
 

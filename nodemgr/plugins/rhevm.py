@@ -58,7 +58,7 @@ DISK_IFACES = {"virtio": "virtio", "virtio_scsi": "virtio_scsi", "scsi": "virtio
 
 def engine_url(endpoint: Endpoint) -> str:
     """The API URL of *endpoint*: its URI, a ``rhevm://host`` URI meaning
-    ``https://host/ovirt-engine/api``; a ``#host=`` fragment (host-scoped lsvm) is dropped."""
+    ``https://host/ovirt-engine/api``."""
     uri = endpoint.uri.split("#", 1)[0]
     if uri.startswith("rhevm://"):
         host = uri[len("rhevm://"):].strip("/")
@@ -83,8 +83,7 @@ class RhevmDriver(HypervisorDriver):
             allow_http=opt("insecure_http", "0") not in ("0", "", "no", "false"),
             auth=opt("auth", "basic"), timeout=min(timeout, float(opt("http_timeout", "30"))))
         self.poll = float(opt("poll", "0.5"))
-        _, _, frag = endpoint.uri.partition("#host=")
-        self.scope_host = frag or None
+        self.scope_host = endpoint.scope or None
 
     @property
     def v3(self) -> bool:

@@ -23,6 +23,8 @@ never opens the tables.
 from __future__ import annotations
 
 import argparse
+import contextlib
+import io
 import os
 import re
 import shutil
@@ -125,28 +127,71 @@ def tables_page() -> str:
 
 # -- the commands (section 1) -----------------------------------------------------------------
 
+def help2man_form(text: str) -> str:
+    """*text* (a ``--help``) with its leading ``Usage:`` block in the form help2man reads.
+
+    xCAT's block (``Usage: prog ...``, lines wrapped under it, then one ``prog ...`` line
+    per other form) becomes one line per form, the others introduced by ``  or: `` (GNU's
+    form, help2man's SYNOPSIS rule); the rest of *text* is unchanged.
+    """
+    lines = text.split("\n")
+    if not lines or not lines[0].startswith("Usage:"):
+        return text
+    end = next((i for i, line in enumerate(lines) if not line.strip()), len(lines))
+    block = lines[:end]
+    prog = block[0].split()[1] if len(block[0].split()) > 1 else ""
+    forms: list[str] = []
+    for line in block:
+        words = line.split()
+        if line.startswith("Usage:"):
+            forms.append(" ".join(words[1:]))
+        elif words[:1] == [prog]:
+            forms.append(" ".join(words))
+        elif forms:
+            forms[-1] += " " + " ".join(words)
+    usage = [f"Usage: {forms[0]}"] + [f"  or:  {f}" for f in forms[1:]]
+    return "\n".join(usage + lines[end:])
+
+
+def run_for_help2man(name: str, argv: list[str]) -> int:
+    """Run command *name* as help2man sees it: ``--help`` passed through
+    :func:`help2man_form`, anything else as it is. Returns the exit code."""
+    from nodemgr.cli.registry import run
+
+    if argv != ["--help"]:
+        return run(name, argv)
+    buf = io.StringIO()
+    try:
+        with contextlib.redirect_stdout(buf):
+            code = run(name, argv)
+    except SystemExit as exc:   # argparse's help action exits
+        code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
+    sys.stdout.write(help2man_form(buf.getvalue()))
+    return code
+
+
 def _wrapper(directory: Path, name: str) -> Path:
     """An executable called *name* that runs the command from this copy of nodemgr with
     this interpreter (help2man takes the program's name from the file's)."""
     path = directory / name
     path.write_text(f"#!{sys.executable}\nimport sys\nsys.path.insert(0, {str(ROOT)!r})\n"
-                    "from nodemgr.cli.registry import run\n"
-                    f"sys.exit(run({name!r}, sys.argv[1:]))\n")
+                    "from nodemgr.manpages import run_for_help2man\n"
+                    f"sys.exit(run_for_help2man({name!r}, sys.argv[1:]))\n")
     path.chmod(0o755)
     return path
 
 
 def version_string(program: Path, name: str) -> str:
-    """help2man's version line for command *name*: the command's own ``--version`` first
-    line when it answers with exit 0 and names itself, else ``NAME (nodemgr) VERSION``."""
+    """help2man's version line for command *name*, ``NAME (nodemgr) VERSION`` (GNU's form,
+    which help2man splits into program, package and version): VERSION is the last word of
+    the command's own ``--version`` line (``rpower - nodemgr version 0.1.0``) when it
+    answers with exit 0, else the package's version."""
     try:
         r = subprocess.run([str(program), "--version"], capture_output=True, text=True,
                            timeout=TIMEOUT, stdin=subprocess.DEVNULL)
         line = (r.stdout or r.stderr).strip().splitlines()[0] if r.returncode == 0 else ""
     except (OSError, subprocess.TimeoutExpired, IndexError):
         line = ""
-    if line.split()[:1] == [name]:
-        return line
     version = line.split()[-1] if line else __version__
     return f"{name} (nodemgr) {version}"
 
@@ -158,7 +203,7 @@ def summary(name: str) -> str:
 
     p = parser_of(name)
     first = (p.description or "").strip().splitlines()[0] if p and p.description else ""
-    return first.rstrip(".") or f"a nodemgr command"
+    return first.rstrip(".") or "a nodemgr command"
 
 
 def _family(name: str) -> list[str]:
@@ -226,7 +271,8 @@ def build(out: str | os.PathLike, commands: Iterable[str] | None = None, *,
     Returns:
         The files written, in order.
     Raises:
-        ManpageError: a command's page could not be made.
+        ManpageError: help2man is missing, or some commands' pages could not be made (the
+            message names each; every other page is written).
     """
     out = Path(out)
     written: list[Path] = []
@@ -237,10 +283,16 @@ def build(out: str | os.PathLike, commands: Iterable[str] | None = None, *,
         path.write_text(text)
         written.append(path)
 
+    failed: list[str] = []
     if "1" in sections:
         with tempfile.TemporaryDirectory(prefix="nodemgr-man-") as tmp:
             for name in sorted(commands if commands is not None else COMMANDS):
-                put(f"man1/{name}.1", command_page(name, Path(tmp), help2man))
+                try:
+                    put(f"man1/{name}.1", command_page(name, Path(tmp), help2man))
+                except ManpageError as exc:
+                    if "not found" in str(exc):
+                        raise
+                    failed.append(str(exc))
     if "3" in sections:
         for src in sorted((HANDWRITTEN / "man3").glob("*.3")):
             put(f"man3/{src.name}", src.read_text())
@@ -250,6 +302,8 @@ def build(out: str | os.PathLike, commands: Iterable[str] | None = None, *,
         put(f"man5/{TABLES_PAGE}.5", tables_page())
         for name in TABLES:
             put(f"man5/{name}.{TABLE_SECTION}", table_page(name))
+    if failed:
+        raise ManpageError("; ".join(failed))
     return written
 
 

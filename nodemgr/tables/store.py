@@ -53,6 +53,12 @@ class Store:
         self._after: list[tuple] = []  # (on_commit, on_rollback) of the open transaction
         self._writer_depth = 0
         self._writer_fd: int | None = None
+        # PostgreSQL bulk loads: tables deleted whole in the open transaction, the keys
+        # inserted into them since, and the inserts not yet sent (see insert())
+        self._emptied: dict[str, set[tuple]] = {}
+        self._pending: list[tuple[str, tuple[str, ...], list[list[str | None]]]] = []
+        self._npending = 0
+        self._staged_keys: list[str] | None = None  # in _nodemgr_keys (delete_any)
         if url.startswith("sqlite:"):
             self.dialect = "sqlite"
             self._ph = "?"
@@ -210,6 +216,7 @@ class Store:
         except BaseException:
             self._depth = 0
             self._site = None  # it may hold values this transaction wrote
+            self._end_bulk()
             try:
                 self._exec("ROLLBACK")
             finally:
@@ -217,6 +224,10 @@ class Store:
             raise
         self._depth = 0
         try:
+            try:
+                self._flush()
+            finally:
+                self._end_bulk()
             self._exec("COMMIT")
         except TableError:
             self._site = None
@@ -301,7 +312,45 @@ class Store:
             if pair[which] is not None:
                 pair[which]()
 
+    #: Rows collected by :meth:`insert` (PostgreSQL bulk load) before they are sent.
+    BULK_ROWS = 20_000
+
+    def _writing(self, name: str) -> None:
+        """Before any write to table *name* other than a collected insert: the site copy is
+        stale, and the table's collected keys no longer describe it."""
+        if name == "site":
+            self._site = None
+        if self._emptied:
+            self._emptied.pop(name, None)
+
+    def _end_bulk(self) -> None:
+        self._staged_keys = None  # its ON COMMIT DROP table goes with the transaction
+        self._emptied = {}
+        self._pending = []
+        self._npending = 0
+
+    def _flush(self) -> None:
+        """Send the rows :meth:`insert` collected: one ``COPY`` per run of rows of the same
+        table and columns, in insertion order (so ``_seq`` keeps it)."""
+        if not self._pending:
+            return
+        pending, self._pending, self._npending = self._pending, [], 0
+        for name, cols, rows in pending:
+            self._copy_in(_q(name), cols, rows)
+
+    def _copy_in(self, target: str, cols: tuple[str, ...] | list[str], rows) -> None:
+        """``COPY target (cols) FROM STDIN`` of *rows* (sequences of str or None)."""
+        try:
+            with self._conn.cursor() as cur, cur.copy(
+                    f"COPY {target} ({', '.join(_q(c) for c in cols)}) FROM STDIN") as cp:
+                for r in rows:
+                    cp.write_row(r)
+        except Exception as exc:  # psycopg.Error
+            raise TableError(f"database error: {str(exc).strip().splitlines()[0]}") from None
+
     def _exec(self, sql: str, params: Iterable[Any] = ()):
+        if self._pending:
+            self._flush()
         try:
             return self._conn.execute(sql.replace("?", self._ph), tuple(params))
         except Exception as exc:  # sqlite3.Error or psycopg.Error
@@ -455,6 +504,8 @@ class Store:
 
     def _run(self, sql: str, params: list[Any]):
         """Execute SQL already in this dialect's parameter style."""
+        if self._pending:
+            self._flush()
         try:
             return self._conn.execute(sql, tuple(params))
         except Exception as exc:  # sqlite3.Error or psycopg.Error
@@ -531,10 +582,39 @@ class Store:
 
     # -- writes -------------------------------------------------------------------------
     def insert(self, name: str, row: Mapping[str, str | None]) -> None:
-        """Insert one row; unknown columns raise TableError, a duplicate key too."""
-        if name == "site":
-            self._site = None
+        """Insert one row; unknown columns raise TableError, a duplicate key too.
+
+        On PostgreSQL, inside a transaction that deleted the whole table first
+        (``delete(name)``, what ``tabrestore`` does), rows are collected and sent with
+        ``COPY`` in batches of BULK_ROWS (one round trip per batch instead of one per row):
+        the keys inserted since the delete are tracked here, so a duplicate key still
+        raises at the insert that repeats it, with PostgreSQL's message. Any other
+        statement on the connection sends the collected rows first."""
         t = table(name)
+        keys = self._emptied.get(name)
+        if keys is not None:
+            cols = tuple(row)
+            key = tuple(row.get(k) for k in t.keys)
+            if None not in key:
+                if name == "site":
+                    self._site = None
+                checked = self._pending[-1][:2] == (name, cols) if self._pending else False
+                if not checked:
+                    for c in cols:
+                        t.check_column(c)
+                if key in keys:
+                    raise TableError("database error: duplicate key value violates unique "
+                                     f'constraint "{t.name}_pkey"')
+                keys.add(key)
+                if checked:
+                    self._pending[-1][2].append([row[c] for c in cols])
+                else:
+                    self._pending.append((name, cols, [[row[c] for c in cols]]))
+                self._npending += 1
+                if self._npending >= self.BULK_ROWS:
+                    self._flush()
+                return
+        self._writing(name)
         cols = list(row)
         for c in cols:
             t.check_column(c)
@@ -546,8 +626,7 @@ class Store:
 
         Columns not named in *values* keep their value (or stay NULL on a new row).
         """
-        if name == "site":
-            self._site = None
+        self._writing(name)
         t = table(name)
         for c in list(key) + list(values):
             t.check_column(c)
@@ -591,8 +670,7 @@ class Store:
             TableError: unknown table or column, a row missing a key column, or the
                 database refused a statement (nothing of that statement's run written).
         """
-        if name == "site":
-            self._site = None
+        self._writing(name)
         t = table(name)
         keyset = set(t.keys)
         n = 0
@@ -630,6 +708,9 @@ class Store:
         if self.dialect == "sqlite":
             self._execmany(self._upsert_sql(t, list(cols)), batch)
             return
+        if len(batch) >= self.STAGE_MIN:
+            self._upsert_staged(t, cols, batch)
+            return
         per = max(1, min(1000, self.PG_MAX_PARAMS // len(cols)))
         kidx = [cols.index(k) for k in t.keys]
         start = 0
@@ -646,6 +727,48 @@ class Store:
             self._run(self._upsert_sql_multi(t, cols, len(rows)),
                       [v for r in rows for v in r])
             start = end
+
+    #: From this many rows, a PostgreSQL upsert run goes through a staging table.
+    STAGE_MIN = 200
+
+    def _upsert_staged(self, t: TableSchema, cols: tuple[str, ...], batch: list[list]) -> None:
+        """PostgreSQL: ``COPY`` *batch* into a temporary table, then one ``UPDATE ... FROM``
+        of the rows that exist and one ``INSERT ... SELECT ... WHERE NOT EXISTS`` of the
+        others, in batch order: a few round trips whatever the size, and no per-row
+        speculative insertion (``ON CONFLICT`` costs about twice a plain insert). Should a
+        concurrent transaction insert one of the keys in between, the insert is rolled
+        back to a savepoint and done again as ``INSERT ... ON CONFLICT DO UPDATE``. A key
+        given twice keeps its first place and its last values (what a loop of
+        :meth:`upsert` leaves; one statement may not change a row twice)."""
+        kidx = [cols.index(k) for k in t.keys]
+        last: dict[tuple, list] = {}
+        for r in batch:
+            last[tuple(r[i] for i in kidx)] = r
+        stage, target = "_nodemgr_stage", _q(t.name)
+        names = ", ".join(_q(c) for c in cols)
+        match = " AND ".join(f"{target}.{_q(k)} = s.{_q(k)}" for k in t.keys)
+        sets = [c for c in cols if c not in t.keys]
+        insert = (f"INSERT INTO {target} ({names}) SELECT {names} FROM {stage} AS s WHERE NOT "
+                  f"EXISTS (SELECT 1 FROM {target} WHERE {match}) ORDER BY _ord")
+        with self.transaction():
+            self._run(f"CREATE TEMP TABLE {stage} ({', '.join(f'{_q(c)} TEXT' for c in cols)}, "
+                      "_ord BIGINT) ON COMMIT DROP", [])
+            self._copy_in(stage, (*cols, "_ord"),
+                          ((*r, i) for i, r in enumerate(last.values())))
+            if sets:
+                self._run(f"UPDATE {target} SET "
+                          + ", ".join(f"{_q(c)} = s.{_q(c)}" for c in sets)
+                          + f" FROM {stage} AS s WHERE {match}", [])
+            self._run("SAVEPOINT _nodemgr_upsert", [])
+            try:
+                self._run(insert, [])
+            except TableError:  # a key inserted meanwhile by another transaction
+                self._run("ROLLBACK TO SAVEPOINT _nodemgr_upsert", [])
+                conflict = self._upsert_sql(t, list(cols)).split(" ON CONFLICT ", 1)[1]
+                self._run(f"INSERT INTO {target} ({names}) SELECT {names} FROM {stage} "
+                          f"ORDER BY _ord ON CONFLICT {conflict}", [])
+            self._run("RELEASE SAVEPOINT _nodemgr_upsert", [])
+            self._run(f"DROP TABLE {stage}", [])
 
     def _upsert_sql_multi(self, t: TableSchema, cols: tuple[str, ...], nrows: int) -> str:
         key = ("upsert_multi", t.name, cols, nrows)
@@ -669,8 +792,7 @@ class Store:
             TableError: unknown table, a mapping that is not the table's key, or a
                 database error.
         """
-        if name == "site":
-            self._site = None
+        self._writing(name)
         t = table(name)
         cols = list(t.keys)
         params = []
@@ -687,23 +809,37 @@ class Store:
 
     def delete_any(self, name: str, column: str, values: Iterable[str]) -> int:
         """Delete every row (disabled ones too) whose *column* is one of *values*: one
-        ``DELETE ... WHERE column IN (...)`` per IN_CHUNK values on SQLite, one
-        ``DELETE ... WHERE column = ANY(array)`` on PostgreSQL; returns how many rows.
+        ``DELETE ... WHERE column IN (...)`` per IN_CHUNK values on SQLite; on PostgreSQL
+        one ``DELETE ... WHERE column = ANY(array)``, or from STAGE_MIN values on, the
+        values ``COPY``-ed once per transaction into a temporary table that every
+        ``delete_any`` of the same values reuses (``noderm`` deletes from ~20 tables);
+        returns how many rows.
         Joins the caller's transaction (call it inside one for all-or-nothing).
 
         Raises:
             TableError: unknown table or column, database error.
         """
-        if name == "site":
-            self._site = None
+        self._writing(name)
         t = table(name)
         t.check_column(column)
         values = list(dict.fromkeys(values))
-        if self.dialect == "postgresql":  # one statement, the keys as one text[] parameter
+        if self.dialect == "postgresql":
             if not values:
                 return 0
-            return max(self._run(f"DELETE FROM {_q(t.name)} WHERE {_q(column)} = ANY(%s)",
-                                 [values]).rowcount, 0)
+            if len(values) < self.STAGE_MIN:  # one statement, the keys as one text[]
+                return max(self._run(f"DELETE FROM {_q(t.name)} WHERE {_q(column)} = ANY(%s)",
+                                     [values]).rowcount, 0)
+            with self.transaction():  # keys staged once for every table of the transaction
+                if self._staged_keys != values:
+                    if self._staged_keys is None:
+                        self._run("CREATE TEMP TABLE _nodemgr_keys (k TEXT) ON COMMIT DROP", [])
+                    else:
+                        self._run("TRUNCATE _nodemgr_keys", [])
+                    self._copy_in("_nodemgr_keys", ("k",), ((v,) for v in values))
+                    self._run("ANALYZE _nodemgr_keys", [])
+                    self._staged_keys = values
+                return max(self._run(f"DELETE FROM {_q(t.name)} WHERE {_q(column)} IN "
+                                     "(SELECT k FROM _nodemgr_keys)", []).rowcount, 0)
         n = 0
         for i in range(0, len(values), self.IN_CHUNK):
             chunk = values[i:i + self.IN_CHUNK]
@@ -717,6 +853,8 @@ class Store:
         return n
 
     def _execmany(self, sql: str, params_seq: list[list[Any]]) -> None:
+        if self._pending:
+            self._flush()
         sql = sql.replace("?", self._ph)
         try:
             if self.dialect == "sqlite":
@@ -731,8 +869,7 @@ class Store:
                values: Mapping[str, str | None]) -> int:
         """Set *values* on every row matching *where* (disabled rows too; all rows when
         *where* is empty); returns how many rows changed. Unknown columns raise TableError."""
-        if name == "site":
-            self._site = None
+        self._writing(name)
         t = table(name)
         for c in values:
             t.check_column(c)
@@ -746,11 +883,12 @@ class Store:
 
     def delete(self, name: str, where: Mapping[str, str | None] | None = None) -> int:
         """Delete rows matching *where* (all rows when None); returns how many."""
-        if name == "site":
-            self._site = None
+        self._writing(name)
         t = table(name)
         clause, params = self._where(t, where)
         cur = self._exec(f"DELETE FROM {_q(t.name)}{clause}", params)
+        if not clause and self._depth and self.dialect == "postgresql":
+            self._emptied[t.name] = set()  # inserts that follow are collected (insert())
         return cur.rowcount
 
     def _where(self, t: TableSchema, where: Mapping[str, str | None] | None):

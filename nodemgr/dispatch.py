@@ -162,14 +162,31 @@ class _Inbox:
 
 
 def _work(g: _Group, gid: int, targets: list[Target], call: Call, timeout: float,
-          inbox: _Inbox) -> None:
-    """Body of a group thread: never raises; reports through *inbox*."""
+          inbox: _Inbox, validate: bool = False) -> None:
+    """Body of a group thread: never raises; reports through *inbox*. With *validate*,
+    each target's spec is checked by ``driver.validate`` before ``connect()``: a node that
+    fails is reported at once and never sent to the endpoint."""
     driver = None
     try:
         from nodemgr.plugins.registry import load_driver
 
         cls = load_driver(g.driver)
         driver = cls(g.endpoint, timeout)
+        if validate:
+            kept = []
+            for t in targets:
+                try:
+                    if t.spec is not None:
+                        driver.validate(t.spec)
+                    kept.append(t)
+                except (DriverError, NodemgrError) as exc:
+                    inbox.put(("result", gid, NodeResult(
+                        t.node, ok=False, message=error_message(exc),
+                        data={"error": type(exc).__name__})))
+            targets = kept
+            if not targets:
+                inbox.put(("done", gid, None, None))
+                return
         driver.connect()
         inbox.put(("connected", gid))
         for r in call(driver, targets):
@@ -186,7 +203,7 @@ def _work(g: _Group, gid: int, targets: list[Target], call: Call, timeout: float
 
 
 def run(targets: Sequence[Target], call: Call, *, maxp: int = 64, timeout: float = 60.0,
-        connect_timeout: float | None = None) -> Iterator[NodeResult]:
+        connect_timeout: float | None = None, validate: bool = False) -> Iterator[NodeResult]:
     """Run *call* for every endpoint's group of *targets*; yield one result per target.
 
     Args:
@@ -199,6 +216,8 @@ def run(targets: Sequence[Target], call: Call, *, maxp: int = 64, timeout: float
         timeout: seconds a group may take from its start, connect included
             (``site.vmtimeout``); also given to the driver as its per-call timeout.
         connect_timeout: seconds ``connect()`` may take, if shorter than *timeout*.
+        validate: check every spec with the driver's ``validate`` before ``connect()``
+            (operations that build or change a VM from its spec: mkvm, chvm, clonevm).
     Yields:
         :class:`NodeResult` per target, in target order, each as soon as it and all
         earlier ones are known. Targets with ``error`` set, with no driver or no endpoint
@@ -227,12 +246,12 @@ def run(targets: Sequence[Target], call: Call, *, maxp: int = 64, timeout: float
             g.indexes.append(i)
             g.pending.setdefault(t.node, deque()).append(i)
     return _stream(targets, call, results, groups, max(1, int(maxp)), float(timeout),
-                   connect_timeout)
+                   connect_timeout, validate)
 
 
 def _stream(targets: Sequence[Target], call: Call, results: list[NodeResult | None],
             groups: list[_Group], maxp: int, timeout: float,
-            connect_timeout: float | None) -> Iterator[NodeResult]:
+            connect_timeout: float | None, validate: bool = False) -> Iterator[NodeResult]:
     inbox = _Inbox()
     waiting = deque(range(len(groups)))  # not started, in order of first node
     running: set[int] = set()
@@ -274,7 +293,8 @@ def _stream(targets: Sequence[Target], call: Call, results: list[NodeResult | No
                 running.add(gid)
                 g.thread = threading.Thread(
                     target=_work, name=f"nodemgr-{g.driver}-{g.endpoint.host or gid}",
-                    args=(g, gid, [targets[i] for i in g.indexes], call, timeout, inbox),
+                    args=(g, gid, [targets[i] for i in g.indexes], call, timeout, inbox,
+                          validate),
                     daemon=True)
                 try:
                     g.thread.start()

@@ -5,28 +5,32 @@ This is the only module that knows how xCAT's columns (``nodehm.mgt``, ``vm.host
 ``hypervisor.type``, ``hostconn``/``virttype`` connection strings, ``passwd``) become a
 :class:`~nodemgr.plugins.base.VmSpec` and an :class:`~nodemgr.plugins.base.Endpoint`.
 It reads tables and never talks to a hypervisor; writing results back is
-:func:`apply_updates`'s job, called by the commands.
+:mod:`nodemgr.vm.writeback`'s job. It never names a family: what differs by family (the
+attribute naming the endpoint, SSH options, the family's own column formats, which driver
+manages a ``hypervisor.type``) comes from the driver's :class:`~nodemgr.plugins.base.Traits`.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import random
 import re
-import time
 from collections.abc import Iterable, Mapping
 
 from nodemgr.dispatch import Target
 from nodemgr.errors import UsageError
-from nodemgr.plugins.base import NO_PLUGIN, DiskSpec, Endpoint, NicSpec, VmSpec, next_dev_names
-from nodemgr.tables.schema import table as table_schema
+from nodemgr.formats import keyvals, parse_macs
+from nodemgr.plugins.base import (
+    NO_PLUGIN,
+    DiskSpec,
+    Endpoint,
+    NicSpec,
+    PermanentError,
+    Traits,
+    VmSpec,
+    next_dev_names,
+)
 from nodemgr.units import parse_size_mib
 
-#: Families whose endpoint is a manager (``vm.mgr``) rather than the host (``vm.host``).
-MANAGER_DRIVERS = {"rhevm", "ovm"}
-#: hypervisor.type -> driver for hypervisor nodes (``lsvm <host>``).
-HOST_DRIVERS = {"kvm": "kvm", "qemu": "kvm", "libvirt": "libvirt", "xen": "xen",
-                "rhevh": "rhevm", "ovm": "ovm", "fake": "fake"}
 LOCALHOSTS = {"localhost", "127.0.0.1", "::1"}
 
 #: The vm columns a driver spec is built from (the others are informational).
@@ -40,9 +44,9 @@ NODE_ATTRS = VM_ATTRS + ["nodehm.mgt", "nodehm.power", "mac.mac", "vpd.uuid",
 HOST_ATTRS = ["hypervisor.type", "hypervisor.mgr", "hostconn.uri", "hostconn.authmethod",
               "hostconn.username", "hostconn.options", "nodehm.mgt", "nodehm.power",
               "hypervisor.cluster", "hosts.ip"]
-#: Drivers that reach their host over SSH: they get ``known_hosts``/``key`` options from
-#: ``site.sshknownhosts``/``site.sshkey`` unless ``hostconn.options`` sets them.
-SSH_DRIVERS = {"xen", "ovm"}
+#: Power drivers of a host's BMC: a host managed through one is still a hypervisor whose
+#: VM-side driver comes from ``hypervisor.type``.
+BMC_DRIVERS = {"ipmi", "bmc", "ipmitool", "openbmc", "redfish"}
 
 
 
@@ -107,6 +111,19 @@ def driver_of(attrs: Mapping[str, str | None]) -> str | None:
     return attrs.get("nodehm.power") or attrs.get("nodehm.mgt") or None
 
 
+def traits_of(driver: str | None) -> Traits:
+    """The traits of *driver* (registry); the default traits when it is unknown (the
+    unknown name is reported by dispatch as xCAT's "Unable to identify plugin")."""
+    if not driver:
+        return Traits()
+    from nodemgr.plugins.registry import traits
+
+    try:
+        return traits(driver)
+    except PermanentError:
+        return Traits()
+
+
 def expand_connstring(template: str, *, host: str, user: str | None,
                       authmethod: str | None) -> str:
     """Expand the seed design's connection-string macros.
@@ -143,7 +160,8 @@ def _host_endpoint(res: Resolved, host: str, driver: str) -> Endpoint:
     if "://" in host:
         return Endpoint(driver=driver, uri=host, host=host)
     ha = res.host_attrs(host)
-    vtype = ha.get("hypervisor.type") or ("kvm" if driver in ("kvm", "libvirt") else driver)
+    tr = traits_of(driver)
+    vtype = ha.get("hypervisor.type") or (tr.host_types[0] if tr.host_types else driver)
     vt = res.virttype(vtype)
     template = ha.get("hostconn.uri") or vt.get("connstring") or f"{driver}://#{{target.host}}"
     authmethod = ha.get("hostconn.authmethod") or vt.get("authmethod")
@@ -155,7 +173,7 @@ def _host_endpoint(res: Resolved, host: str, driver: str) -> Endpoint:
     user, password = res.credentials(vtype, username)
     user = username or user
     options = parse_options(ha.get("hostconn.options"))
-    if driver in SSH_DRIVERS:
+    if tr.ssh:  # known_hosts/key from site.sshknownhosts/sshkey unless the options set them
         have = {k for k, _ in options}
         options += tuple((k, v) for k, v in (("known_hosts", res.store.site("sshknownhosts")),
                                              ("key", res.store.site("sshkey")))
@@ -169,12 +187,7 @@ def _host_endpoint(res: Resolved, host: str, driver: str) -> Endpoint:
 def parse_options(value: str | None) -> tuple[tuple[str, str], ...]:
     """``hostconn.options`` (``k=v;k2=v2``) -> ``Endpoint.options`` pairs; a bare key is
     ``k=1``."""
-    pairs = []
-    for item in (value or "").split(";"):
-        key, sep, val = item.strip().partition("=")
-        if key.strip():
-            pairs.append((key.strip(), val.strip() if sep else "1"))
-    return tuple(pairs)
+    return tuple(keyvals(value, ";").items())
 
 
 # -- spec -----------------------------------------------------------------------------------
@@ -202,16 +215,6 @@ def parse_nics(value: str | None, macs: list[str], default_model: str) -> list[N
         nics.append(NicSpec(network=name, mac=macs[i] if i < len(macs) else "",
                             model=model or default_model, kind=kind))
     return nics
-
-
-def parse_macs(value: str | None) -> list[str]:
-    """``mac.mac`` (``aa:..|bb:..!host-eth1|cc:..!*NOIP*``) -> list of MACs in order."""
-    return [e.split("!", 1)[0].strip().lower() for e in (value or "").split("|") if e.strip()]
-
-
-def format_macs(macs: list[str]) -> str:
-    """MAC list -> ``mac.mac`` value: the first plain, extra ones marked ``!*NOIP*``."""
-    return "|".join([macs[0]] + [f"{m}!*NOIP*" for m in macs[1:]]) if macs else ""
 
 
 def storage_locations(value: str | None) -> list[tuple[str, str | None]]:
@@ -311,101 +314,16 @@ def build_spec(node: str, attrs: Mapping[str, str | None], *, disk_sizes_mib: li
         from nodemgr.bootparams import parse_column
 
         spec.bootparams = parse_column(a["vmbootparams.params"])
-    if driver_of(a) == "rhevm":
-        _rhevm_spec(spec, a, disk_sizes_mib)
-    elif driver_of(a) == "ovm" and a.get("vm.host"):
-        spec.extra["host"] = a["vm.host"]  # preferred OVM server of the pool
+    family = traits_of(driver_of(a)).spec
+    if family is not None:  # the family's own part (its column formats)
+        xattrs = {k.split(".", 1)[1]: v for k, v in a.items() if k.startswith("vm.")}
+        xattrs["macs"] = parse_macs(a.get("mac.mac"))
+        family(spec, xattrs, list(disk_sizes_mib))
     return spec
 
 
-def _rhevm_spec(spec: VmSpec, a: Mapping[str, str | None], disk_sizes_mib) -> None:
-    """RHEV-M's column formats (xCAT ``rhevm.pm``): ``vm.storage`` = ``sd:size:type|...``
-    (size default 5 GB, type ``system`` = bootable), ``vm.storagemodel`` = ``iface:format``
-    (default ``virtio:cow``), ``vm.nics`` = ``network:ifname:install|...`` (default
-    ``ovirtmgmt:eth0:yes``), ``vm.cpus`` = ``sockets:cores``, ``vm.host`` = placement host,
-    ``vm.virtflags`` ``placement_affinity=...``. ``mkvm -s`` sizes replace the sizes in
-    order. Raises UsageError on a malformed value."""
-    iface, _, fmt = (a.get("vm.storagemodel") or "virtio:cow").partition(":")
-    fmt = fmt or "cow"
-    disks, roles = [], []
-    entries = [e for e in (a.get("vm.storage") or "").split("|") if e.strip()]
-    for i, entry in enumerate(entries):
-        sd, _, rest = entry.strip().partition(":")
-        size, _, role = rest.partition(":")
-        try:
-            mib = parse_size_mib(size, "G") if size else 4769  # xCAT: 5000000000 bytes
-        except UsageError:
-            raise UsageError(f"vm.storage entry '{entry}': bad size '{size}'") from None
-        if i < len(disk_sizes_mib):
-            mib = disk_sizes_mib[i]
-        disks.append(DiskSpec(dev=f"disk{i + 1}", location=f"sd:{sd}", size_mib=mib,
-                              format=fmt, bus=iface))
-        roles.append(role or ("system" if i == 0 else "data"))
-    spec.disks = disks
-    spec.storage = [f"sd:{e.split(':', 1)[0].strip()}" for e in entries]
-    spec.storagemodel, spec.storageformat = iface, fmt
-    macs = parse_macs(a.get("mac.mac"))
-    nics, names, install = [], [], 0
-    default = "ovirtmgmt:eth0:yes" if not a.get("vm.master") else ""
-    for i, entry in enumerate(e for e in (a.get("vm.nics") or default).split("|") if e.strip()):
-        net, _, rest = entry.strip().partition(":")
-        ifname, _, flag = rest.partition(":")
-        if flag.lower() in ("yes", "install", "1", "true"):
-            install = i
-        names.append(ifname or f"eth{i}")
-        nics.append(NicSpec(network=net, mac=macs[i] if i < len(macs) else "",
-                            model=a.get("vm.nicmodel") or "virtio", kind="network"))
-    spec.nics = nics
-    cpus = a.get("vm.cpus") or "1"
-    sockets, _, cores = cpus.partition(":")
-    if not sockets.isdigit() or (cores and not cores.isdigit()):
-        raise UsageError(f"vm.cpus must be sockets[:cores], not '{cpus}'")
-    cores = cores or "1"
-    if spec.cpus and str(spec.cpus) != cpus and ":" not in cpus:
-        sockets, cores = "1", str(spec.cpus)
-    spec.cpus = int(sockets) * int(cores)
-    spec.extra.update(sockets=sockets, cores=cores, disk_roles="|".join(roles),
-                      nic_names="|".join(names), install_nic=str(install))
-    if a.get("vm.host"):
-        spec.extra["host"] = a["vm.host"]
-    affinity = _virtflag((a.get("vm.virtflags") or "").replace(":", ","), "placement_affinity")
-    if affinity:
-        spec.extra["placement_affinity"] = affinity
-
-
 def _virtflag(virtflags: str | None, name: str) -> str | None:
-    for item in (virtflags or "").split(","):
-        key, _, value = item.partition("=")
-        if key.strip() == name:
-            return value.strip()
-    return None
-
-
-def fill_identity(res: Resolved, spec: VmSpec) -> dict[str, str]:
-    """Give *spec* MACs for NICs that lack one and a UUID if it has none.
-
-    MACs: ``site.genmacprefix`` + random bytes, else the QEMU/KVM prefix ``52:54:00``,
-    unique against every ``mac.mac`` in the table. Returns the table updates to make when
-    the operation succeeds (``mac.mac``, ``vpd.uuid``).
-    """
-    updates: dict[str, str] = {}
-    if any(not n.mac for n in spec.nics):
-        taken = {m for r in res.store.select("mac") for m in parse_macs(r["mac"])}
-        prefix = (res.store.site("genmacprefix") or "52:54:00").lower().strip(":")
-        nbytes = 6 - len(prefix.split(":"))
-        for nic in spec.nics:
-            while not nic.mac:
-                cand = prefix + "".join(f":{random.randrange(256):02x}" for _ in range(nbytes))
-                if cand not in taken:
-                    nic.mac = cand
-                    taken.add(cand)
-        updates["mac.mac"] = format_macs([n.mac for n in spec.nics])
-    if not spec.uuid:
-        import uuid  # lazily: uuid costs ~7 ms of start-up
-
-        spec.uuid = str(uuid.uuid4())
-        updates["vpd.uuid"] = spec.uuid
-    return updates
+    return keyvals(virtflags, ",").get(name)
 
 
 def vm_targets(res: Resolved, *, disk_sizes_mib: list[int] = (), memory_mib: int | None = None,
@@ -427,7 +345,8 @@ def vm_targets(res: Resolved, *, disk_sizes_mib: list[int] = (), memory_mib: int
             targets.append(Target(node=node, driver="", endpoint=None, error=NO_PLUGIN))
             continue
         try:
-            host = a.get("vm.mgr") if driver in MANAGER_DRIVERS else a.get("vm.host")
+            what = traits_of(driver).endpoint_attr
+            host = a.get(what)
             if host:
                 a = dict(a)
                 a["hypervisor.type"] = res.host_attrs(host).get("hypervisor.type") if "://" not in host else None
@@ -437,7 +356,6 @@ def vm_targets(res: Resolved, *, disk_sizes_mib: list[int] = (), memory_mib: int
             targets.append(Target(node=node, driver=driver, endpoint=None, error=str(exc)))
             continue
         if not host:
-            what = "vm.mgr" if driver in MANAGER_DRIVERS else "vm.host"
             targets.append(Target(node=node, driver=driver, endpoint=None, spec=spec,
                                   error=f"{what} is not set" if need_host else None))
             continue
@@ -473,35 +391,14 @@ def host_target(res: Resolved, host: str) -> Target:
     ha = res.host_attrs(host)
     vtype = ha.get("hypervisor.type")
     driver = ha.get("nodehm.power") or ha.get("nodehm.mgt")
-    if driver in (None, "ipmi", "bmc", "ipmitool", "openbmc", "redfish"):
-        driver = HOST_DRIVERS.get(vtype) if vtype else managed_driver(res, host)
-        driver = driver or (None if vtype else HOST_DRIVERS["kvm"])
-    if driver == "rhevm" and ha.get("hypervisor.mgr"):
+    if driver is None or driver in BMC_DRIVERS:
+        from nodemgr.plugins.registry import for_host_type
+
+        driver = for_host_type(vtype) if vtype else managed_driver(res, host)
+        driver = driver or (None if vtype else for_host_type("kvm"))
+    if driver and traits_of(driver).hosts_via_manager and ha.get("hypervisor.mgr"):
         # a RHEV-H host is reached through its engine; the fragment scopes the driver
         ep = host_endpoint(res, ha["hypervisor.mgr"], driver)
         return Target(node=host, driver=driver, endpoint=dataclasses.replace(ep, scope=host))
     return Target(node=host, driver=driver or "", endpoint=host_endpoint(res, host, driver),
                   error=None if driver else NO_PLUGIN)
-
-
-# -- writing results back --------------------------------------------------------------------
-
-
-def status_time() -> str:
-    """xCAT's ``nodelist.statustime`` format: ``MM-DD-YYYY HH:MM:SS`` (local time)."""
-    return time.strftime("%m-%d-%Y %H:%M:%S")
-
-
-def apply_updates(store, node: str, updates: Mapping[str, str | None]) -> None:
-    """Write ``{"table.col": value}`` for *node* (its own row, keyed by the table's node
-    column). ``nodelist.status`` also stamps ``statustime``. Call inside a transaction."""
-    by_table: dict[str, dict[str, str | None]] = {}
-    for attr, value in updates.items():
-        tname, col = attr.split(".", 1)
-        by_table.setdefault(tname, {})[col] = value
-        if attr == "nodelist.status":
-            by_table[tname]["statustime"] = status_time()
-    for tname, values in by_table.items():
-        t = table_schema(tname)
-        keycol = t.nodecol or t.keys[0]
-        store.upsert(tname, {keycol: node}, values)

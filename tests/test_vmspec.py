@@ -1,12 +1,11 @@
 import pytest
 
 from nodemgr.errors import UsageError
+from nodemgr.formats import format_macs, parse_macs
 from nodemgr.vmspec import (
     build_spec,
     dev_names,
     expand_connstring,
-    format_macs,
-    parse_macs,
     parse_nics,
     storage_locations,
 )

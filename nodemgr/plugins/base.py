@@ -310,6 +310,8 @@ class Facts:
         metrics: use figures (``rvitals``).
         inventory: inventory (``rinv``).
         bootdev: the next-boot device now set (``net``, ``hd``, ``cd``, ``default``).
+        bootparams: the ``key=value`` boot parameters the VM was given (``mkvm
+            --bootparams``), kept for later runs.
         cleared: names of facts that no longer hold.
     """
 
@@ -327,6 +329,7 @@ class Facts:
     metrics: Metrics | None = None
     inventory: Inventory | None = None
     bootdev: str | None = None
+    bootparams: dict[str, str] | None = None
     cleared: set[str] = field(default_factory=set)
 
     def __bool__(self) -> bool:

@@ -36,15 +36,23 @@ from collections.abc import Callable, Iterator, Sequence
 
 from nodemgr.plugins.base import (
     POWER_ACTIONS,
-    DriverError,
+    Address,
+    Console,
+    ConsoleStream,
+    DiskInfo,
     Endpoint,
+    Facts,
     HypervisorDriver,
     InvalidState,
+    Inventory,
+    Metrics,
+    NicInfo,
     NodeResult,
     NotFound,
     PermanentError,
     Traits,
     Unreachable,
+    Unsupported,
     VmChange,
     VmInfo,
     VmSpec,
@@ -91,6 +99,31 @@ class Settings:
         self.hang = "" if hang in ("", "0", "no") else ("connect" if hang in ("1", "yes") else hang)
         self.refuse = q.get("refuse", "") not in ("", "0", "no")
         self.memory_mib = int(q.get("memory") or DEFAULT_HOST_MEMORY_MIB)
+        self.console = q.get("console", "serial")
+
+
+class _FakeStream(ConsoleStream):
+    """A fake serial console: a banner when the VM runs, then the echo of what is sent."""
+
+    def __init__(self, node: str, running: bool) -> None:
+        self.buf = (f"SeaBIOS (fake) {node}\r\nBooting from Network...\r\n".encode()
+                    if running else b"")
+        self.closed = False
+
+    def read(self, timeout: float) -> bytes | None:
+        if self.closed:
+            return None
+        if not self.buf:
+            time.sleep(min(timeout, 0.05))
+            return b""
+        out, self.buf = self.buf[:4096], self.buf[4096:]
+        return out
+
+    def write(self, data: bytes) -> None:
+        self.buf += data
+
+    def close(self) -> None:
+        self.closed = True
 
 
 # -- state ----------------------------------------------------------------------------------
@@ -204,11 +237,7 @@ class FakeDriver(HypervisorDriver):
         self._round_trip(what)
         out: list[NodeResult] = []
         with open_state(self.settings.state, write=write) as st:
-            for spec in specs:
-                try:
-                    out.append(fn(st, spec))
-                except DriverError as exc:
-                    out.append(NodeResult(spec.node, ok=False, message=str(exc)))
+            out.extend(self.each_node(specs, lambda spec: fn(st, spec)))
         return iter(out)
 
     def _mine(self, st: dict, node: str) -> dict | None:
@@ -294,12 +323,12 @@ class FakeDriver(HypervisorDriver):
             vm["state"] = "on"
             msg = "on"
         state = vm["state"] if vm else "off"
-        updates = {}
+        facts = Facts(power=state)
         if action in ("on", "boot", "reset") and (prev != "on" or action != "on") and state == "on":
-            updates["nodelist.status"] = "powering-on"
+            facts.status = "powering-on"
         elif action in ("off", "softoff") and prev != "off":
-            updates["nodelist.status"] = "powering-off"
-        return NodeResult(spec.node, message=msg, updates=updates,
+            facts.status = "powering-off"
+        return NodeResult(spec.node, message=msg, facts=facts,
                           data={"state": state, "previous": prev})
 
     # -- create / remove ----------------------------------------------------------------
@@ -336,10 +365,8 @@ class FakeDriver(HypervisorDriver):
         vm["bootorder"] = list(spec.bootorder)
         vm["master"] = spec.master
         st["vms"][spec.node] = vm
-        updates: dict[str, str | None] = {"vm.host": self.host}
-        if not spec.uuid:
-            updates["vpd.uuid"] = vm["uuid"]
-        return NodeResult(spec.node, updates=updates, data={"uuid": vm["uuid"]})
+        return NodeResult(spec.node, facts=Facts(host=self.host, uuid=vm["uuid"]),
+                          data={"uuid": vm["uuid"]})
 
     def remove(self, specs: Sequence[VmSpec], *, force: bool = False,
                purge: bool = False) -> Iterator[NodeResult]:
@@ -436,6 +463,17 @@ class FakeDriver(HypervisorDriver):
             return [VmInfo(name, vm["state"], vm.get("uuid"))
                     for name, vm in st["vms"].items() if vm.get("host") == self.host]
 
+    def scan(self) -> list[VmInfo]:
+        """Every VM of the host with uuid, memory, cpus, MACs and disks."""
+        self._round_trip("scan")
+        with open_state(self.settings.state) as st:
+            return [VmInfo(name, vm["state"], vm.get("uuid"), memory_mib=vm["memory_mib"],
+                           cpus=vm["cpus"], macs=[n["mac"] for n in vm.get("nics", [])],
+                           disks=[DiskInfo(d["dev"], d.get("size_mib"), d.get("path"),
+                                           d.get("format"), d.get("device", "disk"))
+                                  for d in vm.get("disks", [])])
+                    for name, vm in st["vms"].items() if vm.get("host") == self.host]
+
     def describe(self, specs: Sequence[VmSpec]) -> Iterator[NodeResult]:
         return self._batch("describe", specs, self._describe1, write=False)
 
@@ -483,7 +521,75 @@ class FakeDriver(HypervisorDriver):
                 for n in vm["nics"]:
                     b = [int(x, 16) for x in n["mac"].split(":")[-3:]]
                     addrs.append(f"10.{b[0]}.{b[1]}.{b[2] % 254 + 1}")
-        return NodeResult(spec.node, message=",".join(addrs), data={"addresses": addrs})
+        return NodeResult(spec.node, message=",".join(addrs), data={"addresses": addrs},
+                          facts=Facts(addresses=[Address(a, "lease") for a in addrs]))
+
+    # -- rvitals, rinv, rsetboot, consoles ----------------------------------------------------
+    def vitals(self, specs: Sequence[VmSpec], interval_s: float = 1.0) -> Iterator[NodeResult]:
+        """CPU % from the fake CPU time (a running fake VM keeps one vCPU busy) and memory;
+        the fake has no disk or network counters (None)."""
+        first = {r.node: r for r in self.stats(specs)}
+        time.sleep(interval_s)
+        out = []
+        for r in self.stats(specs):
+            if not r.ok or not first[r.node].ok:
+                out.append(r if not r.ok else first[r.node])
+                continue
+            d0, d1 = first[r.node].data, r.data
+            pct = 100.0 * (d1["cpu_time_s"] - d0["cpu_time_s"]) / interval_s
+            out.append(NodeResult(r.node, facts=Facts(metrics=Metrics(
+                interval_s=interval_s, cpu_pct=round(max(pct, 0.0), 1), cpus=d1["cpus"],
+                mem_used_mib=d1["memory_mib"], mem_avail_mib=d1["memory_mib"]))))
+        return iter(out)
+
+    def inventory(self, specs: Sequence[VmSpec]) -> Iterator[NodeResult]:
+        addrs = {r.node: r for r in self.addresses(specs)}
+        return self._batch("inventory", specs,
+                           lambda st, s: self._inventory1(st, s, addrs.get(s.node)), False)
+
+    def _inventory1(self, st: dict, spec: VmSpec, addrs: NodeResult | None) -> NodeResult:
+        vm = self._mine(st, spec.node)
+        if vm is None:
+            raise _not_found(spec.node)
+        inv = Inventory(uuid=vm["uuid"], cpus=vm["cpus"], memory_mib=vm["memory_mib"],
+                        disks=[DiskInfo(d["dev"], d.get("size_mib"), d.get("path"),
+                                        d.get("format"), d.get("device", "disk"))
+                               for d in vm["disks"]],
+                        nics=[NicInfo(n["mac"], n.get("network"), n.get("model"))
+                              for n in vm["nics"]],
+                        addresses=list(addrs.facts.addresses or []) if addrs and addrs.ok
+                        else [])
+        return NodeResult(spec.node, facts=Facts(inventory=inv))
+
+    def set_boot(self, specs: Sequence[VmSpec], device: str) -> Iterator[NodeResult]:
+        order = {"net": ["network", "hd"], "hd": ["hd", "network"], "cd": ["cdrom", "hd"]}
+        if device not in (*order, "default"):
+            raise Unsupported(f"unknown boot device '{device}'")
+        return self._batch("set_boot", specs,
+                           lambda st, s: self._set_boot1(st, s, order.get(device), device), True)
+
+    def _set_boot1(self, st: dict, spec: VmSpec, order: list[str] | None,
+                   device: str) -> NodeResult:
+        vm = self._mine(st, spec.node)
+        if vm is None:
+            raise _not_found(spec.node)
+        vm["bootorder"] = list(order or spec.bootorder)
+        return NodeResult(spec.node, facts=Facts(bootdev=device))
+
+    def console(self, spec: VmSpec, *, open_stream: bool = False) -> Console:
+        """A serial console that prints a firmware banner and echoes what it is sent
+        (endpoint option ``console=none``: no console, Unsupported)."""
+        self._round_trip("console")
+        if self.settings.console == "none":
+            raise Unsupported(f"{spec.node} has no serial console")
+        with open_state(self.settings.state) as st:
+            vm = self._mine(st, spec.node)
+        if vm is None:
+            raise _not_found(spec.node)
+        c = Console(kind="serial", host=self.host, command=f"fake-console {spec.node}")
+        if open_stream:
+            c.stream = _FakeStream(spec.node, vm["state"] in RUNNING)
+        return c
 
     def host_free_memory_mib(self) -> int:
         self._round_trip("host_free_memory_mib")
@@ -510,17 +616,12 @@ class FakeDriver(HypervisorDriver):
         with contextlib.ExitStack() as stack:
             states = {p: stack.enter_context(open_state(p, write=True)) for p in paths}
             src_st, dst_st = states[self.settings.state], states[dst.state]
-            out = []
-            for spec in specs:
-                try:
-                    out.append(self._migrate1(src_st, dst_st, dst, spec))
-                except DriverError as exc:
-                    out.append(NodeResult(spec.node, ok=False, message=str(exc)))
+            out = list(self.each_node(specs, lambda s: self._migrate1(src_st, dst_st, dst, s)))
         return iter(out)
 
     def _migrate1(self, src_st: dict, dst_st: dict, dst: Settings, spec: VmSpec) -> NodeResult:
         done = NodeResult(spec.node, message=f"migrated to {dst.host}",
-                          updates={"vm.host": dst.host})
+                          facts=Facts(host=dst.host))
         if dst.host == self.host:
             return NodeResult(spec.node, message=f"Guest is already on host {dst.host}")
         vm = self._mine(src_st, spec.node)
@@ -568,9 +669,9 @@ class FakeDriver(HypervisorDriver):
             st["masters"][master] = record
             if not detached:
                 vm["master"] = master
-        updates = {} if detached else {"vm.master": master}
-        return NodeResult(spec.node, message="\n".join(lines), updates=updates,
-                          data={"master_definition": json.dumps(record)})
+        return NodeResult(spec.node, message="\n".join(lines),
+                          facts=Facts(master=None if detached else master,
+                                      master_definition=json.dumps(record)))
 
     def clone_from_master(self, specs: Sequence[VmSpec], master: str,
                           master_definition: str | None, *,
@@ -602,8 +703,7 @@ class FakeDriver(HypervisorDriver):
         vm["bootorder"] = list(rec.get("bootorder") or spec.bootorder)
         vm["master"] = None if detached else master
         st["vms"][spec.node] = vm
-        updates: dict[str, str | None] = {"vm.host": self.host,
-                                          "vm.master": None if detached else master}
-        if not spec.uuid:
-            updates["vpd.uuid"] = vm["uuid"]
-        return NodeResult(spec.node, updates=updates)
+        facts = Facts(host=self.host, uuid=vm["uuid"], master=None if detached else master)
+        if detached:
+            facts.cleared.add("master")
+        return NodeResult(spec.node, facts=facts)

@@ -216,12 +216,16 @@ def test_policy_denies_without_matching_row(cluster, capsys):
 
 def test_help_is_man_page_grade(capsys):
     for cmd in (vmcmds.mkvm, vmcmds.rmvm, vmcmds.chvm, vmcmds.lsvm, vmcmds.clonevm,
-                vmcmds.rpower, vmcmds.rmigrate):
+                vmcmds.rpower, vmcmds.rmigrate, vmcmds.revacuate, vmcmds.rvitals, vmcmds.rinv,
+                vmcmds.rscan, vmcmds.rsetboot, vmcmds.rcons, vmcmds.getcons,
+                vmcmds.getrvidparms):
         with pytest.raises(SystemExit) as exc:
             cmd(["--help"])
         assert exc.value.code == 0
         out = capsys.readouterr().out
-        assert "usage:" in out and "examples:" in out and "exit status:" in out
+        assert "Usage:" in out and "examples:" in out and "exit status:" in out
+        # what each family can do comes from the drivers' traits
+        assert "hypervisor families (nodehm.mgt):" in out and "fake (tests): yes" in out
 
 
 def test_changing_commands_are_audited_reads_are_not(cluster, capsys):

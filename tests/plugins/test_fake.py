@@ -20,6 +20,7 @@ from nodemgr.plugins.base import (
     VmSpec,
 )
 from nodemgr.plugins.fake import FakeDriver, parse_uri, seed_state
+from nodemgr.vm.writeback import columns
 
 
 @pytest.fixture
@@ -121,7 +122,7 @@ def test_create_defines_an_off_vm_with_disks(state):
               nics=[NicSpec("br0", "42:00:0a:00:00:05")])
     r = one(d.create([spec]))
     assert r.ok and r.message == ""            # KVM mkvm prints nothing on success
-    assert r.updates["vm.host"] == "hyp1" and r.updates["vpd.uuid"]
+    assert r.facts.host == "hyp1" and r.facts.uuid and not r.updates
     info = one(d.describe([vm("v1")]))
     assert info.message.splitlines() == [
         "Id: -", "Host: hyp1", "OS: hvm", "Memory: 2097152", "CPU: 2", "State: 5 (shut off)",
@@ -250,7 +251,7 @@ def test_migrate_within_one_file_and_across_files(state, tmp_path):
     d = drv(state, "hyp1")
     same = Endpoint("fake", f"fake://hyp2?state={state}", "hyp2")
     r = one(d.migrate([vm("a")], same))
-    assert (r.ok, r.message, r.updates) == (True, "migrated to hyp2", {"vm.host": "hyp2"})
+    assert (r.ok, r.message, columns(r.facts)) == (True, "migrated to hyp2", {"vm.host": "hyp2"})
     assert one(drv(state, "hyp2").power([vm("a")], "stat")).message == "on"
     other = str(tmp_path / "other.json")
     r = one(d.migrate([vm("b")], Endpoint("fake", f"fake://hyp3?state={other}", "hyp3")))
@@ -276,14 +277,14 @@ def test_make_master_and_clone(state):
     one(d.create([vm("gold", memory_mib=2048, disks=[DiskSpec("vda", "dir:///vms",
                                                               size_mib=100)])]))
     r = d.make_master(vm("gold"), "m1")
-    assert r.ok and r.updates == {"vm.master": "m1"}
+    assert r.ok and columns(r.facts) == {"vm.master": "m1"}
     assert r.message == ("Cloning /vms/gold.vda.qcow2 (currently is 100 MB and has a "
                          "capacity of 100 MB)")
-    definition = r.data["master_definition"]
+    definition = r.facts.master_definition
     with pytest.raises(InvalidState):
         d.make_master(vm("gold"), "m1")
     results = list(d.clone_from_master([vm("c1"), vm("c2")], "m1", None))
-    assert all(x.ok for x in results) and results[0].updates["vm.master"] == "m1"
+    assert all(x.ok for x in results) and results[0].facts.master == "m1"
     with fake.open_state(state) as st:
         disk = st["vms"]["c1"]["disks"][0]
         assert (disk["path"], disk["backing"]) == ("/vms/c1.vda.qcow2", "/vms/m1.vda.qcow2")

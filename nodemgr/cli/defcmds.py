@@ -14,7 +14,7 @@ import json
 import sys
 from collections.abc import Sequence
 
-from nodemgr import __version__, noderange, objdef, policy
+from nodemgr import noderange, objdef, policy
 from nodemgr.cli.common import Parser, main_wrapper, open_store
 from nodemgr.errors import PolicyDenied, UsageError
 from nodemgr.objdef import ALL_TYPES, SITE_NAME, TYPES, Change, ObjectError, ObjType
@@ -22,22 +22,13 @@ from nodemgr.tables.schema import TABLES
 
 
 # -- shared --------------------------------------------------------------------------------
-class _Formatter(argparse.RawDescriptionHelpFormatter):
-    """xCAT's ``Usage:`` (argparse prints ``usage:``)."""
-
-    def __init__(self, prog):
-        super().__init__(prog, max_help_position=22, width=92)
-
-    def add_usage(self, usage, actions, groups, prefix=None):
-        super().add_usage(usage, actions, groups, "Usage: " if prefix is None else prefix)
-
-
 def _parser(prog: str, usage: str, description: str, epilog: str) -> Parser:
-    p = Parser(prog=prog, usage=usage, description=description, epilog=epilog,
-               formatter_class=_Formatter, add_help=False)
+    """The common parser (``Usage:``, ``-v``, ``-V``, the glob hint) with the object
+    commands' own ``-h``: with ``-t`` it lists the types' attributes, as xCAT's does."""
+    p = Parser(prog, description, epilog, usage, noderange=True, help=False)
     p.add_argument("-h", "--help", "-?", dest="help", action="store_true",
-                   help="this help; with -t: the valid attributes of those types")
-    p.add_argument("-v", "--version", action="store_true", help="the version")
+                   help="print this help and exit; with -t: the valid attributes of those "
+                   "types")
     p.add_argument("-t", dest="types", metavar="object-types",
                    help="comma-separated object types (default node)")
     p.add_argument("-o", dest="objects", metavar="object-names",
@@ -63,11 +54,6 @@ exit status:
   0  success
   1  an error (bad option, unknown type, attribute or object, malformed stanza, policy
      denial); a command that changes objects changes nothing then"""
-
-
-def _version(prog: str) -> int:
-    sys.stdout.write(f"{prog} - nodemgr version {__version__}\n")
-    return 0
 
 
 def _types(text: str | None) -> list[ObjType]:
@@ -160,6 +146,7 @@ def _attr_help(types: Sequence[ObjType], only: str | None) -> int:
 _LSDEF_USAGE = """lsdef - List xCAT data object definitions.
 
   lsdef [-h | --help ] [-t object-types] [-i attr-list]
+  lsdef [-v | --version] [-V | --verbose]
   lsdef [-t object-types] [-o object-names] [-l | --long] [-s | --short] [-a | --all]
         [-z | --stanza] [-S] [-i attr-list] [-c | --compress] [--json]
         [-w attr==val [-w attr=~val] ...] [noderange]"""
@@ -203,14 +190,13 @@ Quote noderanges with brackets ('node[1-10]'): unquoted, the shell may expand th
 
 def _begin(p, argv: list[str], command: str, *, usage_alone: bool):
     """The part every object command shares: the command alone prints its usage (xCAT,
-    *usage_alone*), then parse; ``-v`` prints the version, ``-h`` the help (with ``-t``
-    the type's attributes). Returns the parsed arguments, or the exit code when done."""
+    *usage_alone*), then parse (``-v`` prints the version, as every command's parser
+    does); ``-h`` prints the help (with ``-t`` the type's attributes). Returns the parsed
+    arguments, or the exit code when done."""
     if usage_alone and not argv:
         sys.stdout.write(p.format_usage())
         return 0
     a = p.parse_intermixed_args(argv)
-    if a.version:
-        return _version(command)
     if a.help:
         if a.types:
             return _attr_help(_types(a.types), getattr(a, "attrs", None)
@@ -399,6 +385,7 @@ def _print_warnings(warnings: Sequence[str]) -> None:
 _MKDEF_USAGE = """mkdef - Create xCAT data object definitions.
 
   mkdef [-h | --help ] [-t object-types]
+  mkdef [-v | --version] [-V | --verbose]
   mkdef [-t object-types] [-o object-names] [-z | --stanza ] [-d | --dynamic]
         [-w attr==val [-w attr=~val] ...] [-f | --force] [noderange] [attr=val [attr=val...]]"""
 
@@ -464,6 +451,7 @@ def mkdef(argv: list[str] | None = None) -> int:
 _CHDEF_USAGE = """chdef - Change xCAT data object definitions.
 
   chdef [-h | --help ] [-t object-types]
+  chdef [-v | --version] [-V | --verbose]
   chdef [-t object-types] [-o object-names] [-d | --dynamic] [-z | --stanza]
         [-m | --minus] [-p | --plus] [-w attr==val [-w attr=~val] ... ]
         [noderange] [attr=val | attr,=val | attr^=val ...]"""
@@ -647,6 +635,7 @@ def _define(a, argv: Sequence[str], text: str | None, pairs: Sequence[str], *,
 _RMDEF_USAGE = """rmdef - Remove xCAT data object definitions.
 
   rmdef [-h | --help ] [-t object-types]
+  rmdef [-v | --version] [-V | --verbose]
   rmdef [-t object-types] [-a | --all] [-f | --force] [-o object-names] [noderange]"""
 
 _RMDEF_DESC = """\

@@ -96,7 +96,8 @@ Valid statuses (xCAT's): alive, unreachable, installing, installed, booting, pos
 netbooting, booted, powering-on, powering-off, discovering, discovered, configuring,
 configured, standingby, shell, defined, unknown, failed, bmcready, syncing, out-of-sync,
 synced. Any other word is an error and nothing changes (xCAT ignored it silently).
-Silent on success.
+Silent on success; --json prints one object per node, {"node", "ok", "message": "",
+"status", "statustime"}.
 
 examples:
   updatenodestat n1 booted
@@ -109,12 +110,18 @@ def updatenodestat(argv: list[str]) -> int:
     p = parser("updatenodestat", UPDATENODESTAT_HELP)
     p.add_argument("noderange")
     p.add_argument("status")
+    p.add_argument("--json", action="store_true", help="print one JSON object per node")
     a = p.parse_args(argv)
     from nodemgr.netboot import status
 
     status.check(a.status)
     store, _resolver, nodes = _prepare("updatenodestat", a.noderange, [a.status])
     status.updatenodestat(store, nodes, a.status)
+    if a.json:
+        out = Reporter(json_mode=True)
+        for node in nodes:
+            row = store.get("nodelist", {"node": node}) or {}
+            out.node(node, status=row.get("status"), statustime=row.get("statustime"))
     return 0
 
 
@@ -131,15 +138,6 @@ ol), RHEV-H live ISOs (kept whole as rhevh.iso; the install initrd carries the I
 Xen installers (XenServer / XCP-ng: multiboot xen.gz + vmlinuz) and Debian netinst/DVD/BD
 images (.disk/info and dists/<codename>/Release: debian12.5; the tree is kept as an apt
 mirror for the preseed).
-
-options:
-  -n, --name, --osver NAME  distribution name (e.g. rhels8.6, rhevh6.5); needed when the
-                            media cannot be identified
-  -a, --arch ARCH           architecture; must agree with the media's when it names one
-  -p, --path DIR            copy to DIR instead of <installdir>/<os>/<arch>
-  -o, --noosimage           do not create the osimage/linuximage rows
-  -w, --nonoverwrite        refuse media already copied there (fingerprint)
-  -i, --inspection          only print DISTNAME, ARCH and DISCNO; copy nothing
 A progress bar is shown when stderr is a terminal.
 
 examples:
@@ -175,13 +173,20 @@ class _Progress:
 @main_wrapper
 def copycds(argv: list[str]) -> int:
     p = parser("copycds", COPYCDS_HELP)
-    p.add_argument("iso", nargs="+")
-    p.add_argument("-n", "--name", "--osver", dest="name")
-    p.add_argument("-a", "--arch")
-    p.add_argument("-p", "--path")
-    p.add_argument("-o", "--noosimage", action="store_true")
-    p.add_argument("-w", "--nonoverwrite", action="store_true")
-    p.add_argument("-i", "--inspection", action="store_true")
+    p.add_argument("iso", nargs="+", metavar="file.iso")
+    p.add_argument("-n", "--name", "--osver", dest="name", metavar="NAME",
+                   help="distribution name (e.g. rhels8.6, rhevh6.5); needed when the media "
+                   "cannot be identified")
+    p.add_argument("-a", "--arch", metavar="ARCH",
+                   help="architecture; must agree with the media's when it names one")
+    p.add_argument("-p", "--path", metavar="DIR",
+                   help="copy to DIR instead of <installdir>/<os>/<arch>")
+    p.add_argument("-o", "--noosimage", action="store_true",
+                   help="do not create the osimage/linuximage rows")
+    p.add_argument("-w", "--nonoverwrite", action="store_true",
+                   help="refuse media already copied there (fingerprint)")
+    p.add_argument("-i", "--inspection", action="store_true",
+                   help="only print DISTNAME, ARCH and DISCNO; copy nothing")
     a = p.parse_args(argv)
     from nodemgr.netboot import copycds as cc
 

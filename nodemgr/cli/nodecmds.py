@@ -15,7 +15,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from nodemgr import noderange
-from nodemgr.cli.common import main_wrapper, open_store, parser
+from nodemgr.cli.common import glob_message, main_wrapper, open_store, parser
 from nodemgr.cli.output import Reporter
 from nodemgr.errors import TableError, UsageError
 from nodemgr.tables import lists
@@ -50,10 +50,7 @@ def _resolver(store, *, by_key: bool = False):
 
 def _refuse_globbed(words: Sequence[str]) -> None:
     if noderange.looks_globbed(words):
-        shown = " ".join(words[:3]) + (" ..." if len(words) > 3 else "")
-        raise UsageError(f"the noderange arrived as several arguments ({shown}); the shell "
-                         "probably expanded an unquoted bracket range: quote it, "
-                         "e.g. 'node[1-2]'")
+        raise UsageError(glob_message(words))
 
 
 def _node_table(name: str) -> TableSchema:
@@ -74,11 +71,11 @@ def _stored(table: str, value: str) -> str | None:
 
 
 # -- nodels --------------------------------------------------------------------------------
-_NODELS_DESC = """\
-synopsis:
-  nodels [noderange] [-b|--blame] [-H|--with-fieldname] [-S] [--json]
-         [table.column | shortname | table ...] [table.column<op>value ...]
+_NODELS_USAGE = """\
+nodels [noderange] [-b|--blame] [-H|--with-fieldname] [-S] [--json]
+              [table.column | shortname | table ...] [table.column<op>value ...]"""
 
+_NODELS_DESC = """\
 List the nodes of a noderange (all nodes without one) and, when asked, their attributes.
 Values are rendered as a node sees them: its own row, then its groups in nodelist.groups
 order, then regex values (/re/repl/, |re|repl|) applied to the node name.
@@ -117,7 +114,7 @@ def _hidden(resolver, nodes: list[str], errors: dict[str, dict[str, str]]) -> se
 @main_wrapper
 def nodels(argv: list[str] | None = None) -> int:
     """``nodels``: list nodes and their rendered attributes."""
-    p = parser("nodels", _NODELS_DESC, _NODELS_EPILOG)
+    p = parser("nodels", _NODELS_DESC, _NODELS_EPILOG, usage=_NODELS_USAGE, noderange=True)
     p.add_argument("-b", "--blame", action="store_true",
                    help="for values inherited from a group, say which group")
     p.add_argument("-H", "--with-fieldname", dest="fieldname", action="store_true",
@@ -337,12 +334,12 @@ def _delete_rows(store, tables: Sequence[TableSchema], nodes: Sequence[str]) -> 
             store.delete_any(t.name, t.nodecol, nodes)
 
 
-_NODECH_DESC = """\
-synopsis:
-  nodech <noderange> table.column=value [table.column,=value] [table.column^=value]
-         [table.column<op>value ...]
-  nodech -d|--delete <noderange> table [table ...]
+_NODECH_USAGE = """\
+nodech <noderange> table.column=value [table.column,=value] [table.column^=value]
+              [table.column<op>value ...]
+       nodech -d|--delete <noderange> table [table ...]"""
 
+_NODECH_DESC = """\
 Change attributes of nodes in node-keyed tables (shortnames groups, tags, mgt work too).
   table.column=value    set the value
   table.column=         set "unset": the node no longer inherits a group's value
@@ -371,7 +368,7 @@ examples:
 @main_wrapper
 def nodech(argv: list[str] | None = None) -> int:
     """``nodech``: change or delete node attributes."""
-    p = parser("nodech", _NODECH_DESC, _NODECH_EPILOG)
+    p = parser("nodech", _NODECH_DESC, _NODECH_EPILOG, usage=_NODECH_USAGE, noderange=True)
     p.add_argument("-d", "--delete", action="store_true",
                    help="delete the nodes' rows from the named tables")
     p.add_argument("words", nargs="*", metavar="noderange|change",
@@ -407,10 +404,9 @@ def nodech(argv: list[str] | None = None) -> int:
     return _report(errors)
 
 
-_NODEADD_DESC = """\
-synopsis:
-  nodeadd <noderange> groups=group1[,group2 ...] [table.column=value ...]
+_NODEADD_USAGE = "nodeadd <noderange> groups=group1[,group2 ...] [table.column=value ...]"
 
+_NODEADD_DESC = """\
 Define nodes: create their nodelist rows with the given groups and set any other
 attributes (same operators as nodech). The noderange names new nodes, so it is expanded
 without checking that they exist (node[01-20], node1-node20, 10-20 with $XCAT_NODE_PREFIX).
@@ -431,7 +427,8 @@ examples:
 @main_wrapper
 def nodeadd(argv: list[str] | None = None) -> int:
     """``nodeadd``: define nodes."""
-    p = parser("nodeadd", _NODEADD_DESC, _NODEADD_EPILOG)
+    p = parser("nodeadd", _NODEADD_DESC, _NODEADD_EPILOG, usage=_NODEADD_USAGE,
+               noderange=True)
     p.add_argument("words", nargs="*", metavar="noderange|attribute",
                    help="the new nodes, then groups=... and other table.column=value")
     a = p.parse_intermixed_args(argv)
@@ -466,9 +463,6 @@ def nodeadd(argv: list[str] | None = None) -> int:
 
 # -- noderm --------------------------------------------------------------------------------
 _NODERM_DESC = """\
-synopsis:
-  noderm <noderange>
-
 Remove nodes: delete their rows from every node-keyed table (nodelist, nodehm, vm, mac,
 ...), in one transaction. Group rows and other nodes are untouched."""
 
@@ -485,7 +479,8 @@ examples:
 @main_wrapper
 def noderm(argv: list[str] | None = None) -> int:
     """``noderm``: remove nodes from every node table."""
-    p = parser("noderm", _NODERM_DESC, _NODERM_EPILOG)
+    p = parser("noderm", _NODERM_DESC, _NODERM_EPILOG, usage="noderm <noderange>",
+               noderange=True)
     p.add_argument("words", nargs="*", metavar="noderange", help="the nodes to remove")
     a = p.parse_intermixed_args(argv)
     words = a.words

@@ -2,15 +2,26 @@
 
 Per-node data: ``node: text`` on stdout, one line per line of text, in the order given.
 Per-node errors: ``node: Error: text`` on stderr. Global errors: ``Error: text`` on stderr.
-``--json``: one JSON object per node on stdout (``{"node", "ok", "message", ...data}``).
+``--json``: one JSON object per line on stdout, never a document to parse whole -- per node
+``{"node", "ok", "message", ...data}``; per other object (a pool, a table row, a setting)
+``{"name", "objtype", "attributes": {...}}`` as ``lsdef``'s, or the keys a command's help
+names; a global error ``{"ok": false, "error": text}``.
 The exit code is 1 when anything failed, else 0.
+
+Cold start: ``json`` is imported when the first JSON line is written, ``typing`` never.
 """
 
 from __future__ import annotations
 
-import json
 import sys
-from typing import Any, TextIO
+from io import TextIOBase
+
+
+def json_line(obj: object) -> str:
+    """*obj* as one JSON line (no newline inside, keys in the order given)."""
+    import json
+
+    return json.dumps(obj)
 
 
 class Reporter:
@@ -21,8 +32,8 @@ class Reporter:
         out, err: streams (default stdout/stderr).
     """
 
-    def __init__(self, json_mode: bool = False, out: TextIO | None = None,
-                 err: TextIO | None = None) -> None:
+    def __init__(self, json_mode: bool = False, out: TextIOBase | None = None,
+                 err: TextIOBase | None = None) -> None:
         self.json_mode = json_mode
         self.out = out or sys.stdout
         self.err = err or sys.stderr
@@ -33,14 +44,14 @@ class Reporter:
         """1 when any node or global error was reported, else 0."""
         return 1 if self.failed else 0
 
-    def node(self, node: str, message: str = "", ok: bool = True, **data: Any) -> None:
+    def node(self, node: str, message: str = "", ok: bool = True, **data: object) -> None:
         """Report one node's outcome. An empty successful message prints nothing in text mode."""
         if not ok:
             self.failed = True
         if self.json_mode:
             obj = {"node": node, "ok": ok, "message": message}
             obj.update(data)
-            self.out.write(json.dumps(obj, sort_keys=False) + "\n")
+            self.out.write(json_line(obj) + "\n")
             self.out.flush()
             return
         if ok:
@@ -53,7 +64,7 @@ class Reporter:
                 self.err.write(f"{node}: Error: {line}\n")
             self.err.flush()
 
-    def result(self, r: Any) -> None:
+    def result(self, r) -> None:
         """Report a ``NodeResult``-shaped object (node, ok, message, data)."""
         self.node(r.node, r.message, r.ok, **(getattr(r, "data", None) or {}))
 
@@ -61,7 +72,7 @@ class Reporter:
         """A global error: ``Error: text`` on stderr (JSON: ``{"ok": false, "error": ...}``)."""
         self.failed = True
         if self.json_mode:
-            self.out.write(json.dumps({"ok": False, "error": text}) + "\n")
+            self.out.write(json_line({"ok": False, "error": text}) + "\n")
         else:
             self.err.write(f"Error: {text}\n")
             self.err.flush()
@@ -69,3 +80,13 @@ class Reporter:
     def line(self, text: str) -> None:
         """A plain line on stdout (table dumps, lists)."""
         self.out.write(text + "\n")
+
+    def object(self, name: str, objtype: str, attributes: dict) -> None:
+        """``--json``: one object that is not a node, ``{"name", "objtype", "attributes"}``
+        (the keys of ``lsdef --json``)."""
+        self.out.write(json_line({"name": name, "objtype": objtype,
+                                  "attributes": attributes}) + "\n")
+
+    def json(self, obj: dict) -> None:
+        """``--json``: one JSON line of *obj* as given."""
+        self.out.write(json_line(obj) + "\n")

@@ -9,6 +9,7 @@ the next command; nothing here talks to a hypervisor.
 from __future__ import annotations
 
 from nodemgr.cli.common import main_wrapper, open_store, parser
+from nodemgr.cli.output import Reporter
 
 EXIT = """
 exit status:
@@ -18,12 +19,6 @@ exit status:
 
 MKPOOL_HELP = """\
 Create a server pool: a group of hypervisor machines of one virtualization type.
-
-options:
-  --virttype TYPE      kvm (default), qemu, xen, or another virttype row
-  --subnet NET         the pool's subnet a.b.c.d/n (discoverip probes it for MAC-only machines)
-  --interfaces LIST    local interfaces to probe from, in order, ';'-separated ("tun0;br0")
-  --snmp AGENTS        SNMP agents with the subnet's ARP table: host[:port][@v2c|@v3],'|'-separated
 
 The pool is also a node group: `rpower cloud stat`, and VMs with vm.migrationdest=cloud are
 placed on the pool's machine with the most free memory by mkvm / rpower on.
@@ -40,10 +35,14 @@ def mkpool(argv: list[str]) -> int:
 
     p = parser("mkpool", MKPOOL_HELP)
     p.add_argument("pool")
-    p.add_argument("--virttype", "--virtualization", default="kvm")
-    p.add_argument("--subnet")
-    p.add_argument("--interfaces", "--portName")
-    p.add_argument("--snmp")
+    p.add_argument("--virttype", "--virtualization", default="kvm", metavar="TYPE",
+                   help="kvm (default), qemu, xen, or another virttype row")
+    p.add_argument("--subnet", metavar="NET", help="the pool's subnet a.b.c.d/n (discoverip "
+                   "probes it for MAC-only machines)")
+    p.add_argument("--interfaces", "--portName", metavar="LIST", help="local interfaces to "
+                   "probe from, in order, ';'-separated (\"tun0;br0\")")
+    p.add_argument("--snmp", metavar="AGENTS", help="SNMP agents with the subnet's ARP "
+                   "table: host[:port][@v2c|@v3], '|'-separated")
     a = p.parse_args(argv)
     pools.create_pool(open_store(), a.pool, virttype=a.virttype, subnet=a.subnet,
                       interfaces=a.interfaces, snmpagents=a.snmp)
@@ -51,7 +50,9 @@ def mkpool(argv: list[str]) -> int:
 
 
 LSPOOL_HELP = """\
-List server pools: "pool: virttype=... subnet=... user=... machines=m1,m2".
+List server pools: "pool: virttype=... subnet=... user=... machines=m1,m2"; with --json
+one object per pool: {"name", "objtype": "pool", "attributes": {"virttype", "subnet",
+"interfaces", "username", "snmpagents", "machines": [...]}} (unset ones left out).
 
 examples:
   lspool
@@ -65,14 +66,20 @@ def lspool(argv: list[str]) -> int:
 
     p = parser("lspool", LSPOOL_HELP)
     p.add_argument("pool", nargs="?")
+    p.add_argument("--json", action="store_true", help="one JSON object per pool")
     a = p.parse_args(argv)
     store = open_store()
     rows = [pools.get_pool(store, a.pool)] if a.pool else store.select("serverpool")
+    out = Reporter(json_mode=a.json)
     for r in sorted(rows, key=lambda r: r["name"]):
-        parts = [f"{k}={r[k]}" for k in ("virttype", "subnet", "interfaces", "username",
-                                          "snmpagents") if r.get(k)]
-        parts.append("machines=" + ",".join(pools.machines(store, r["name"])))
-        print(f"{r['name']}: " + " ".join(parts))
+        attrs: dict = {k: r[k] for k in ("virttype", "subnet", "interfaces", "username",
+                                         "snmpagents") if r.get(k)}
+        machines = pools.machines(store, r["name"])
+        if a.json:
+            out.object(r["name"], "pool", {**attrs, "machines": machines})
+        else:
+            parts = [f"{k}={v}" for k, v in attrs.items()] + ["machines=" + ",".join(machines)]
+            out.line(f"{r['name']}: " + " ".join(parts))
     return 0
 
 
@@ -92,7 +99,8 @@ def rmpool(argv: list[str]) -> int:
 
     p = parser("rmpool", RMPOOL_HELP)
     p.add_argument("pool")
-    p.add_argument("-f", "--force", action="store_true")
+    p.add_argument("-f", "--force", action="store_true",
+                   help="remove a pool that still has machines")
     a = p.parse_args(argv)
     pools.remove_pool(open_store(), a.pool, force=a.force)
     return 0
@@ -100,12 +108,6 @@ def rmpool(argv: list[str]) -> int:
 
 POOLMACHINE_HELP = """\
 Add a machine (hypervisor node) to a server pool, or take it out with -d.
-
-options:
-  --ip ADDR     a machine with a fixed address (hosts.ip)
-  --mac MAC     a DHCP machine known by MAC (mac.mac); `discoverip` finds its address
-  --local       the management node itself (hosts.ip=127.0.0.1, local connection)
-  -d            remove the machine from the pool
 
 Takes effect at once: the next command sees the machine (no restart).
 
@@ -124,10 +126,13 @@ def poolmachine(argv: list[str]) -> int:
     p = parser("poolmachine", POOLMACHINE_HELP)
     p.add_argument("pool")
     p.add_argument("machine")
-    p.add_argument("--ip")
-    p.add_argument("--mac")
-    p.add_argument("--local", action="store_true")
-    p.add_argument("-d", "--delete", action="store_true")
+    p.add_argument("--ip", metavar="ADDR", help="a machine with a fixed address (hosts.ip)")
+    p.add_argument("--mac", metavar="MAC", help="a DHCP machine known by MAC (mac.mac); "
+                   "discoverip finds its address")
+    p.add_argument("--local", action="store_true", help="the management node itself "
+                   "(hosts.ip=127.0.0.1, local connection)")
+    p.add_argument("-d", "--delete", action="store_true",
+                   help="remove the machine from the pool")
     a = p.parse_args(argv)
     store = open_store()
     if a.delete:
@@ -142,11 +147,6 @@ Set the user the management node logs in as on a pool's machines, or (with --mac
 machine's own user, which overrides the pool user. Passwords and keys stay in the passwd
 table (key = the virtualization type) and site.sshkey, never on the command line.
 
-options:
-  --machine M       set machine M's user (hostconn.username) instead of the pool's
-  --userId N        Unix user id;  --groupId N  Unix group id
-  --authMethod M    auth method for connection strings (default ssh)
-
 examples:
   pooluser cloud cloud --userId 1001 --groupId 1001
   pooluser cloud admin --machine office
@@ -160,10 +160,13 @@ def pooluser(argv: list[str]) -> int:
     p = parser("pooluser", POOLUSER_HELP)
     p.add_argument("pool")
     p.add_argument("user")
-    p.add_argument("--machine")
-    p.add_argument("--userId", "--userid", dest="userid")
-    p.add_argument("--groupId", "--groupid", dest="groupid")
-    p.add_argument("--authMethod", "--authmethod", dest="authmethod")
+    p.add_argument("--machine", metavar="M", help="set machine M's user "
+                   "(hostconn.username) instead of the pool's")
+    p.add_argument("--userId", "--userid", dest="userid", metavar="N", help="Unix user id")
+    p.add_argument("--groupId", "--groupid", dest="groupid", metavar="N",
+                   help="Unix group id")
+    p.add_argument("--authMethod", "--authmethod", dest="authmethod", metavar="M",
+                   help="auth method for connection strings (default ssh)")
     a = p.parse_args(argv)
     pools.set_user(open_store(), a.pool, a.user, machine=a.machine, userid=a.userid,
                    groupid=a.groupid, authmethod=a.authmethod)
@@ -188,9 +191,11 @@ def chvirttype(argv: list[str]) -> int:
 
     p = parser("chvirttype", CHVIRTTYPE_HELP)
     p.add_argument("virttype")
-    p.add_argument("--connstring", "--connectionString")
-    p.add_argument("--emulator", "--emulatorPath")
-    p.add_argument("--authmethod")
+    p.add_argument("--connstring", "--connectionString", metavar="TEMPLATE",
+                   help="the connection-string template (virttype.connstring)")
+    p.add_argument("--emulator", "--emulatorPath", metavar="PATH",
+                   help="the emulator path (virttype.emulator)")
+    p.add_argument("--authmethod", metavar="M", help="the auth method (#{auth.method})")
     a = p.parse_args(argv)
     pools.set_virttype(open_store(), a.virttype, connstring=a.connstring, emulator=a.emulator,
                        authmethod=a.authmethod)

@@ -12,19 +12,20 @@ import re
 import sys
 
 from nodemgr.cli.common import main_wrapper, open_store, parser
+from nodemgr.cli.output import json_line
 from nodemgr.errors import TableError, UsageError
 from nodemgr.tables import csvfmt, lists
 from nodemgr.tables.schema import TABLES
 from nodemgr.tables.schema import table as schema_table
 
 # -- tabdump ------------------------------------------------------------------------------
+TABDUMP_USAGE = """\
+tabdump [-f|--file FILE] [-w|--where ATTR<op>VALUE ...] [-n|--number N] [--json] TABLE
+       tabdump -d|--description [--json] [TABLE]
+       tabdump [--json]"""
+
 TABDUMP_DESC = """\
 Display a table as CSV, or list the tables.
-
-synopsis:
-  tabdump [-f FILE] [-w ATTR<op>VALUE ...] [-n N] TABLE
-  tabdump -d [TABLE]
-  tabdump
 
 With no TABLE, print the names of all tables, sorted. With TABLE, print every row of
 the table -- disabled rows included -- in xCAT's tabdump CSV format: a header line
@@ -32,6 +33,11 @@ the table -- disabled rows included -- in xCAT's tabdump CSV format: a header li
 "value" (inner quotes doubled) and an undefined value as an empty field. Values are the
 raw rows: no group inheritance and no regular-expression rendering (see nodels).
 The output can be edited and loaded back with tabrestore.
+
+--json prints one object per line instead: per row {"table", "row": {column: value or
+null}}; per table (no TABLE) {"name", "objtype": "table", "attributes": {"description"}};
+per column (-d TABLE) {"name", "objtype": "column", "attributes": {"table",
+"description"}}.
 """
 
 TABDUMP_EPILOG = """\
@@ -107,7 +113,7 @@ def _described(pairs) -> str:
 @main_wrapper
 def tabdump(argv: list[str]) -> int:
     """``tabdump`` entry point."""
-    p = parser("tabdump", TABDUMP_DESC, TABDUMP_EPILOG)
+    p = parser("tabdump", TABDUMP_DESC, TABDUMP_EPILOG, usage=TABDUMP_USAGE)
     p.add_argument("-d", "--description", action="store_true",
                    help="show the description of each table (no TABLE) or of each column "
                    "of TABLE instead of the data")
@@ -117,6 +123,8 @@ def tabdump(argv: list[str]) -> int:
                    help="only rows matching this selection (repeatable; see below)")
     p.add_argument("-n", "--number", metavar="N", type=int,
                    help="only the last N records (auditlog and eventlog only)")
+    p.add_argument("--json", action="store_true", help="one JSON object per row, table or "
+                   "column (see above)")
     p.add_argument("table", nargs="?", help="the table to display")
     a = p.parse_args(argv)
 
@@ -124,7 +132,11 @@ def tabdump(argv: list[str]) -> int:
         if a.where or a.file or a.number is not None:
             raise UsageError("-f, -w and -n need a TABLE")
         names = sorted(TABLES)
-        if a.description:
+        if a.json:
+            text = "".join(json_line({"name": n, "objtype": "table", "attributes":
+                                      {"description": TABLES[n].description}}) + "\n"
+                           for n in names)
+        elif a.description:
             text = _described((n, TABLES[n].description) for n in names)
         else:
             text = "".join(n + "\n" for n in names)
@@ -133,7 +145,13 @@ def tabdump(argv: list[str]) -> int:
 
     t = schema_table(a.table)
     if a.description:
-        sys.stdout.write(_described((c, t.descriptions.get(c, "")) for c in t.columns))
+        if a.json:
+            sys.stdout.write("".join(
+                json_line({"name": c, "objtype": "column", "attributes": {
+                    "table": t.name, "description": t.descriptions.get(c, "")}}) + "\n"
+                for c in t.columns))
+        else:
+            sys.stdout.write(_described((c, t.descriptions.get(c, "")) for c in t.columns))
         return 0
     preds = [parse_where(w, t.name) for w in a.where]
     if a.number is not None:
@@ -141,7 +159,11 @@ def tabdump(argv: list[str]) -> int:
             raise UsageError("-n is only valid for the auditlog and eventlog tables")
         if a.number < 0:
             raise UsageError("-n needs a number >= 0")
-    text = dump_table(open_store(), t.name, preds, last=a.number)
+    if a.json:
+        text = "".join(json_line({"table": t.name, "row": {c: r.get(c) for c in t.columns}})
+                       + "\n" for r in _rows(open_store(), t.name, preds, last=a.number))
+    else:
+        text = dump_table(open_store(), t.name, preds, last=a.number)
     if a.file:
         try:
             with open(a.file, "w", encoding="utf-8", newline="") as fh:
@@ -156,9 +178,6 @@ def tabdump(argv: list[str]) -> int:
 # -- tabrestore ---------------------------------------------------------------------------
 TABRESTORE_DESC = """\
 Replace the contents of a table with the rows of a tabdump CSV file.
-
-synopsis:
-  tabrestore [-a] FILE.csv
 
 The table is named by the file name without its directory and '.csv' suffix
 (/tmp/nodelist.csv restores the nodelist table). The first line must be the tabdump header
@@ -188,7 +207,8 @@ def tabrestore(argv: list[str]) -> int:
     p = parser("tabrestore", TABRESTORE_DESC, TABRESTORE_EPILOG)
     p.add_argument("-a", "--addrows", action="store_true",
                    help="add the rows to the table instead of replacing its contents")
-    p.add_argument("file", help="the CSV file; its base name (without .csv) is the table")
+    p.add_argument("file", metavar="FILE.csv",
+                   help="the CSV file; its base name (without .csv) is the table")
     a = p.parse_args(argv)
 
     base = os.path.basename(a.file)
@@ -205,15 +225,20 @@ def tabrestore(argv: list[str]) -> int:
     return 0
 
 
+def _rows(store, name: str, preds=(), *, last: int | None = None) -> list[dict]:
+    """The rows of table *name* (disabled too) passing all *preds*, or the *last* N."""
+    rows = [r for r in store.select(name, include_disabled=True)
+            if all(pr(r) for pr in preds)]
+    if last is not None:
+        rows = rows[len(rows) - last:] if last > 0 else []
+    return rows
+
+
 def dump_table(store, name: str, preds=(), *, last: int | None = None) -> str:
     """tabdump CSV of table *name*: every row (disabled too) passing all *preds*, or only
     the *last* N of them."""
     t = schema_table(name)
-    rows = [r for r in store.select(t.name, include_disabled=True)
-            if all(pr(r) for pr in preds)]
-    if last is not None:
-        rows = rows[len(rows) - last:] if last > 0 else []
-    return csvfmt.dump(t.columns, rows)
+    return csvfmt.dump(t.columns, _rows(store, t.name, preds, last=last))
 
 
 def restore_text(store, name: str, text: str, *, add: bool = False, source: str = "") -> int:
@@ -247,12 +272,12 @@ def restore_text(store, name: str, text: str, *, add: bool = False, source: str 
 
 
 # -- chtab --------------------------------------------------------------------------------
+CHTAB_USAGE = """\
+chtab KEY=VALUE[,KEY=VALUE...] TABLE.COLUMN=VALUE [TABLE.COLUMN+=VALUE ...]
+       chtab -d|--delete KEY=VALUE[,KEY=VALUE...] TABLE [TABLE ...]"""
+
 CHTAB_DESC = """\
 Add, change or delete rows of any table directly.
-
-synopsis:
-  chtab KEY=VALUE[,KEY=VALUE...] TABLE.COLUMN=VALUE [TABLE.COLUMN+=VALUE ...]
-  chtab -d KEY=VALUE[,KEY=VALUE...] TABLE [TABLE ...]
 
 The first argument selects rows: every KEY must be a column of each table named after it
 (usually the key column: node, key, imagename, priority, ...). Each TABLE.COLUMN=VALUE sets
@@ -314,10 +339,20 @@ def _read_secret(what: str) -> str:
     return line.rstrip("\r\n")
 
 
+def _known_tables(names: list[str]) -> None:
+    """Raise one TableError naming every unknown table of *names* (``Unknown table "a"``,
+    ``Unknown tables "a", "b"``), so a typo in two tables is not found one run at a time."""
+    unknown = [n for n in dict.fromkeys(names) if n not in TABLES and "=" not in n]
+    if len(unknown) == 1:
+        schema_table(unknown[0])
+    if unknown:
+        raise TableError("Unknown tables " + ", ".join(f'"{n}"' for n in unknown))
+
+
 @main_wrapper
 def chtab(argv: list[str]) -> int:
     """``chtab`` entry point."""
-    p = parser("chtab", CHTAB_DESC, CHTAB_EPILOG)
+    p = parser("chtab", CHTAB_DESC, CHTAB_EPILOG, usage=CHTAB_USAGE)
     p.add_argument("-d", "--delete", action="store_true",
                    help="delete the rows selected by KEY=VALUE from each TABLE")
     p.add_argument("keys", metavar="KEY=VALUE[,KEY=VALUE...]", help="which rows")
@@ -325,6 +360,8 @@ def chtab(argv: list[str]) -> int:
                    help="what to set (or, with -d, the tables to delete from)")
     a = p.parse_args(argv)
     keys = _keyspec(a.keys)
+    _known_tables(a.changes if a.delete else [c.partition(".")[0] for c in a.changes
+                                              if "." in c.partition("=")[0]])
 
     if a.delete:
         tables = []

@@ -103,6 +103,29 @@ class Connection:
         finally:
             chan.close()
 
+    def open_pty(self, argv: Sequence[str] | str, *, timeout: float = 30.0,
+                 term: str = "vt100", width: int = 80, height: int = 24):
+        """Start an interactive command (a serial console) on a pseudo-terminal and return
+        its open channel (paramiko ``Channel``: ``recv``/``send``/``exit_status_ready``/
+        ``close``; the caller closes it). stdout and stderr come merged, as on a terminal.
+
+        Args:
+            argv: program and arguments (quoted with ``shlex.join``), or a command line.
+            timeout: seconds to open the channel and start the command.
+            term, width, height: the terminal type and size the remote side sees.
+        Raises:
+            Unreachable: the connection broke.
+        """
+        cmd = argv if isinstance(argv, str) else shlex.join(argv)
+        try:
+            chan = self._client.get_transport().open_session(timeout=timeout)
+            chan.settimeout(timeout)
+            chan.get_pty(term=term, width=width, height=height)
+            chan.exec_command(cmd)
+        except Exception as exc:  # paramiko raises SSHException/EOFError/OSError here
+            raise Unreachable(f"connection to {self.where} lost: {_text(exc)}") from None
+        return chan
+
     def put(self, path: str, data: bytes, mode: int = 0o644) -> None:
         """Write *data* to *path* on the host atomically (temp name in the same directory,
         then rename), over SFTP. Raises PermanentError when the host refuses."""

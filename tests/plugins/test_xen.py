@@ -222,7 +222,7 @@ def test_bootparams_config_disk(tables, capsys):
     from the sshd side with pycdlib), the domain config has it as a read-only cdrom, the
     running domain has it, ``addresses`` gives the configured ip, rmvm -p deletes it."""
     from nodemgr.bootparams import parse_conf, read_cidata_iso
-    from nodemgr.plugins.xen_parse import parse_config, parse_disk
+    from nodemgr.plugins.xen.parse import parse_config, parse_disk
 
     a, _ = tables
     rc, _, err = run(vmcmds.mkvm, ["xvm1", "-s", "64M", "--bootparams", "ip=192.0.2.7/24",
@@ -304,7 +304,7 @@ def test_mkvm_force_bootparams_keeps_the_disks(tables, capsys):
     """mkvm -f --bootparams (no -s) on an existing VM: the new config disk replaces the old
     one, the VM's disks stay in its config (not orphaned) and their images are untouched."""
     from nodemgr.bootparams import parse_conf, read_cidata_iso
-    from nodemgr.plugins.xen_parse import parse_config, parse_disk
+    from nodemgr.plugins.xen.parse import parse_config, parse_disk
 
     a, _ = tables
     assert run(vmcmds.mkvm, ["xvm1", "-s", "64M", "--bootparams", "ip=192.0.2.9/24"],
@@ -329,7 +329,7 @@ def test_mkvm_force_bootparams_keeps_the_disks(tables, capsys):
 
 
 def test_chvm_d_detaches_without_purging(tables, capsys):
-    from nodemgr.plugins.xen_parse import parse_config, parse_disk
+    from nodemgr.plugins.xen.parse import parse_config, parse_disk
 
     a, _ = tables
     assert run(vmcmds.mkvm, ["xvm1", "-s", "64M,64M"], capsys)[0] == 0

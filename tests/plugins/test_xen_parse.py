@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from nodemgr.plugins.xen_parse import (
+from nodemgr.plugins.xen.parse import (
     ParseError,
     format_config,
     parse_config,

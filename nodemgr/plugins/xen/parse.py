@@ -1,9 +1,10 @@
 """Parsers and writers for the Xen toolstack's text formats (``xl``, legacy ``xm``).
 
 Formats (``../shared/reference/hypervisor-apis.md`` §3, from xen-project/xen
-``tools/xl/xl_info.c``, ``docs/man/xl.cfg.5.pod.in``, ``xl-disk-configuration.txt`` and
-ganeti's real fixtures): ``xl list`` rows, ``xl list -l`` (JSON array, or S-expressions for
-Xen 4.0/4.1, ``xm`` and ``output_format="sxp"``), ``xl info`` (``key : value``), and domain
+``tools/xl/xl_info.c``, ``tools/xentop/xentop.c``, ``docs/man/xl.cfg.5.pod.in``,
+``xl-disk-configuration.txt`` and ganeti's real fixtures): ``xl list`` rows, ``xl list -l``
+(JSON array, or S-expressions for Xen 4.0/4.1, ``xm`` and ``output_format="sxp"``), ``xl
+info`` (``key : value``), ``xentop -b`` tables (:func:`parse_xentop`), and domain
 configuration files (Python-like ``key = value``; read with the standard library's ``ast``, so
 multi-line lists, comments and both quote styles are handled without a home-made tokenizer).
 
@@ -100,6 +101,89 @@ def parse_info(text: str) -> dict[str, str]:
         if sep and key.strip() and " " not in key.strip():
             info[key.strip()] = value.strip()
     return info
+
+
+# -- xentop -b ---------------------------------------------------------------------------------
+
+
+@dataclass
+class TopRow:
+    """One domain row of ``xentop -b`` (xen-project/xen ``tools/xentop/xentop.c``).
+
+    Attributes:
+        name: domain name (``-f`` gives it whole; without it names are cut to 10 chars).
+        state: the six state characters in xentop's order ``dsbcpr`` (``--b---``).
+        cpu_s: CPU time, whole seconds.
+        cpu_pct: CPU use since the previous iteration, percent of one CPU summed over
+            vCPUs; 0.0 in the first iteration (no previous sample).
+        mem_kib: current memory, KiB.
+        maxmem_kib: memory limit, KiB; None for ``no limit`` (dom0).
+        vcpus: vCPUs.
+        nets: number of NICs.
+        net_tx_kib, net_rx_kib: bytes sent/received over all NICs, in KiB (cumulative).
+        vbds: number of block devices.
+        vbd_rd, vbd_wr: read/write requests (cumulative); None when xentop prints ``-``.
+        vbd_rsect, vbd_wsect: 512-byte sectors read/written (cumulative); None for ``-``.
+    """
+
+    name: str
+    state: str
+    cpu_s: int
+    cpu_pct: float
+    mem_kib: int
+    maxmem_kib: int | None
+    vcpus: int
+    nets: int
+    net_tx_kib: int
+    net_rx_kib: int
+    vbds: int
+    vbd_rd: int | None
+    vbd_wr: int | None
+    vbd_rsect: int | None
+    vbd_wsect: int | None
+
+
+_TOP_ROW = re.compile(
+    r"^\s*(?P<name>\S.*?)\s+(?P<state>[dsbcpr-]{6})\s+(?P<cpu_s>\d+)\s+(?P<cpu_pct>[\d.]+)"
+    r"\s+(?P<mem>\d+)\s+[\d.]+\s+(?P<maxmem>\d+|no limit)\s+(?:[\d.]+|n/a)\s+(?P<vcpus>\d+)"
+    r"\s+(?P<nets>\d+)\s+(?P<tx>\d+)\s+(?P<rx>\d+)\s+(?P<vbds>\d+)\s+(?:\d+|-)"
+    r"\s+(?P<rd>\d+|-)\s+(?P<wr>\d+|-)\s+(?P<rsect>\d+|-)\s+(?P<wsect>\d+|-)\s+\d+\s*$")
+
+
+def parse_xentop(text: str) -> list[list[TopRow]]:
+    """``xentop -b [-i N] [-f]`` output -> one list of rows per iteration, in order.
+
+    An iteration starts at each ``NAME  STATE  CPU(sec) ...`` header; the summary lines
+    an interactive or old xentop prints above it (``xentop - 18:03:17   Xen 4.1.2``,
+    ``Mem: ...``) and the per-domain detail lines of ``-n``/``-v``/``-x`` are skipped.
+
+    Raises:
+        ParseError: no header at all, or a line right after a header that is not a row.
+    """
+    iterations: list[list[TopRow]] = []
+    for line in text.splitlines():
+        fields = line.split()
+        if fields[:3] == ["NAME", "STATE", "CPU(sec)"]:
+            iterations.append([])
+            continue
+        if not iterations or not fields:
+            continue
+        m = _TOP_ROW.match(line)
+        if m is None:
+            if not iterations[-1]:
+                raise ParseError(f"unexpected xentop line: {line.strip()!r}")
+            continue  # a -n/-v/-x detail line
+        num = {k: None if m[k] == "-" else int(m[k]) for k in ("rd", "wr", "rsect", "wsect")}
+        iterations[-1].append(TopRow(
+            name=m["name"], state=m["state"], cpu_s=int(m["cpu_s"]),
+            cpu_pct=float(m["cpu_pct"]), mem_kib=int(m["mem"]),
+            maxmem_kib=None if m["maxmem"] == "no limit" else int(m["maxmem"]),
+            vcpus=int(m["vcpus"]), nets=int(m["nets"]), net_tx_kib=int(m["tx"]),
+            net_rx_kib=int(m["rx"]), vbds=int(m["vbds"]), vbd_rd=num["rd"],
+            vbd_wr=num["wr"], vbd_rsect=num["rsect"], vbd_wsect=num["wsect"]))
+    if not iterations:
+        raise ParseError("no xentop header (NAME STATE CPU(sec) ...) in the output")
+    return iterations
 
 
 # -- xl list -l --------------------------------------------------------------------------------

@@ -204,7 +204,7 @@ def test_bootparams_through_cloud_init(engines, capsys):
     on GET), rpower on starts with use_cloud_init and that initialization, the guest then
     reports the configured address; ``addresses`` gives the configured ip while the engine
     reports none. A v3 engine refuses them with one line and nothing created."""
-    from nodemgr.plugins import ovirt_api as api
+    from nodemgr.plugins.rhevm import api
     from nodemgr.plugins.rhevm import RhevmDriver
     from nodemgr.tables.resolve import Resolver
     from nodemgr.vmspec import Resolved, vm_targets

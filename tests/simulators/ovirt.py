@@ -50,7 +50,7 @@ from pathlib import Path
 
 from flask import Flask, Response, request
 
-from nodemgr.plugins import ovirt_api as api
+from nodemgr.plugins.rhevm import api
 from tests.simulators.serving import LoopbackServer
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "ovirt" / "v4"

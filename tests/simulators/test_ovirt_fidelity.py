@@ -16,7 +16,7 @@ import xml.etree.ElementTree as ET
 
 import pytest
 
-from nodemgr.plugins import ovirt_api as api
+from nodemgr.plugins.rhevm import api
 from tests.simulators.ovirt import (
     BLANK_ID,
     DOC_TYPOS,

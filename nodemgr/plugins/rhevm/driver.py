@@ -6,7 +6,7 @@ functions are the same interface as libvirt's (``mkvm``, ``chvm``, ``rmvm``, ``r
 ``rmigrate``, ``clonevm``, ``lsvm``, statistics, addresses); the data-center functions
 (hosts, data centers, clusters, storage domains, logical networks) are extra methods used
 by ``nodemgr.cli.rhevcmds``. Both API versions are spoken (see
-:mod:`nodemgr.plugins.ovirt_api`); request bodies follow xCAT's ``rhevm.pm`` for v3 and the
+:mod:`nodemgr.plugins.rhevm.api`); request bodies follow xCAT's ``rhevm.pm`` for v3 and the
 ovirt-engine-api-model for v4.
 
 Endpoint options (``hostconn.options`` of the engine node, ``k=v;k=v``): ``api=3|4|auto``,
@@ -16,7 +16,7 @@ Endpoint options (``hostconn.options`` of the engine node, ``k=v;k=v``): ``api=3
 
 Boot parameters (``spec.bootparams``, ``mkvm --bootparams``) go through the engine's
 cloud-init support, API v4 only: ``mkvm`` stores them as the VM's ``<initialization>``
-(:func:`nodemgr.plugins.ovirt_api.initialization`), and every start from down sends
+(:func:`nodemgr.plugins.rhevm.api.initialization`), and every start from down sends
 ``<action><use_cloud_init>true</use_cloud_init><vm><initialization>`` (the documented
 start shape); on a v3 engine they are refused with a one-line error. ``addresses`` falls
 back to the initialization's static address when the engine reports no guest address.
@@ -32,26 +32,41 @@ import xml.etree.ElementTree as ET
 from collections.abc import Iterator, Sequence
 
 from nodemgr.bootparams import addresses as bp_addresses
-from nodemgr.plugins import ovirt_api as api
-from nodemgr.plugins import rhevm_spec
 from nodemgr.plugins.base import (
+    Address,
+    Console,
+    DiskInfo,
+    DiskSpec,
     DriverError,
     Endpoint,
+    Facts,
     HypervisorDriver,
     InvalidState,
+    Inventory,
+    Metrics,
+    NicInfo,
     NodeResult,
     NotFound,
     PermanentError,
-    Traits,
+    Transient,
+    Unsupported,
     VmChange,
     VmInfo,
     VmSpec,
+    retry,
 )
-from nodemgr.plugins.ovirt_api import el, ref, status, text
+from nodemgr.plugins.rhevm import NO_SERIAL, TRAITS, api
+from nodemgr.plugins.rhevm.api import el, ref, status, text
 
 MIB = 1024 * 1024
 #: engine VM status -> xCAT power word (anything else is printed as the engine says it)
 POWER_WORD = {"down": "off", "up": "on", "suspended": "suspended", "paused": "suspended"}
+#: rsetboot device -> engine boot device
+BOOT_DEVICES = {"net": "network", "hd": "hd", "cd": "cdrom", "default": "default"}
+#: seconds over which the engine's statistics are computed (vdsm ``vm_sample_interval``)
+ENGINE_SAMPLE_S = 15.0
+#: seconds a display ticket stays valid (the documented ``ticket`` example's expiry)
+TICKET_S = 120
 DISK_IFACES = {"virtio": "virtio", "virtio_scsi": "virtio_scsi", "scsi": "virtio_scsi",
                "ide": "ide", "sata": "sata"}
 
@@ -70,9 +85,7 @@ class RhevmDriver(HypervisorDriver):
     """Driver for one engine (see module docstring for the endpoint options)."""
 
     name = "rhevm"
-    traits = Traits(label="RHEV-M / oVirt (REST)", endpoint_attr="vm.mgr", assigns_identity=True,
-                    places_vms=True, host_types=("rhevh",), hosts_via_manager=True,
-                    spec=rhevm_spec.family_spec)
+    traits = TRAITS
 
     def __init__(self, endpoint: Endpoint, timeout: float = 60.0) -> None:
         super().__init__(endpoint, timeout)
@@ -166,15 +179,6 @@ class RhevmDriver(HypervisorDriver):
 
     def _sd(self, name: str) -> ET.Element:
         return self.engine.find("storagedomains", name, "storage domain")
-
-    def _results(self, specs: Sequence[VmSpec], fn) -> Iterator[NodeResult]:
-        for spec in specs:
-            try:
-                yield fn(spec)
-            except DriverError as exc:
-                msg = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-                yield NodeResult(spec.node, ok=False, message=msg,
-                                 data={"error": type(exc).__name__})
 
     # -- request bodies -----------------------------------------------------------------
     def _topology(self, sockets: int, cores: int) -> ET.Element:
@@ -286,17 +290,19 @@ class RhevmDriver(HypervisorDriver):
             self.engine.request("POST", f"vms/{vm_id}/nics", self._nic_body(name, nic, profiles))
         return [api.mac(n) for n in self.engine.list(f"vms/{vm_id}/nics")]
 
-    def _mac_updates(self, spec: VmSpec, macs: list[str]) -> dict[str, str]:
+    @staticmethod
+    def _install_first(spec: VmSpec, macs: list[str]) -> list[str] | None:
+        """The VM's MACs with the install NIC's (``spec.extra["install_nic"]``) first, or
+        None when it has none."""
         if not macs:
-            return {}
+            return None
         inst = int(spec.extra.get("install_nic") or 0)
         first = macs[inst] if inst < len(macs) else macs[0]
-        rest = [m for m in macs if m != first]
-        return {"mac.mac": "|".join([first] + [f"{m}!*NOIP*" for m in rest])}
+        return [first] + [m for m in macs if m != first]
 
     # -- VM operations --------------------------------------------------------------------
     def create(self, specs: Sequence[VmSpec], *, force: bool = False) -> Iterator[NodeResult]:
-        return self._results(specs, lambda s: self._create1(s))
+        return self.each_node(specs, self._create1)
 
     def _create1(self, spec: VmSpec, *, clone: bool | None = None) -> NodeResult:
         if self.engine.search("vms", spec.node):
@@ -319,9 +325,9 @@ class RhevmDriver(HypervisorDriver):
             macs = self._add_devices(spec, vm_id)
         except DriverError as exc:
             raise type(exc)(f"VM created but not completed: {exc}") from None
-        updates = self._mac_updates(spec, macs)
-        updates["vpd.uuid"] = vm_id  # the engine's id identifies the VM from now on
-        return NodeResult(spec.node, updates=updates, data={"id": vm_id})
+        # the engine's id identifies the VM from now on; the engine assigned the MACs
+        return NodeResult(spec.node, data={"id": vm_id},
+                          facts=Facts(uuid=vm_id, macs=self._install_first(spec, macs)))
 
     def remove(self, specs: Sequence[VmSpec], *, force: bool = False,
                purge: bool = False) -> Iterator[NodeResult]:
@@ -346,7 +352,7 @@ class RhevmDriver(HypervisorDriver):
                 self.engine.request("DELETE", f"vms/{vid}", params=params)
             return NodeResult(spec.node)
 
-        return self._results(specs, one)
+        return self.each_node(specs, one)
 
     def change(self, specs: Sequence[VmSpec], change: VmChange) -> Iterator[NodeResult]:
         def one(spec: VmSpec) -> NodeResult:
@@ -365,8 +371,6 @@ class RhevmDriver(HypervisorDriver):
             if change.add_disks_mib:
                 if not spec.storage:
                     raise PermanentError("vm.storage has no storage domain to add disks to")
-                from nodemgr.plugins.base import DiskSpec
-
                 have = len(self._disks_of(vid))
                 sd = spec.storage[-1]
                 for i, size in enumerate(change.add_disks_mib):
@@ -394,10 +398,10 @@ class RhevmDriver(HypervisorDriver):
                             "detach_only": "true" if keep else "false"})
             return NodeResult(spec.node, message="change vm completed." if change.push else "")
 
-        return self._results(specs, one)
+        return self.each_node(specs, one)
 
     def power(self, specs: Sequence[VmSpec], action: str) -> Iterator[NodeResult]:
-        return self._results(specs, lambda s: self._power1(s, action))
+        return self.each_node(specs, self._power1, action)
 
     def _no_v3_bootparams(self, params: dict[str, str] | None) -> None:
         """PermanentError when boot parameters are asked of a v3 engine (v4 only)."""
@@ -424,24 +428,25 @@ class RhevmDriver(HypervisorDriver):
         vid = vm.get("id")
         prev = status(vm)
         prev_word = POWER_WORD.get(prev, prev)
-        updates: dict[str, str | None] = {}
+        facts = Facts()
         if action == "stat":
-            return NodeResult(spec.node, message=prev_word, data={"state": prev_word})
+            return NodeResult(spec.node, message=prev_word, data={"state": prev_word},
+                              facts=Facts(power=prev_word))
         if action == "on":
             if prev != "up":
                 self._start(vid, spec.node, spec.bootparams if prev == "down" else None)
-                updates["nodelist.status"] = "powering-on"
+                facts.status = "powering-on"
             msg = "on"
         elif action == "off":
             if prev != "down":
                 self._stop(vid, spec.node)
-                updates["nodelist.status"] = "powering-off"
+                facts.status = "powering-off"
             msg = "off"
         elif action == "softoff":
             if prev != "down":
                 self._action(f"vms/{vid}/shutdown", what=f"shutdown {spec.node}")
                 self._wait(f"vms/{vid}", {"down"}, f"VM {spec.node}")
-                updates["nodelist.status"] = "powering-off"
+                facts.status = "powering-off"
             msg = "off"
         elif action == "reset" and prev == "down":
             msg = "off"  # like libvirt: nothing to reset
@@ -450,7 +455,7 @@ class RhevmDriver(HypervisorDriver):
             if prev != "down":
                 self._stop(vid, spec.node)
             self._start(vid, spec.node, spec.bootparams)
-            updates["nodelist.status"] = "powering-on"
+            facts.status = "powering-on"
             msg = "reset" if action == "reset" else ("on reset" if prev != "down" else "off on")
         elif action == "suspend":
             self._action(f"vms/{vid}/suspend", what=f"suspend {spec.node}")
@@ -464,7 +469,8 @@ class RhevmDriver(HypervisorDriver):
         else:
             raise PermanentError(f"Unsupported power directive '{action}'")
         state = {"on": "on", "off": "off", "suspended": "suspended"}.get(msg.split()[-1], "on")
-        return NodeResult(spec.node, message=msg, updates=updates,
+        facts.power = state
+        return NodeResult(spec.node, message=msg, facts=facts,
                           data={"state": state, "previous": prev_word})
 
     def host_power(self) -> str:
@@ -475,16 +481,18 @@ class RhevmDriver(HypervisorDriver):
         st = status(self._host(self.scope_host))
         return {"up": "on", "down": "off"}.get(st, st or "unknown")
 
-    def list_vms(self) -> list[VmInfo]:
+    def _listed(self) -> list[ET.Element]:
+        """The engine's VMs; with a scope, those running on the scoped host."""
         params = None
         if self.scope_host:
             h = self._host(self.scope_host)
             params = {"search": f"host={text(h, 'name')}"}
         root = self.engine.list("vms", params=params)
+        return [vm for vm in root if not self.scope_host or api.link_id(vm, "host")]
+
+    def list_vms(self) -> list[VmInfo]:
         out = []
-        for vm in root:
-            if self.scope_host and api.link_id(vm, "host") is None:
-                continue
+        for vm in self._listed():
             st = status(vm)
             out.append(VmInfo(name=text(vm, "name") or "", state=POWER_WORD.get(st, st),
                               uuid=vm.get("id")))
@@ -520,7 +528,7 @@ class RhevmDriver(HypervisorDriver):
             return NodeResult(spec.node, message="\n".join(lines),
                               data={"id": vid, "state": status(vm)})
 
-        return self._results(specs, one)
+        return self.each_node(specs, one)
 
     def migrate(self, specs: Sequence[VmSpec], target: Endpoint) -> Iterator[NodeResult]:
         def one(spec: VmSpec) -> NodeResult:
@@ -542,9 +550,9 @@ class RhevmDriver(HypervisorDriver):
             if name and name != "*" and hname.split(".")[0] != name.split(".")[0]:
                 raise InvalidState(f"VM {spec.node} is on {hname}, not {name}, after migrating")
             return NodeResult(spec.node, message=f"migrated to {hname.split('.')[0]}",
-                              updates={"vm.host": hname.split(".")[0]})
+                              facts=Facts(host=hname.split(".")[0]))
 
-        return self._results(specs, one)
+        return self.each_node(specs, one)
 
     def make_master(self, spec: VmSpec, master: str, *, detached: bool = False,
                     force: bool = False) -> NodeResult:
@@ -567,7 +575,7 @@ class RhevmDriver(HypervisorDriver):
             spec.master = master
             return self._create1(spec, clone=detached)
 
-        return self._results(specs, one)
+        return self.each_node(specs, one)
 
     def stats(self, specs: Sequence[VmSpec]) -> Iterator[NodeResult]:
         def one(spec: VmSpec) -> NodeResult:
@@ -584,28 +592,288 @@ class RhevmDriver(HypervisorDriver):
                    f"{data['memory_mib']} MiB")
             return NodeResult(spec.node, message=msg, data=data)
 
-        return self._results(specs, one)
+        return self.each_node(specs, one)
 
     def addresses(self, specs: Sequence[VmSpec]) -> Iterator[NodeResult]:
+        """The guest agent's addresses of each VM; when it reports none, the static ones
+        its cloud-init configuration or boot parameters give (:meth:`_addresses_of`)."""
         def one(spec: VmSpec) -> NodeResult:
-            vm = self._vm(spec.node)
-            addrs = [ip.get("address") or text(ip, "address")
-                     for ip in vm.findall("guest_info/ips/ip")]
-            if not self.v3:
-                rd = self.engine.get(f"vms/{vm.get('id')}/reporteddevices")
-                addrs += [text(ip, "address") for ip in rd.findall("reported_device/ips/ip")]
-            addrs = [a for a in dict.fromkeys(addrs) if a]
-            if not addrs:  # none reported: the address the boot parameters configure
-                addrs = api.initialization_addresses(vm) or bp_addresses(spec.bootparams)
-            return NodeResult(spec.node, message=" ".join(addrs), data={"addresses": addrs})
+            found = self._addresses_of(self._vm(spec.node), spec)
+            agent = [a for a in found if a.source == "agent"]
+            found = agent or found
+            addrs = list(dict.fromkeys(a.ip for a in found))
+            return NodeResult(spec.node, message=" ".join(addrs), data={"addresses": addrs},
+                              facts=Facts(addresses=found))
 
-        return self._results(specs, one)
+        return self.each_node(specs, one)
 
     def host_free_memory_mib(self) -> int:
         if not self.scope_host:
             raise PermanentError("free memory needs a host")
         h = self._host(self.scope_host)
         return int(text(h, "max_scheduling_memory") or text(h, "memory") or 0) // MIB
+
+    # -- rvitals, rinv, rscan, rsetboot, getrvidparms ---------------------------------------
+    def translate(self, exc: Exception) -> DriverError | None:
+        """A malformed number in an engine answer (``int()``/``float()`` of its text) is
+        that node's PermanentError; other library errors are already mapped by
+        :class:`~nodemgr.plugins.rhevm.api.Engine`."""
+        if isinstance(exc, ValueError):
+            return PermanentError(f"engine {self.engine.where} sent a malformed value: {exc}")
+        return None
+
+    def _busy(self, fn):
+        """``fn()``, retried while the engine answers that the VM is locked (409 "...
+        locked...", "Please try again in a few minutes": a disk copy or another task
+        holds it) on a doubling schedule from ``poll`` seconds; other errors at once."""
+        def once():
+            try:
+                return fn()
+            except InvalidState as exc:
+                if "locked" in str(exc).lower() or "try again" in str(exc).lower():
+                    raise Transient(str(exc)) from None
+                raise
+
+        return retry(once, schedule=tuple(self.poll * 2 ** i for i in range(5)))
+
+    @staticmethod
+    def _stats(root_items: list[ET.Element]) -> dict[str, float]:
+        """``{name: datum}`` of a ``<statistics>`` collection (first value of each), in
+        either version's shape (v4 ``kind/type`` children, v3 ``values@type``)."""
+        out = {}
+        for s in root_items:
+            datum = text(s, "values/value/datum")
+            name = text(s, "name")
+            if datum is not None and name:
+                try:
+                    out[name] = float(datum)
+                except ValueError:  # a string statistic (disks.usage JSON)
+                    continue
+        return out
+
+    def _sub_stats(self, path: str) -> dict[str, float]:
+        """Statistics of a sub-resource (a NIC, a disk); {} when the engine has none
+        (404: RHEV 3.0/3.1 had no disk statistics)."""
+        try:
+            return self._stats(self.engine.list(path))
+        except NotFound:
+            return {}
+
+    def vitals(self, specs: Sequence[VmSpec], interval_s: float = 1.0) -> Iterator[NodeResult]:
+        """Use of each VM from the engine's statistics (``GET vms/{id}/statistics``;
+        ``nics/{id}/statistics``; v4 ``disks/{id}/statistics``, v3
+        ``vms/{id}/disks/{id}/statistics``).
+
+        The engine computes every figure itself over VDSM's sampling period (15 s, vdsm's
+        ``vm_sample_interval``), so *interval_s* is not waited for and
+        ``Metrics.interval_s`` is 15. ``cpu.current.total`` is the percentage of all the
+        VM's vCPUs together (the engine divides by the vCPU count, the 0–100 % of its
+        UI); :attr:`Metrics.cpu_pct` is per one vCPU summed, so it is multiplied by the
+        vCPUs. Memory: ``memory.used`` (guest agent) and ``memory.installed``, MiB. Net:
+        ``data.current.rx.bps``/``tx.bps`` (bits/s, divided by 8) where the engine has
+        them, else ``data.current.rx``/``tx`` (bytes/s), all NICs summed. Disk:
+        ``data.current.read``/``write`` (bytes/s), all disks summed; None where the
+        engine gives no such statistic.
+        """
+        def one(spec: VmSpec) -> NodeResult:
+            vm = self._vm(spec.node)
+            vid = vm.get("id")
+            sockets, cores = api.topology(vm)
+            cpus = sockets * cores
+            v = self._stats(self.engine.list(f"vms/{vid}/statistics"))
+            rx = tx = rd = wr = None
+            for n in self.engine.list(f"vms/{vid}/nics"):
+                ns = self._sub_stats(f"vms/{vid}/nics/{n.get('id')}/statistics")
+                for key, bits, bytes_ in (("rx", "data.current.rx.bps", "data.current.rx"),
+                                          ("tx", "data.current.tx.bps", "data.current.tx")):
+                    rate = ns[bits] / 8 if bits in ns else ns.get(bytes_)
+                    if rate is None:
+                        continue
+                    if key == "rx":
+                        rx = (rx or 0.0) + rate
+                    else:
+                        tx = (tx or 0.0) + rate
+            for att, disk in self._disks_of(vid):
+                did = (disk if disk is not None else att).get("id")
+                ds = self._sub_stats(f"vms/{vid}/disks/{did}/statistics" if self.v3
+                                     else f"disks/{did}/statistics")
+                if "data.current.read" in ds:
+                    rd = (rd or 0.0) + ds["data.current.read"]
+                if "data.current.write" in ds:
+                    wr = (wr or 0.0) + ds["data.current.write"]
+            total = v.get("cpu.current.total")
+            if total is None and "cpu.current.guest" in v:
+                total = v["cpu.current.guest"] + v.get("cpu.current.hypervisor", 0.0)
+            m = Metrics(interval_s=ENGINE_SAMPLE_S,
+                        cpu_pct=round(total * cpus, 2) if total is not None else None,
+                        cpus=cpus,
+                        mem_used_mib=int(v["memory.used"] // MIB) if "memory.used" in v
+                        else None,
+                        mem_avail_mib=int(v["memory.installed"] // MIB)
+                        if "memory.installed" in v else None,
+                        disk_read_bps=rd, disk_write_bps=wr, net_rx_bps=rx, net_tx_bps=tx)
+            return NodeResult(spec.node, facts=Facts(metrics=m),
+                              data={"state": POWER_WORD.get(status(vm), status(vm))})
+
+        return self.each_node(specs, one)
+
+    def _addresses_of(self, vm: ET.Element, spec: VmSpec) -> list[Address]:
+        """The VM's addresses: the guest agent's (v4 ``reporteddevices``, v3
+        ``guest_info/ips``) as ``agent``, then the static ones its cloud-init
+        ``initialization`` or *spec*'s boot parameters configure as ``bootparams``."""
+        out: list[Address] = []
+        for ip in vm.findall("guest_info/ips/ip"):  # v3: no MAC with it
+            out.append(Address(ip.get("address") or text(ip, "address") or "", "agent"))
+        if not self.v3:
+            rd = self.engine.get(f"vms/{vm.get('id')}/reporteddevices")
+            for dev in rd.findall("reported_device"):
+                mac = api.mac(dev) or None
+                for ip in dev.findall("ips/ip"):
+                    out.append(Address(text(ip, "address") or "", "agent", mac))
+        seen = {a.ip for a in out}
+        for ip in api.initialization_addresses(vm) or bp_addresses(spec.bootparams):
+            if ip not in seen:
+                out.append(Address(ip, "bootparams"))
+                seen.add(ip)
+        return [a for a in out if a.ip]
+
+    def _disk_infos(self, vid: str) -> list[DiskInfo]:
+        out = []
+        for i, (att, disk) in enumerate(self._disks_of(vid)):
+            d = disk if disk is not None else att
+            size = text(d, "provisioned_size") or text(d, "size")
+            logical = text(att, "logical_name")  # v4, reported by the guest agent
+            out.append(DiskInfo(dev=logical.rsplit("/", 1)[-1] if logical else
+                                (text(d, "alias") or text(d, "name") or f"disk{i + 1}"),
+                                size_mib=int(size) // MIB if size else None,
+                                path=d.get("id"), format=text(d, "format")))
+        return out
+
+    def _nic_infos(self, vid: str, nets: dict[str, str] | None = None) -> list[NicInfo]:
+        if nets is None:
+            nets = {n.get("id"): text(n, "name") for n in self.engine.list("networks")}
+        profiles = {} if self.v3 else {
+            p.get("id"): api.link_id(p, "network") for p in self.engine.list("vnicprofiles")}
+        out = []
+        for n in self.engine.list(f"vms/{vid}/nics"):
+            net = api.link_id(n, "network") or profiles.get(api.link_id(n, "vnic_profile"))
+            out.append(NicInfo(mac=api.mac(n), network=nets.get(net) if net else None,
+                               model=text(n, "interface")))
+        return out
+
+    def inventory(self, specs: Sequence[VmSpec]) -> Iterator[NodeResult]:
+        """Each VM as the engine has it: id (the node's UUID), vCPUs (sockets × cores),
+        memory, disks (``provisioned_size``, v4 ``logical_name`` when the guest agent
+        reported it, else the disk's alias), NICs (MAC, network, model) and addresses
+        (:meth:`_addresses_of`)."""
+        nets: dict[str, str] = {}
+
+        def one(spec: VmSpec) -> NodeResult:
+            vm = self._refresh(self._vm(spec.node))
+            vid = vm.get("id")
+            if not nets:
+                nets.update({n.get("id"): text(n, "name") for n in self.engine.list("networks")})
+            sockets, cores = api.topology(vm)
+            inv = Inventory(uuid=vid, cpus=sockets * cores,
+                            memory_mib=int(text(vm, "memory", "0")) // MIB,
+                            disks=self._disk_infos(vid), nics=self._nic_infos(vid, nets),
+                            addresses=self._addresses_of(vm, spec))
+            return NodeResult(spec.node, facts=Facts(inventory=inv, addresses=inv.addresses),
+                              data={"id": vid, "state": status(vm)})
+
+        return self.each_node(specs, one)
+
+    def scan(self) -> list[VmInfo]:
+        """Every VM of the engine (of the scoped host only, when scoped) with its id,
+        memory, vCPUs, MACs, disks and the host it runs on (``rscan``)."""
+        hosts = {h.get("id"): (text(h, "name") or "").split(".")[0]
+                 for h in self.engine.list("hosts")}
+        nets = {n.get("id"): text(n, "name") for n in self.engine.list("networks")}
+        out = []
+        for vm in self._listed():
+            vid = vm.get("id")
+            st = status(vm)
+            sockets, cores = api.topology(vm)
+            out.append(VmInfo(name=text(vm, "name") or "", state=POWER_WORD.get(st, st),
+                              uuid=vid, memory_mib=int(text(vm, "memory", "0")) // MIB,
+                              cpus=sockets * cores,
+                              macs=[n.mac for n in self._nic_infos(vid, nets)],
+                              disks=self._disk_infos(vid),
+                              host=hosts.get(api.link_id(vm, "host") or "")))
+        return out
+
+    def set_boot(self, specs: Sequence[VmSpec], device: str) -> Iterator[NodeResult]:
+        """Make *device* the VM's first boot device: ``PUT vms/{id}`` with its ``os/boot``
+        (v4 ``devices/device``, v3 ``boot@dev``): ``net`` → ``network``, ``hd``, ``cd`` →
+        ``cdrom``, then the VM's other current devices in their order; ``default`` puts
+        ``vm.bootorder`` back. A running VM gets it from its next start (the engine keeps
+        it as the next-run configuration). Unknown *device*: Unsupported, nothing sent.
+        Retried while the VM is locked."""
+        def one(spec: VmSpec) -> NodeResult:
+            if device not in BOOT_DEVICES:
+                raise Unsupported(f"boot device '{device}' is not one of net, hd, cd, default")
+            vm = self._vm(spec.node)
+            if device == "default":
+                order = [b for b in spec.bootorder if b in BOOT_DEVICES.values()] or ["hd"]
+            else:
+                first = BOOT_DEVICES[device]
+                order = [first] + [d for d in api.boot_devices(vm) if d != first]
+            body = el("vm", children=[self._os(order)])
+            got = self._busy(lambda: self.engine.request("PUT", f"vms/{vm.get('id')}", body))
+            now = api.boot_devices(got) if got is not None else order
+            return NodeResult(spec.node, message=",".join(now), facts=Facts(bootdev=device),
+                              data={"bootorder": now})
+
+        return self.each_node(specs, one)
+
+    def console(self, spec: VmSpec, *, open_stream: bool = False) -> Console:
+        """The VM's remote display (``getrvidparms``): protocol (``vnc``/``spice``),
+        address and port of the running VM, and a one-time password from the engine's
+        ``ticket`` action (valid 120 s). v4: ``GET vms/{id}/graphicsconsoles?current=true``
+        (the console whose protocol is the VM's ``display/type``) and its ``ticket``;
+        v3: the VM's ``display`` (``address``, ``port``, ``secure_port``) and
+        ``vms/{id}/ticket``. A SPICE console with only a TLS port gives that port.
+
+        Raises: Unsupported for *open_stream* (no serial console through the engine,
+        checked before any call); NotFound; InvalidState when the VM is not running (the
+        engine has no display address then).
+        """
+        if open_stream:
+            raise Unsupported(NO_SERIAL)
+        vm = self._refresh(self._vm(spec.node))
+        vid = vm.get("id")
+        st = status(vm)
+        if st not in ("up", "powering_up", "reboot_in_progress", "paused", "migrating"):
+            raise InvalidState(f"{spec.node} is {st or 'unknown'}: the engine gives a display "
+                               "only while the VM runs")
+        kind = (text(vm, "display/type") or "vnc").lower()
+        host = text(vm, "display/address")
+        port = text(vm, "display/port")
+        tls = text(vm, "display/secure_port")
+        ticket_path = f"vms/{vid}/ticket"
+        if not self.v3:
+            consoles = self.engine.list(f"vms/{vid}/graphicsconsoles",
+                                        params={"current": "true"})
+            gc = next((c for c in consoles if text(c, "protocol") == kind),
+                      consoles[0] if consoles else None)
+            if gc is not None:
+                kind = text(gc, "protocol") or kind
+                host = text(gc, "address") or host
+                port, tls = text(gc, "port") or port, text(gc, "tls_port") or tls
+                ticket_path = f"vms/{vid}/graphicsconsoles/{gc.get('id')}/ticket"
+        port_n = int(port or tls) if (port or tls) else None
+        if not host or port_n is None:
+            raise InvalidState(f"engine {self.engine.where} gives no display address for "
+                               f"{spec.node}")
+        answer = self._action(ticket_path, el("action", children=[el("ticket", children=[
+            el("expiry", str(TICKET_S))])]), what=f"ticket for {spec.node}")
+        password = text(answer, "ticket/value")
+        if kind == "spice":
+            query = "&".join(f"{k}={v}" for k, v in (("port", port), ("tls-port", tls)) if v)
+            command = f"remote-viewer 'spice://{host}?{query}'"
+        else:
+            command = f"remote-viewer vnc://{host}:{port_n}"
+        return Console(kind=kind, host=host, port=port_n, password=password, command=command)
 
     # -- hosts (chhypervisor, rmhypervisor) -----------------------------------------------
     def host_add(self, name: str, address: str, cluster: str, root_password: str | None

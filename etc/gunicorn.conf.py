@@ -16,7 +16,9 @@ import os
 _checkout = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 wsgi_app = "nodemgr.web.app:create_app()"
-pythonpath = _checkout
+# a checkout's etc/: its nodemgr on the module path; an installed copy (/etc/nodemgr) adds none
+if os.path.isfile(os.path.join(_checkout, "nodemgr", "__init__.py")):
+    pythonpath = _checkout
 bind = [os.environ.get("NODEMGR_WEB_BIND", "0.0.0.0:8080")]
 workers = int(os.environ.get("NODEMGR_WEB_WORKERS", min(8, 2 * (os.cpu_count() or 1))))
 worker_class = "sync"          # one request at a time per process: one table store each

@@ -312,3 +312,22 @@ def test_units_are_for_an_installed_package(unit, tmp_path):
                        timeout=60)
     complaints = [ln for ln in (r.stdout + r.stderr).splitlines() if unit in ln]
     assert r.returncode == 0 and not complaints, r.stdout + r.stderr
+
+
+# -- the runtime environment's bin/ ---------------------------------------------------------
+
+def test_runtime_bin_holds_no_test_tools():
+    """scripts/setup-host keeps pyproject's `test` extra (pytest, ruff, ...) in .venv-test,
+    reached from .venv's python through a .pth file, never in .venv/bin."""
+    runtime = ROOT / ".venv"
+    if not (ROOT / ".venv-test").is_dir() or Path(sys.prefix).resolve() != runtime.resolve():
+        pytest.skip("not the checkout's .venv made by scripts/setup-host")
+    tools = {"pytest", "py.test", "ruff", "hypothesis", "ksvalidator", "ksflatten"}
+    assert not tools & {p.name for p in (runtime / "bin").iterdir()}
+    for name in ("pytest", "ruff"):
+        r = subprocess.run([sys.executable, "-m", name, "--version"], capture_output=True,
+                           text=True, timeout=60)
+        assert r.returncode == 0, r.stderr
+    assert (ROOT / ".venv-test" / "bin" / "ruff").exists()
+    for project_script in PYPROJECT["project"]["scripts"]:
+        assert (runtime / "bin" / project_script).exists(), project_script

@@ -55,6 +55,10 @@ SHORTNAMES = ("groups", "tags", "mgt")
 _FILE_DESTS = {"file", "iso", "path", "output", "root", "sysroot", "tftpdir", "ca_out"}
 
 
+#: The argument :func:`parser_of` gives a command that does not parse an empty command line.
+PROBE = "--nodemgr-completion-probe"
+
+
 class _Captured(BaseException):
     """Raised from inside ``parse_known_args`` to stop a command and hand out its parser
     (a BaseException, so no command's ``except Exception`` swallows it)."""
@@ -63,7 +67,7 @@ class _Captured(BaseException):
 def parser_of(name: str) -> argparse.ArgumentParser | None:
     """The argparse parser command *name* builds, without running the command.
 
-    The command's function is called with no arguments while
+    The command's function is called with no arguments (then with :data:`PROBE`) while
     ``ArgumentParser.parse_known_args`` (which ``parse_args`` and ``parse_intermixed_args``
     call) is replaced by one that raises; its output is discarded.
 
@@ -80,11 +84,19 @@ def parser_of(name: str) -> argparse.ArgumentParser | None:
 
     argparse.ArgumentParser.parse_known_args = capture
     try:
-        with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
-            getattr(importlib.import_module(module), func)([])
-    except _Captured as got:
-        return got.args[0]
-    except (Exception, SystemExit):
+        command = getattr(importlib.import_module(module), func)
+        # no arguments first; a command that prints its usage for none (mkdef, as xCAT's)
+        # gets an option no command knows, which only its parser reads
+        for argv in ([], [PROBE]):
+            try:
+                with contextlib.redirect_stdout(io.StringIO()), \
+                        contextlib.redirect_stderr(io.StringIO()):
+                    command(argv)
+            except _Captured as got:
+                return got.args[0]
+            except (Exception, SystemExit):
+                continue
+    except Exception:   # noqa: BLE001 - an import failure: no parser
         return None
     finally:
         argparse.ArgumentParser.parse_known_args = saved

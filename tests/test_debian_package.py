@@ -121,6 +121,8 @@ def test_package_files(deb):
     if (ROOT / "nodemgr" / "manpages.py").exists():
         pages = {p for p in listing if p.startswith("/usr/share/man/man1/")}
         assert {f"/usr/share/man/man1/{c}.1.gz" for c in COMMANDS} <= pages
+        assert "/usr/share/man/man3/noderange.3.gz" in listing
+        assert "/usr/share/man/man5/nodemgr-tables.5.gz" in listing
 
 
 # The throwaway root: run as `unshare --mount --propagation private sh -c SCRIPT sh DEB`.
@@ -147,6 +149,7 @@ step tables
 export NODEMGR_DB=sqlite:////tmp/nodemgr-deb-test.sqlite
 nodeadd n1,n2 groups=compute,all
 nodels compute
+step man;                if command -v man >/dev/null; then man -w nodels; man -w 3 noderange; fi
 step verify;             systemd-analyze verify /lib/systemd/system/nodemgr-tftpd.service 2>&1
 step purge;              dpkg --purge nodemgr >/dev/null
 ls /usr/bin/nodels /etc/nodemgr 2>&1 || true
@@ -178,6 +181,9 @@ def test_dpkg_i_in_a_throwaway_root(deb):
     assert "db = sqlite:////var/lib/nodemgr/nodemgr.sqlite" in out["conf"]
     assert out["tables"].split() == ["n1", "n2"]
     assert "nodemgr-tftpd.service" not in out["verify"], out["verify"]
+    if (ROOT / "nodemgr" / "manpages.py").exists() and shutil.which("man"):
+        assert out["man"].split() == ["/usr/share/man/man1/nodels.1.gz",
+                                      "/usr/share/man/man3/noderange.3.gz"]
     assert "No such file or directory" in out["purge"]
     assert "Traceback" not in r.stdout + r.stderr
     # and nothing of it on this machine

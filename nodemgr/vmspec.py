@@ -20,6 +20,7 @@ from nodemgr.dispatch import Target
 from nodemgr.errors import UsageError
 from nodemgr.formats import keyvals, parse_macs
 from nodemgr.plugins.base import (
+    DEFAULT_VIRT_TYPE,
     NO_PLUGIN,
     DiskSpec,
     Endpoint,
@@ -300,7 +301,7 @@ def build_spec(node: str, attrs: Mapping[str, str | None], *, disk_sizes_mib: li
         nics=parse_nics(a.get("vm.nics"), parse_macs(a.get("mac.mac")),
                         a.get("vm.nicmodel") or "virtio"),
         bootorder=boot or ["network", "hd"],
-        virt_type=a.get("hypervisor.type") or "kvm",
+        virt_type=a.get("hypervisor.type") or DEFAULT_VIRT_TYPE,
         clockoffset=a.get("vm.clockoffset") or ("localtime" if os_name.startswith("win")
                                                 else "utc"),
         master=a.get("vm.master") or None,
@@ -395,7 +396,7 @@ def host_target(res: Resolved, host: str) -> Target:
         from nodemgr.plugins.registry import for_host_type
 
         driver = for_host_type(vtype) if vtype else managed_driver(res, host)
-        driver = driver or (None if vtype else for_host_type("kvm"))
+        driver = driver or (None if vtype else for_host_type(DEFAULT_VIRT_TYPE))
     if driver and traits_of(driver).hosts_via_manager and ha.get("hypervisor.mgr"):
         # a RHEV-H host is reached through its engine; the fragment scopes the driver
         ep = host_endpoint(res, ha["hypervisor.mgr"], driver)

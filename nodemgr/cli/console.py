@@ -22,7 +22,10 @@ def attach(stream, *, timeout: float | None = None, stdin=None, stdout=None) -> 
     never) without output. Returns the exit code (0)."""
     fin = stdin if stdin is not None else sys.stdin
     fout = stdout if stdout is not None else sys.stdout.buffer
-    fd = fin.fileno() if hasattr(fin, "fileno") else None
+    try:
+        fd = fin.fileno()
+    except (AttributeError, OSError, ValueError):  # io.UnsupportedOperation is an OSError
+        fd = None
     tty = fd is not None and os.isatty(fd)
     saved = None
     if tty:

@@ -116,6 +116,11 @@ class NicSpec:
     kind: str = "bridge"
 
 
+#: ``hypervisor.type`` when none is set: xCAT's default, the one name of a family the
+#: interface carries (tests/test_family_names.py allows exactly this assignment).
+DEFAULT_VIRT_TYPE = "kvm"
+
+
 @dataclass
 class VmSpec:
     """Everything a driver needs to know about one VM, resolved from the tables.
@@ -149,7 +154,7 @@ class VmSpec:
     disks: list[DiskSpec] = field(default_factory=list)
     nics: list[NicSpec] = field(default_factory=list)
     bootorder: list[str] = field(default_factory=lambda: ["network", "hd"])
-    virt_type: str = "kvm"
+    virt_type: str = DEFAULT_VIRT_TYPE
     clockoffset: str = "utc"
     master: str | None = None
     definition: str | None = None

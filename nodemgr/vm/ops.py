@@ -402,6 +402,9 @@ def evacuate(run: Run) -> Iterator[NodeResult]:
             if to is None and _traits(t.driver).places_vms and \
                     not sub.res.attrs[t.node].get("vm.migrationdest"):
                 dest[t.node] = None
+            elif to is None and not placement.candidates(sub.res, t.node, exclude=host):
+                local[t.node] = failed(t.node, "vm.migrationdest is not set (no other host "
+                                               "to move it to)")
             elif to is None:
                 local[t.node] = failed(t.node, f"no destination with room for {need} MiB "
                                                "in vm.migrationdest")
@@ -421,12 +424,12 @@ def evacuate(run: Run) -> Iterator[NodeResult]:
         if err is not None:
             yield err
             continue
-        left_names = {vm: names.get(vm.name) or vm.name for vm in left}
+        left_names = {vm.name: names.get(vm.name) or vm.name for vm in left}
         if not left_names:
             yield NodeResult(host, message="no running VM", data={"stayed": {}})
             continue
-        why = {n: stayed.get(n) or stayed.get(vm.name) or "still running here"
-               for vm, n in left_names.items()}
+        why = {n: stayed.get(n) or stayed.get(name) or "still running here"
+               for name, n in left_names.items()}
         yield NodeResult(host, ok=False, data={"stayed": why},
                          message="still running: " + "; ".join(f"{n} ({w})"
                                                                for n, w in why.items()))

@@ -161,6 +161,52 @@ class _Inbox:
             return out
 
 
+VERBOSE_LOGGER = "nodemgr.verbose"  # the logger ``-V`` prints (nodemgr.cli.common)
+
+
+def _tracer():
+    """The ``-V`` logger when a command turned it on, else None (never imports logging)."""
+    import sys
+
+    logging = sys.modules.get("logging")
+    if logging is None:
+        return None
+    log = logging.getLogger(VERBOSE_LOGGER)
+    return log if log.isEnabledFor(logging.INFO) else None
+
+
+def _arg(value) -> str:
+    if isinstance(value, VmSpec):
+        return value.node
+    if isinstance(value, Endpoint):
+        return _where(value)
+    if isinstance(value, (list, tuple)):
+        return "[" + ", ".join(_arg(v) for v in value) + "]"
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+class _Traced:
+    """A driver whose public calls are logged, one line each (``-V``): family, endpoint,
+    method and arguments (specs by node name; never a password)."""
+
+    def __init__(self, driver: HypervisorDriver, log) -> None:
+        self._driver, self._log = driver, log
+
+    def __getattr__(self, name: str):
+        attr = getattr(self._driver, name)
+        if name.startswith("_") or not callable(attr) or isinstance(attr, type):
+            return attr
+
+        def traced(*args, **kwargs):
+            shown = [_arg(a) for a in args] + [f"{k}={_arg(v)}" for k, v in kwargs.items()]
+            self._log.info(f"{self._driver.name} {_where(self._driver.endpoint)}: "
+                           f"{name}({', '.join(shown)})")
+            return attr(*args, **kwargs)
+
+        return traced
+
+
 def _work(g: _Group, gid: int, targets: list[Target], call: Call, timeout: float,
           inbox: _Inbox, validate: bool = False) -> None:
     """Body of a group thread: never raises; reports through *inbox*. With *validate*,
@@ -172,6 +218,9 @@ def _work(g: _Group, gid: int, targets: list[Target], call: Call, timeout: float
 
         cls = load_driver(g.driver)
         driver = cls(g.endpoint, timeout)
+        log = _tracer()
+        if log is not None:
+            driver = _Traced(driver, log)
         if validate:
             kept = []
             for t in targets:

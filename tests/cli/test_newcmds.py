@@ -275,3 +275,19 @@ def test_console_attach_sends_stdin_and_stops_when_the_console_closes(tmp_path):
     s = _Echo()
     assert console.attach(s, stdin=stdin, stdout=out) == 0
     assert out.getvalue() == b"hello\r\n" and s.sent == b"root\n"
+
+
+def test_verbose_prints_each_driver_call_without_secrets(cluster, capsys):
+    from nodemgr.cli import common
+
+    assert tablecmds.chtab(["key=fake", "passwd.username=root", "passwd.password=s3cret"]) == 0
+    vmcmds.mkvm(["vm1"])
+    capsys.readouterr()
+    try:
+        assert vmcmds.rpower(["vm1,vm2", "stat", "-V"]) == 0
+    finally:
+        common.set_verbose(False)
+    out, err = capsys.readouterr()
+    assert out == "vm1: off\nvm2: off\n"
+    assert "fake hv1: connect()" in err and "fake hv1: power([vm1, vm2], 'stat')" in err
+    assert "s3cret" not in err

@@ -299,3 +299,143 @@ def test_html_and_malformed_answers(tmp_path):
     finally:
         srv.shutdown()
         srv.server_close()
+
+
+# -- rvitals, rinv, rscan, rsetboot, getrvidparms / rcons ------------------------------------
+
+
+def running_vm(sim, d, name="vm1", display="spice"):
+    storage(d)
+    s = spec(name, extra={"disk_roles": "system", "nic_names": "eth0", "sockets": "1",
+                          "cores": "2", "vidproto": display})
+    [r] = d.create([s])
+    assert r.ok, r.message
+    [r] = d.power([s], "on")
+    assert r.ok, r.message
+    return s, sim.engine.objs["vms"][r.facts.uuid] if r.facts.uuid else next(
+        v for v in sim.engine.objs["vms"].values() if v["name"] == name)
+
+
+def test_vitals_from_the_engine_statistics(sim):
+    """CPU % per vCPU summed (the engine's VM-wide % × vCPUs), memory used/installed MiB,
+    NIC and disk rates in bytes/s summed, the engine's 15 s sampling period; a VM that is
+    down has zero use; an unknown VM is its one line."""
+    from tests.simulators.ovirt import Renderer
+
+    d = driver(sim)
+    s, vm = running_vm(sim, d)
+    [r, bad] = d.vitals([s, spec("nosuch")], 1.0)
+    assert r.ok and not r.updates, r.message
+    m = r.facts.metrics
+    assert (m.interval_s, m.cpus, m.cpu_pct) == (15.0, 2, 26.0)     # 13 % of 2 vCPUs
+    assert (m.mem_avail_mib, m.mem_used_mib) == (1024, 307)
+    assert (m.net_rx_bps, m.net_tx_bps) == (Renderer.NIC_RX, Renderer.NIC_TX)
+    assert (m.disk_read_bps, m.disk_write_bps) == (Renderer.DISK_READ, Renderer.DISK_WRITE)
+    assert not bad.ok and bad.data["error"] == "NotFound" and "not defined" in bad.message
+    [r] = d.power([s], "off")
+    [r] = d.vitals([s])
+    assert r.ok and r.facts.metrics.cpu_pct == 0 and r.facts.metrics.net_rx_bps == 0
+    d.close()
+
+
+def test_inventory_and_scan(sim):
+    """rinv: the engine's id, vCPUs, memory, disks with their provisioned size, NICs with
+    MAC and network, the guest agent's addresses (with the MAC on v4); rscan: every VM
+    with the same details, and the host a running one is on."""
+    d = driver(sim)
+    s, vm = running_vm(sim, d)
+    [r] = d.inventory([s])
+    assert r.ok, r.message
+    inv = r.facts.inventory
+    assert (inv.uuid, inv.cpus, inv.memory_mib) == (vm["id"], 2, 1024)
+    assert [(x.size_mib, x.format) for x in inv.disks] == [(2048, "cow")]
+    assert [(n.mac, n.network, n.model) for n in inv.nics] == [
+        ("52:54:00:00:00:01", "ovirtmgmt", "virtio")]
+    assert [(a.ip, a.source) for a in inv.addresses] == [(vm["ip"], "agent")]
+    assert inv.addresses[0].mac == (None if sim.path == "/api" else "52:54:00:00:00:01")
+    assert r.facts.addresses == inv.addresses and not r.updates
+    [info] = d.scan()
+    assert (info.name, info.state, info.uuid, info.cpus, info.memory_mib) == (
+        "vm1", "on", vm["id"], 2, 1024)
+    assert info.macs == ["52:54:00:00:00:01"] and info.host == "host1"
+    assert [x.size_mib for x in info.disks] == [2048]
+    d.close()
+
+
+def test_set_boot_puts_the_device_first(sim):
+    """rsetboot: the device first, the VM's other devices after it, through PUT vm
+    os/boot; default = vm.bootorder; an unknown device is one line and nothing is sent."""
+    d = driver(sim)
+    storage(d)
+    s = spec(bootorder=["hd"])
+    assert next(iter(d.create([s]))).ok
+    vm = next(iter(sim.engine.objs["vms"].values()))
+    [r] = d.set_boot([s], "net")
+    assert r.ok and r.facts.bootdev == "net" and vm["boot"] == ["network", "hd"], r.message
+    [r] = d.set_boot([s], "cd")
+    assert r.ok and vm["boot"] == ["cdrom", "network", "hd"]
+    s.bootorder = ["network", "hd"]
+    [r] = d.set_boot([s], "default")
+    assert r.ok and vm["boot"] == ["network", "hd"] and r.message == "network,hd"
+    n = len(sim.engine.requests)
+    [r] = d.set_boot([s], "floppy")
+    assert not r.ok and r.data["error"] == "Unsupported" and "'floppy'" in r.message
+    assert len(sim.engine.requests) == n
+    d.close()
+
+
+def test_set_boot_waits_for_a_locked_vm(sim):
+    """A VM whose disks are being copied answers 409 "...locked"; set_boot retries until
+    the lock is gone (retry(), Transient)."""
+    d = driver(sim)
+    s = spec(disks=[])
+    assert next(iter(d.create([s]))).ok
+    vm = next(iter(sim.engine.objs["vms"].values()))
+    vm["status"] = "image_locked"
+    sim.engine.later(vm, "down", after=3)
+    n = len(sim.engine.requests)
+    [r] = d.set_boot([s], "net")
+    assert r.ok and vm["boot"][0] == "network", r.message
+    puts = [p for m, p, _ in sim.engine.requests[n:] if m == "PUT"]
+    assert len(puts) >= 2                           # refused while locked, then done
+    d.close()
+
+
+@pytest.mark.parametrize("display", ["spice", "vnc"])
+def test_console_is_the_remote_display_with_a_ticket(sim, display):
+    """getrvidparms: protocol, address and port of the running VM's display (v4 graphics
+    console, v3 display element) and the engine's one-time ticket; rcons (a serial
+    stream) is Unsupported before any request; a VM that is down has no display."""
+    d = driver(sim)
+    s, vm = running_vm(sim, d, display=display)
+    con = d.console(s)
+    from tests.simulators.ovirt import Renderer
+
+    addr, port, tls = Renderer(sim.engine, "/").display_of(vm)
+    assert (con.kind, con.host, con.port) == (display, addr, port)
+    assert con.password and con.password == vm["ticket"] and con.password not in repr(con)
+    assert con.command.startswith("remote-viewer ") and con.password not in con.command
+    if display == "spice":
+        assert f"tls-port={tls}" in con.command
+    n = len(sim.engine.requests)
+    from nodemgr.plugins.base import InvalidState, Unsupported
+    from nodemgr.plugins.rhevm import TRAITS
+    with pytest.raises(Unsupported, match="no serial console"):
+        d.console(s, open_stream=True)
+    assert len(sim.engine.requests) == n and TRAITS.why_not("rcons")
+    next(iter(d.power([s], "off")))
+    with pytest.raises(InvalidState, match="only while the VM runs"):
+        d.console(s)
+    d.close()
+
+
+def test_traits_need_no_http_library():
+    import subprocess
+    import sys
+
+    code = ("import sys, nodemgr.plugins.registry as r; t = r.traits('rhevm'); "
+            "print(t.endpoint_attr, t.hosts_via_manager, 'requests' in sys.modules, "
+            "'nodemgr.plugins.rhevm.driver' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         check=True).stdout.split()
+    assert out == ["vm.mgr", "True", "False", "False"]

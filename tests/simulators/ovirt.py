@@ -177,7 +177,7 @@ PLURAL = {"vm": "vms", "host": "hosts", "cluster": "clusters", "data_center": "d
           "vnic_profile": "vnic_profiles", "job": "jobs", "disk": "disks", "nic": "nics",
           "host_nic": "host_nics", "disk_attachment": "disk_attachments",
           "statistic": "statistics", "host_statistic": "statistics",
-          "reported_device": "reported_devices"}
+          "reported_device": "reported_devices", "graphics_console": "graphics_consoles"}
 
 
 class Fault(Exception):
@@ -212,6 +212,12 @@ def _link(e: ET.Element, tag: str, href: str | None, id_: str | None) -> None:
     old.attrib = {"href": href, "id": id_}
     for c in list(old):
         old.remove(c)
+
+
+def _el(tag: str, value) -> ET.Element:
+    e = ET.Element(tag)
+    e.text = str(value)
+    return e
 
 
 def _retarget(e: ET.Element, old_href: str | None, new_href: str) -> None:
@@ -375,6 +381,52 @@ class Renderer:
                     x.remove(x.find(tag))
         else:
             _setp(x, "start_time", o.get("start_time") or "2024-01-01T00:00:00.000+00:00")
+        self._display(x.find("display"), o, running)
+        return x
+
+    def display_of(self, o: dict) -> tuple[str, int, int | None] | None:
+        """(address, port, TLS port or None) of a running VM's display: the address of
+        the host it runs on, a port per VM from 5900; SPICE also listens with TLS on the
+        next port (VNC has none). None while the VM is not running."""
+        if o["status"] in ("down", "image_locked", "suspended") or not o.get("host"):
+            return None
+        h = self.e.objs["hosts"].get(o["host"]) or {}
+        port = 5900 + 2 * list(self.e.objs["vms"]).index(o["id"]) if o["id"] in \
+            self.e.objs["vms"] else 5900
+        return h.get("ip", "192.0.2.10"), port, port + 1 if o["display"] == "spice" else None
+
+    def _display(self, d: ET.Element, o: dict, running: bool) -> None:
+        """The VM's ``<display>``: ``address``/``port``/``secure_port`` only while it runs
+        (the recording is of a running SPICE VM: address and secure_port)."""
+        where = self.display_of(o) if running else None
+        for tag in ("address", "port", "secure_port"):
+            if d.find(tag) is not None:
+                d.remove(d.find(tag))
+        if where is None:
+            return
+        addr, port, tls = where
+        for tag, value in (("address", addr), ("port", port), ("secure_port", tls)):
+            if value is not None:  # the engine's children are in name order
+                pos = next((i for i, c in enumerate(d) if c.tag > tag), len(d))
+                d.insert(pos, _el(tag, value))
+
+    def r_graphics_console(self, vm: dict, protocol: str, current: bool) -> ET.Element:
+        """One of ``vms/{id}/graphicsconsoles``: id = the protocol name in hex (the
+        engine's ``7370696365`` for ``spice``), ``protocol``, and with ``current=true``
+        the running VM's ``address``, ``port`` and (SPICE) ``tls_port``
+        (ovirt-engine-api-model GraphicsConsole, VmGraphicsConsolesService.List)."""
+        gid = protocol.encode().hex()
+        x = ET.Element("graphics_console", {
+            "href": f"{self.href('vms', vm['id'])}/graphicsconsoles/{gid}", "id": gid})
+        where = self.display_of(vm) if current else None
+        if where is not None:
+            addr, port, tls = where
+            x.append(_el("address", addr))
+            x.append(_el("port", port))
+        x.append(_el("protocol", protocol))
+        if where is not None and tls is not None:
+            x.append(_el("tls_port", tls))
+        ET.SubElement(x, "vm", {"href": self.href("vms", vm["id"]), "id": vm["id"]})
         return x
 
     def r_host(self, o: dict) -> ET.Element:
@@ -516,6 +568,62 @@ class Renderer:
         self._ref(x, "host", "hosts", h["id"])
         return x
 
+    def stat_rows(self, href: str, back: tuple[str, str, str], rows) -> list[ET.Element]:
+        """``<statistic>`` elements under *href* (ids as the engine makes them, from the
+        name) for *rows* ``(name, description, kind, type, unit, value)``, each linking
+        back to its owner *back* = (tag, href, id)."""
+        out = []
+        for name, desc, kind, typ, unit, val in rows:
+            sid = _java_uuid(name)
+            x = self.skel("statistic", f"{href}/statistics/{sid}", sid)
+            for k, v in (("name", name), ("description", desc), ("kind", kind), ("type", typ),
+                         ("unit", unit), ("values/value/datum", val)):
+                _setp(x, k, v)
+            x.remove(x.find("vm"))
+            ET.SubElement(x, back[0], {"href": back[1], "id": back[2]})
+            out.append(x)
+        return out
+
+    #: a running VM's NIC traffic (bytes/s) and disk I/O (bytes/s) in the simulator
+    NIC_RX, NIC_TX, DISK_READ, DISK_WRITE = 1500.0, 500.0, 4096.0, 2048.0
+
+    def r_nic_statistics(self, vm: dict, n: dict) -> list[ET.Element]:
+        """A VM NIC's statistics (ovirt-engine NicStatisticalQuery): rates in bytes/s,
+        4.x also in bits/s (``.bps``), error and byte counters; 3.x the first four."""
+        up = vm["status"] == "up"
+        rx, tx = (self.NIC_RX, self.NIC_TX) if up else (0.0, 0.0)
+        rows = [("data.current.rx", "Receive data rate", "gauge", "decimal",
+                 "bytes_per_second", rx),
+                ("data.current.tx", "Transmit data rate", "gauge", "decimal",
+                 "bytes_per_second", tx),
+                ("errors.total.rx", "Total received errors", "counter", "integer", "none", 0),
+                ("errors.total.tx", "Total transmitted errors", "counter", "integer", "none",
+                 0)]
+        if self.version == "4":
+            rows[2:2] = [("data.current.rx.bps", "Receive data rate", "gauge", "decimal",
+                          "bits_per_second", rx * 8),
+                         ("data.current.tx.bps", "Transmit data rate", "gauge", "decimal",
+                          "bits_per_second", tx * 8)]
+            rows += [("data.total.rx", "Total received data", "counter", "integer", "bytes",
+                      int(rx * 60)),
+                     ("data.total.tx", "Total transmitted data", "counter", "integer",
+                      "bytes", int(tx * 60))]
+        href = f"{self.href('vms', vm['id'])}/nics/{n['id']}"
+        return self.stat_rows(href, ("nic", href, n["id"]), rows)
+
+    def r_disk_statistics(self, d: dict, running: bool, href: str) -> list[ET.Element]:
+        """A disk's statistics (ovirt-engine DiskStatisticalQuery): read/write rates in
+        bytes/s and latencies in seconds."""
+        rd, wr = (self.DISK_READ, self.DISK_WRITE) if running else (0.0, 0.0)
+        rows = [("data.current.read", "Read data rate", "gauge", "decimal",
+                 "bytes_per_second", rd),
+                ("data.current.write", "Write data rate", "gauge", "decimal",
+                 "bytes_per_second", wr),
+                ("disk.read.latency", "Read latency", "gauge", "decimal", "seconds", 0.001),
+                ("disk.write.latency", "Write latency", "gauge", "decimal", "seconds", 0.002),
+                ("disk.flush.latency", "Flush latency", "gauge", "decimal", "seconds", 0.0)]
+        return self.stat_rows(href, ("disk", href, d["id"]), rows)
+
     def r_statistics(self, vm: dict) -> list[ET.Element]:
         used = vm["memory"] * 3 // 10 if vm["status"] == "up" else 0
         out = []
@@ -628,6 +736,17 @@ class Renderer:
 def to_v3(x: ET.Element, base: str) -> ET.Element:
     """The v3 form of a v4 element (hypervisor-apis.md §1.4 table)."""
     x = copy.deepcopy(x)
+    for st in x.iter("statistic"):
+        # v3: <values type="INTEGER">, <type>GAUGE</type>, <unit>BYTES</unit>, no <kind>
+        kind, typ = st.find("kind"), st.find("type")
+        if kind is not None and typ is not None:
+            vals = st.find("values")
+            if vals is not None:
+                vals.set("type", (typ.text or "").upper())
+            typ.text = (kind.text or "").upper()
+            st.remove(kind)
+            if st.find("unit") is not None:
+                st.find("unit").text = (st.findtext("unit") or "").upper()
     for e in x.iter():
         h = e.get("href")
         if h and base == "/api" and h.startswith(V4):
@@ -1142,13 +1261,58 @@ def vm_migrate(eng, r, vm, b, version):
 
 
 def vm_ticket(eng, r, vm, b, version):
+    """The ``ticket`` action (documented ``vm_ticket.http``): the requested
+    ``ticket/value`` or a new one, ``expiry`` as asked (default 120 s); kept as the VM's
+    ``ticket`` (what a viewer would have to give)."""
     t = ET.Element("ticket")
-    ET.SubElement(t, "value").text = secrets.token_hex(6)
-    ET.SubElement(t, "expiry").text = "120"
+    value = api.text(b, "ticket/value") or secrets.token_hex(6)
+    ET.SubElement(t, "value").text = value
+    ET.SubElement(t, "expiry").text = api.text(b, "ticket/expiry") or "120"
+    vm["ticket"] = value
     return 200, r.action("complete", extra=[t]), {}
 
 
+def graphics_consoles(eng, r, vm, rest, method):
+    """``vms/{id}/graphicsconsoles[/{gid}[/ticket]]`` (v4): the VM's one console of its
+    display protocol; ``current=true`` adds the running display's address and ports;
+    ``ticket`` answers as the VM's ``ticket`` action (a new password, 120 s)."""
+    protocol = vm["display"]
+    current = request.args.get("current") == "true"
+    gc = r.r_graphics_console(vm, protocol, current)
+    if method == "GET" and not rest:
+        return 200, _collection("graphics_console", [gc]), {}
+    if not rest or rest[0] != gc.get("id"):
+        raise Fault(404, None)
+    if method == "GET" and len(rest) == 1:
+        return 200, gc, {}
+    if method == "POST" and rest[1:] == ["ticket"]:
+        return vm_ticket(eng, r, vm, _body(), "4")
+    raise Fault(404, None)
+
+
+def disk_sub(eng, r, d, rest, method, version, kind):
+    """``disks/{id}/statistics[/{sid}]`` (v4): the disk's I/O while a running VM uses it."""
+    if kind == "statistics" and method == "GET" and version == "4":
+        running = any(d["id"] in v["disks"] and v["status"] == "up"
+                      for v in eng.objs["vms"].values())
+        return _one_or_all("statistic", r.r_disk_statistics(
+            d, running, r.href("disks", d["id"])), rest)
+    raise Fault(404, None)
+
+
 def vm_sub(eng, r, vm, rest, method, version, kind):
+    if kind == "nics" and method == "GET" and len(rest) >= 2 and rest[1] == "statistics":
+        for n in vm["nics"]:
+            if n["id"] == rest[0]:
+                return _one_or_all("statistic", r.r_nic_statistics(vm, n), rest[2:])
+        raise Fault(404, None)
+    if kind == "disks" and version == "3" and method == "GET" and len(rest) >= 2 \
+            and rest[1] == "statistics" and rest[0] in vm["disks"]:
+        href = f"{r.href('vms', vm['id'])}/disks/{rest[0]}"
+        return _one_or_all("statistic", r.r_disk_statistics(
+            eng.objs["disks"][rest[0]], vm["status"] == "up", href), rest[2:])
+    if kind == "graphicsconsoles" and version == "4":
+        return graphics_consoles(eng, r, vm, rest, method)
     if kind == "nics":
         if method == "GET" and not rest:
             return 200, _collection("nic", [r.r_nic(vm, n) for n in vm["nics"]]), {}
@@ -1562,7 +1726,7 @@ class _Sub(dict):
     def __missing__(self, key):
         coll, kind = key
         fn = {"vms": vm_sub, "hosts": host_sub, "datacenters": dc_sub,
-              "clusters": cluster_sub}.get(coll)
+              "clusters": cluster_sub, "disks": disk_sub}.get(coll)
         if fn is None:
             return lambda *a: (_ for _ in ()).throw(Fault(404, None))
         return lambda eng, r, o, rest, method, version: fn(eng, r, o, rest, method, version,

@@ -50,7 +50,7 @@ def served(kind: str) -> ET.Element:
     dc = next(iter(eng.objs["datacenters"].values()))
     host = next(iter(eng.objs["hosts"].values()))
     vm = {"id": "v1", "name": "vm1", "status": "up", "memory": 1 << 30, "sockets": 1,
-          "cores": 1, "boot": ["hd"], "display": "vnc", "type": "server",
+          "cores": 1, "boot": ["hd"], "display": "spice", "type": "server",
           "affinity": "migratable", "pin_host": None, "cluster": host["cluster"],
           "template": BLANK_ID, "host": host["id"],
           "nics": [{"id": "n1", "name": "eth0", "mac": "00:1a:4a:16:01:01",
@@ -495,3 +495,108 @@ def test_cluster_cpu_type_in_each_version(mode):
         assert (api.text(cpu, "type"), cpu.get("id")) == ("Intel Westmere Family", None)
     else:
         assert (cpu.find("type"), cpu.get("id")) == (None, "Intel Westmere Family")
+
+
+# -- display, graphics consoles, NIC and disk statistics (rvitals, getrvidparms) ---------------
+
+
+def _running_vm(eng, c, name, display="spice", base="/ovirt-engine/api"):
+    vid = _add_vm(c, name, base=base)
+    vm = eng.objs["vms"][vid]
+    prof = next(iter(eng.objs["vnicprofiles"].values()))
+    vm["nics"].append({"id": f"n-{name}", "name": "nic1", "mac": eng.mac(),
+                       "interface": "virtio", "profile": prof["id"],
+                       "network": prof["network"]})
+    _give_disk(eng, vid)
+    vm.update(display=display, status="up", host=next(iter(eng.objs["hosts"])))
+    return vid
+
+
+def test_display_of_a_running_vm_as_recorded_and_none_when_down(client):
+    """The recording is a running SPICE VM: display address and secure_port, children in
+    name order; VNC has a port and no TLS port; a VM that does not run has no address or
+    port (the engine knows them only while it runs)."""
+    eng, c = client
+    rec = load_xml("v4_vm_get.xml").find("display")
+    spice = _running_vm(eng, c, "sp1")
+    vnc = _running_vm(eng, c, "vn1", display="vnc")
+    base = "/ovirt-engine/api"
+    got = ET.fromstring(c.get(f"{base}/vms/{spice}", headers=AUTH).data).find("display")
+    assert shape(rec) <= shape(got)
+    assert [e.tag for e in got] == sorted(e.tag for e in got)
+    assert int(api.text(got, "secure_port")) == int(api.text(got, "port")) + 1
+    got = ET.fromstring(c.get(f"{base}/vms/{vnc}", headers=AUTH).data).find("display")
+    assert api.text(got, "type") == "vnc" and api.text(got, "port")
+    assert got.find("secure_port") is None and api.text(got, "address")
+    eng.objs["vms"][vnc]["status"] = "down"
+    got = ET.fromstring(c.get(f"{base}/vms/{vnc}", headers=AUTH).data).find("display")
+    assert all(got.find(t) is None for t in ("address", "port", "secure_port"))
+
+
+def test_graphics_consoles_as_the_api_model_documents(client):
+    """VmGraphicsConsolesService.List: address and port only with current=true; the id is
+    the protocol name in hex (clients address ``graphicsconsoles/7370696365`` for SPICE);
+    its ticket answers as the documented VM ticket (vm_ticket.http)."""
+    eng, c = client
+    vid = _running_vm(eng, c, "gc1")
+    base = f"/ovirt-engine/api/vms/{vid}/graphicsconsoles"
+    plain = ET.fromstring(c.get(base, headers=AUTH).data)
+    assert plain.tag == "graphics_consoles" and len(plain) == 1
+    assert plain[0].get("id") == "7370696365" and api.text(plain[0], "protocol") == "spice"
+    assert plain[0].find("address") is None and plain[0].find("port") is None
+    cur = ET.fromstring(c.get(base + "?current=true", headers=AUTH).data)[0]
+    display = ET.fromstring(c.get(f"/ovirt-engine/api/vms/{vid}", headers=AUTH).data
+                            ).find("display")
+    assert (api.text(cur, "address"), api.text(cur, "port"), api.text(cur, "tls_port")) == (
+        api.text(display, "address"), api.text(display, "port"),
+        api.text(display, "secure_port"))
+    assert cur.find("vm").get("id") == vid
+    doc = split_http((FIXTURES / "model_docs/vm_ticket.http").read_text())
+    r = c.post(f"{base}/7370696365/ticket", headers=AUTH,
+               data="<action><ticket><expiry>120</expiry></ticket></action>")
+    assert r.status_code == 200
+    got = ET.fromstring(r.data)
+    assert shape(doc["request"]) <= shape(got) and api.text(got, "status") == "complete"
+    assert api.text(got, "ticket/value") == eng.objs["vms"][vid]["ticket"]
+    assert c.get(f"{base}/766e63", headers=AUTH).status_code == 404   # no VNC console
+
+
+@pytest.mark.parametrize("mode", ["4", "3"])
+def test_nic_and_disk_statistics_in_each_version(mode):
+    """NIC and disk statistics carry the recorded statistic's elements with their owner as
+    back-link; v3 prints a statistic as the reference table says (``values@type``,
+    ``type`` GAUGE, upper-case unit, no ``kind``); disk statistics are under
+    ``disks/{id}`` in v4 and ``vms/{id}/disks/{id}`` in v3."""
+    eng = Engine(step=0.001, api_mode=mode)
+    c = create_app(eng).test_client()
+    base = "/ovirt-engine/api" if mode == "4" else "/api"
+    vid = _running_vm(eng, c, "st1", base=base)
+    vm = eng.objs["vms"][vid]
+    nid, did = vm["nics"][0]["id"], vm["disks"][0]
+    rec = shape(SKELETONS["statistic"]())
+    rec = {p for p in rec if not p.startswith("statistic/vm")}
+    dpath = f"{base}/disks/{did}/statistics" if mode == "4" else \
+        f"{base}/vms/{vid}/disks/{did}/statistics"
+    for path, owner, names in (
+            (f"{base}/vms/{vid}/nics/{nid}/statistics", "nic",
+             {"data.current.rx", "data.current.tx"}),
+            (dpath, "disk", {"data.current.read", "data.current.write"})):
+        r = c.get(path, headers=AUTH)
+        assert r.status_code == 200, (path, r.data[:200])
+        stats = ET.fromstring(r.data)
+        assert names <= {api.text(s, "name") for s in stats}
+        for s in stats:
+            assert s.find(owner) is not None and s.get("href") == f"{path}/{s.get('id')}"
+            if mode == "4":
+                assert rec <= shape(s), path
+            else:
+                assert s.find("kind") is None and s.find("values").get("type") in (
+                    "INTEGER", "DECIMAL")
+                assert api.text(s, "type") in ("GAUGE", "COUNTER")
+                assert api.text(s, "unit") == api.text(s, "unit").upper()
+    other = f"{base}/vms/{vid}/disks/{did}/statistics" if mode == "4" else \
+        f"{base}/disks/{did}/statistics"
+    assert c.get(other, headers=AUTH).status_code in (404, 400)
+    bps = {api.text(s, "name") for s in ET.fromstring(c.get(
+        f"{base}/vms/{vid}/nics/{nid}/statistics", headers=AUTH).data)}
+    assert ("data.current.rx.bps" in bps) == (mode == "4")

@@ -5,8 +5,6 @@ failure cases (unknown host key, bad login, unreachable dom0)."""
 from __future__ import annotations
 
 import json
-import os
-import pwd
 import subprocess
 import time
 from pathlib import Path
@@ -18,24 +16,9 @@ from nodemgr.cli import nodecmds, tablecmds, vmcmds
 from nodemgr.plugins.base import Endpoint, NotFound, PermanentError, Unreachable, VmSpec
 from nodemgr.plugins.xen import XenDriver
 from tests.fixtures.sshd import free_port, sshd_factory  # noqa: F401 - the fixture
+from tests.fixtures.xen.dom0 import dom0, endpoint
 
 pytestmark = pytest.mark.slow
-DOUBLE = Path(__file__).parents[1] / "fixtures" / "xen" / "xl_double.py"
-
-
-def dom0(factory, tool="xl", peers=None):
-    """A dom0: an sshd whose PATH has the double as *tool*, with its own state dir."""
-    s = factory(setenv={"XEN_DOUBLE_STATE": "{workdir}/state",
-                        "XEN_DOUBLE_PEERS": "{workdir}/peers"})
-    state, cfgdir, images = s.workdir / "state", s.workdir / "cfg", s.workdir / "images"
-    pw = pwd.getpwnam(s.user)
-    for d in (state, cfgdir, images, s.workdir / "peers"):
-        d.mkdir()
-        os.chown(d, pw.pw_uid, pw.pw_gid)
-    s2 = s
-    s2.install(tool, DOUBLE)
-    s2.state, s2.cfgdir, s2.images = state, cfgdir, images
-    return s2
 
 
 @pytest.fixture(scope="module")
@@ -47,13 +30,6 @@ def hosts(sshd_factory):  # noqa: F811
             str(y.state))
     yield a, b
     sshpool.close_all()
-
-
-def endpoint(s, **opts) -> Endpoint:
-    o = {"known_hosts": str(s.known_hosts), "key": str(s.client_key), "cfgdir": str(s.cfgdir),
-         "imagedir": str(s.images), **opts}
-    return Endpoint(driver="xen", uri=f"ssh://{s.user}@{s.host}:{s.port}/", host="dom0",
-                    username=s.user, options=tuple(o.items()))
 
 
 def run(cmd, argv, capsys):

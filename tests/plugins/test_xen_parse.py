@@ -16,6 +16,7 @@ from nodemgr.plugins.xen.parse import (
     parse_info,
     parse_list,
     parse_list_long,
+    parse_xentop,
     power_state,
 )
 
@@ -111,3 +112,37 @@ def test_bad_config_names_line():
         parse_config('name = "x"\nmemory = = 3\n')
     with pytest.raises(ParseError, match="not a literal"):
         parse_config("name = __import__('os')\n")
+
+
+def test_xentop_real_samples():
+    """Public recordings of xentop (Xen 4.9.2 ``xl top``, Xen 4.1.2 ``xm top`` with their
+    summary lines, an OVM dom0's ``xentop -b``): dom0's ``no limit``/``n/a``, a 10-char
+    name, large counters."""
+    (rows,) = parse_xentop(read("public/xentop-4.9.2-xl-top.txt"))
+    dom0, guest = rows
+    assert (dom0.name, dom0.state, dom0.maxmem_kib, dom0.cpu_pct) == (
+        "Domain-0", "-----r", None, 0.3)
+    assert (guest.name, guest.mem_kib, guest.maxmem_kib, guest.vcpus, guest.nets) == (
+        "guest-01", 1048576, 1049600, 2, 1)
+    assert (guest.net_tx_kib, guest.net_rx_kib, guest.vbd_rsect, guest.vbd_wsect) == (
+        113, 34, 112010, 31608)
+    (rows,) = parse_xentop(read("public/xentop-4.1.2-xm-top.txt"))
+    assert rows[1].net_rx_kib == 17270964 and rows[1].vbd_wsect == 69690752
+    (rows,) = parse_xentop(read("public/xentop-batch-ovm-dom0.txt"))
+    assert [(r.name, r.vcpus, r.maxmem_kib) for r in rows] == [
+        ("c2214-vkge", 92, 754978816), ("Domain-0", 4, 9437184)]
+
+
+def test_xentop_iterations_detail_lines_and_errors():
+    head = read("public/xentop-batch-ovm-dom0.txt").splitlines()[0]
+    row = ("  guest-02 --b---         10   12.5     262144    1.6     262144       1.6     1"
+           "    1       10       20    1        0        -        -          -          -    0")
+    text = "\n".join([head, row, "VCPUs(sec):   0:         10s", head,
+                      row.replace("   12.5", "   50.0")])
+    first, second = parse_xentop(text)
+    assert first[0].vbd_rd is None and first[0].vbd_wsect is None  # '-': a VBD in error
+    assert (first[0].cpu_pct, second[0].cpu_pct) == (12.5, 50.0)
+    with pytest.raises(ParseError, match="no xentop header"):
+        parse_xentop("Name ID Mem\n")
+    with pytest.raises(ParseError, match="unexpected xentop line"):
+        parse_xentop(head + "\nnot a row\n")

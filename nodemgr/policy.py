@@ -144,11 +144,11 @@ def audit(store, *, user: str, host: str, command: str, noderange: str,
             shown.append(arg.split("=", 1)[0] + "=******")
         else:
             shown.append(arg)
-    import time
+    from nodemgr.formats import timestamp
 
     with store.transaction():
         store.insert("auditlog", {
             "recid": str(store.next_int("auditlog", "recid")),
-            "audittime": time.strftime("%m-%d-%Y %H:%M:%S"),
+            "audittime": timestamp(),
             "userid": user, "clientname": host, "clienttype": "cli", "command": command,
             "noderange": noderange, "args": " ".join(shown), "status": status})

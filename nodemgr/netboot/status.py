@@ -10,8 +10,7 @@ This module must never write anything but ``nodelist.status`` and ``nodelist.sta
 
 from __future__ import annotations
 
-import time
-
+from nodemgr import formats
 from nodemgr.errors import UsageError
 
 VALID_STATUSES: frozenset[str] = frozenset((
@@ -42,8 +41,8 @@ def status_for_state(state: str) -> str | None:
 
 
 def timestamp(now: float | None = None) -> str:
-    """xCAT's statustime format ``MM-DD-YYYY HH:MM:SS`` (local time)."""
-    return time.strftime("%m-%d-%Y %H:%M:%S", time.localtime(now))
+    """xCAT's statustime format ``MM-DD-YYYY HH:MM:SS`` (local time): :func:`nodemgr.formats.timestamp`."""
+    return formats.timestamp(now)
 
 
 def check(status: str) -> None:

@@ -28,8 +28,10 @@ def _hash(token: str) -> str:
 
 def enabled(store) -> bool:
     """True unless ``site.callbacktokens`` is ``no``/``n``/``0``/``false``/``off`` (any case)."""
-    value = (store.site("callbacktokens") or "yes").strip().lower()
-    return value not in ("no", "n", "0", "false", "off")
+    from nodemgr.formats import FALSE_WORDS
+
+    value = (store.site("callbacktokens") or "").strip().lower() or "yes"
+    return value not in FALSE_WORDS
 
 
 def mint(store, node: str, ttl_s: int = 86400) -> str:

@@ -87,7 +87,7 @@ def test_lifecycle_with_template_import(ovm_env):  # noqa: F811
     assert r.ok and r.data["memory_mib"] == 2048
     assert d.host_free_memory_mib() == 16384 - 2048
     [r] = d.migrate([s], Endpoint("ovm", "", "ovs2"))
-    assert r.ok and r.updates == {"vm.host": "ovs2"}
+    assert r.ok and r.facts.host == "ovs2" and not r.updates
     # boot parameters changed: rewritten at the next power-on, never by mounting
     s.bootparams = {"ip": "dhcp"}
     [r] = d.power([s], "off")
@@ -106,12 +106,17 @@ def test_illegal_transitions_are_one_line_errors(ovm_env):  # noqa: F811
     s = spec("ovmvm2", master="T2")
     [r] = d.create([s])
     assert r.ok, r.message
-    assert r.updates["mac.mac"].startswith("00:16:3e:")  # the manager's MAC, recorded
+    assert r.facts.macs[0].startswith("00:16:3e:")  # the manager's MAC, recorded
+    vm = env.manager.getVMByName("pool1", "ovmvm2")
+    assert r.facts.uuid == vm["uuid"] and not r.updates
+    cfg = (env.ovs / "running_pool" / "ovmvm2" / "vm.cfg").read_text()
+    assert f"uuid = '{vm['uuid']}'" in cfg  # the manager's UUID is the one in vm.cfg
     for action in ("suspend", "resume", "reset"):
         [r] = d.power([s], action)
         assert not r.ok and "is not allowed" in r.message and "\n" not in r.message
         assert "<" not in r.message
     [r] = d.power([s], "on")
+    assert r.facts.power == "on"
     [r] = d.change([s], VmChange(cpus=2))  # configVM only when off
     assert not r.ok and "not allowed" in r.message
     r = d.make_master(s, "T2copy")
@@ -191,7 +196,7 @@ def test_manager_errors(ovm_env):  # noqa: F811
 
 
 def test_invalid_state_type(ovm_env):  # noqa: F811
-    from nodemgr.plugins.ovm_soap import map_fault
+    from nodemgr.plugins.ovm.soap import map_fault
 
     assert isinstance(map_fault("Operation x is not allowed", "x"), InvalidState)
 

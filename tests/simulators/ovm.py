@@ -2,7 +2,7 @@
 
 Serves ``/OVSWS/<Service>.wsdl`` for ServerPoolService (the reconstructed real WSDL in
 ``tests/fixtures/ovm/``) and the inferred VirtualMachineService, LifecycleService and
-ResourceService (built by ``nodemgr.plugins.ovm_soap.build_wsdl``), and answers
+ResourceService (built by ``nodemgr.plugins.ovm.soap.build_wsdl``), and answers
 document/literal SOAP 1.1 calls at ``/OVSWS/<Service>``. Requests are parsed and responses
 rendered with zeep's schema objects loaded from those same WSDLs, so what goes over the
 wire follows the schema (``test_ovm_fidelity.py`` checks ServerPoolService messages against
@@ -16,6 +16,22 @@ a real directory standing for the pool master's ``/OVS`` (in tests: a tree insid
 sshd's home): creating a VM copies ``seed_pool/<template>`` to ``running_pool/<vm>`` and
 rewrites its ``vm.cfg`` the way the OVS agent does; deleting removes it; importing a
 template requires ``seed_pool/<name>/vm.cfg``.
+
+The agent's Xen side, when *xen_state* is given: a VM that runs is a domain file in
+``<xen_state>/domains`` in the format of the Xen test double (``tests/fixtures/xen/
+xl_double.py``, installed on the dom0 sshd as ``xentop``), so ``xentop -b`` on dom0 shows
+it with the use figures of :attr:`OvmManager.load` (CPU load, disk and network rates).
+
+VNC display (``VirtualMachine.vncPort`` / ``vncPassword``, real fields; ``getVncPassword``,
+a real operation name): a VM gets a console password at creation (the config's, else a
+random one: the 2.2 Manager asked for one when creating a VM [infer]) and a port from
+5900 up while it runs (xend's ``vncunused``: the first free one). Boot device
+(``VirtualMachine.bootDevice``, the 2.2 constants ``PXE``/``HDD``/``CDROM``): changed by
+``configVM`` while the VM is off and written into ``vm.cfg`` as the agent would [infer]:
+an HVM guest gets ``boot = 'n'|'c'|'d'``, a PV guest boots from the network through
+``pypxeboot`` (``bootloader``/``bootargs = 'mac=...'``, as in the real xm sample
+``xm-pv-bootloader-pypxeboot.cfg``) or from its disk through ``pygrub``; a PV guest cannot
+boot from a CD (fault).
 
 HTTP Basic is required on SOAP calls (not on WSDL downloads). ``fail_next[op] = text``
 makes the next call of *op* fault (tests of half-done imports).
@@ -42,7 +58,7 @@ from pathlib import Path
 
 from lxml import etree
 
-from nodemgr.plugins.ovm_soap import SERVICES, TYPES_NS, build_wsdl
+from nodemgr.plugins.ovm.soap import SERVICES, TYPES_NS, build_wsdl
 from tests.simulators.serving import LoopbackServer
 
 FIXTURES = Path(__file__).resolve().parent.parent / "fixtures" / "ovm"
@@ -80,11 +96,17 @@ class OvmManager:
         ovs_root: directory standing for the pool master's ``/OVS``.
         username, password: the HTTP Basic credentials accepted.
         master_ip: the master server's ``ip`` (where the driver SSHes to).
+        xen_state: the Xen double's state directory on dom0 (running VMs become domain
+            files there), or None.
     """
 
     def __init__(self, ovs_root: str | Path, username: str = "admin",
-                 password: str = "password", master_ip: str = "127.0.0.1") -> None:
+                 password: str = "password", master_ip: str = "127.0.0.1",
+                 xen_state: str | Path | None = None) -> None:
         self.ovs = Path(ovs_root)
+        self.xen = Path(xen_state) if xen_state else None
+        #: VM name -> use figures of its domain (``load`` CPUs' worth, ``*_bps`` rates)
+        self.load: dict[str, dict[str, float]] = {}
         for d in ("running_pool", "seed_pool", "iso_pool", "sharedDisk"):
             (self.ovs / d).mkdir(parents=True, exist_ok=True)
             self._own(self.ovs / d)
@@ -131,11 +153,49 @@ class OvmManager:
         return vm["status"]["status"]
 
     def _set_state(self, vm: dict, state: str) -> None:
+        old = (vm.get("status") or {}).get("status")
         vm["status"] = {"code": STATUS_CODES[state], "status": state, "vmId": vm["imgId"]}
         if state == "Running" and not vm.get("poweronTime"):
             vm["poweronTime"] = int(time.time() * 1000)
         if state == "Powered Off":
             vm["poweronTime"] = None
+        if state in ("Running", "Paused"):
+            if old not in ("Running", "Paused"):
+                used = {v["vncPort"] for v in self.vms.values() if v.get("vncPort")}
+                vm["vncPort"] = next(p for p in itertools.count(5900) if p not in used)
+            self._domain(vm, "p" if state == "Paused" else "r")
+        else:
+            vm["vncPort"] = None
+            self._domain(vm, None)
+
+    def _domain(self, vm: dict, state: str | None) -> None:
+        """Create/update (*state* ``r``/``p``) or remove (None) the VM's Xen domain file."""
+        if self.xen is None:
+            return
+        import json
+
+        doms = self.xen / "domains"
+        doms.mkdir(parents=True, exist_ok=True)
+        path = doms / f"{vm['imgName']}.json"
+        if state is None:
+            path.unlink(missing_ok=True)
+            return
+        try:
+            cfg = _cfg_values(self._path(vm["location"]) / "vm.cfg")
+        except (OSError, Fault):
+            cfg = {}
+        old = json.loads(path.read_text()) if path.exists() else {}
+        d = {"name": cfg.get("name") or vm["imgName"], "domid": old.get("domid") or vm["imgId"],
+             "memory": vm["memory"], "vcpus": vm["cpuNumber"], "uuid": vm["uuid"],
+             "state": state + "-----" if state == "r" else "--p---",
+             "cpu_time": old.get("cpu_time", 0.0), "started": old.get("started", time.time()),
+             "config": {"vif": cfg.get("vif", []), "disk": cfg.get("disk", []),
+                        "maxmem": vm["maximumMemory"]},
+             **self.load.get(vm["imgName"], {})}
+        tmp = doms / f".{vm['imgName']}.tmp"
+        tmp.write_text(json.dumps(d))
+        tmp.rename(path)
+        self._own(doms)
 
     def _check(self, op: str, vm: dict) -> str | None:
         allowed, new = TRANSITIONS[op]
@@ -257,6 +317,9 @@ class OvmManager:
         shutil.rmtree(self._path(v["location"]), ignore_errors=True)
         del self.vms[v["imgId"]]
 
+    def getVncPassword(self, vm=None):
+        return self._vm(vm)["vncPassword"]
+
     def getVMMetrics(self, vm=None):
         v = self._vm(vm)
         on = self._state(v) == "Running"
@@ -299,21 +362,25 @@ class OvmManager:
             raise Fault(f"/OVS/running_pool/{name} already exists")
         shutil.copytree(src, dst)
         mac = "00:16:3e:" + ":".join(f"{b:02x}" for b in os.urandom(3))
+        vm_uuid = str(uuidlib.uuid4())
         self._rewrite_cfg(dst / "vm.cfg", name, f"/OVS/running_pool/{name}", mac,
-                          memory=c.get("memory"), vcpus=c.get("cpuNumber"))
+                          memory=c.get("memory"), vcpus=c.get("cpuNumber"), uuid=vm_uuid)
         self._own(dst)
         vm_id = next(self.ids)
+        hvm = _cfg_values(dst / "vm.cfg").get("builder") == "hvm"
         vm = {"imgName": name, "comments": None, "imgId": vm_id,
-              "bootDevice": {"bootDevice": "HDD"}, "imgSize": None, "vncPassword": None,
+              "bootDevice": {"bootDevice": "HDD"}, "imgSize": None,
+              "vncPassword": c.get("vncPassword") or base64.b32encode(os.urandom(5)).decode(),
               "maximumMemory": c.get("memory") or 512, "publish": None,
               "cpuNumber": c.get("cpuNumber") or 1, "haEnable": False,
-              "uuid": str(uuidlib.uuid4()), "operatingSystemName": "Oracle Enterprise Linux 5",
+              "uuid": vm_uuid, "operatingSystemName": "Oracle Enterprise Linux 5",
               "createTime": int(time.time() * 1000), "parentImg": t["templateId"],
               "systemPassword": None, "location": f"/OVS/running_pool/{name}",
               "memory": c.get("memory") or 512, "systemLogin": None, "platform": "x86_64",
               "deploy": None, "status": None, "vncPort": None, "imgIp": None,
               "poweronTime": None, "architecture": "x86_64",
-              "virtualMachineType": {"vmType": "VM_TYPE_PVM"}, "keyboardLayout": "en-us",
+              "virtualMachineType": {"vmType": "VM_TYPE_HVM" if hvm else "VM_TYPE_PVM"},
+              "keyboardLayout": "en-us",
               "pvdriver": True, "_server": server}
         self._set_state(vm, "Powered Off")
         self.vms[vm_id] = vm
@@ -335,9 +402,32 @@ class OvmManager:
         self._check("configVM", v)
         v["memory"] = v["maximumMemory"] = int(vm.get("memory") or v["memory"])
         v["cpuNumber"] = int(vm.get("cpuNumber") or v["cpuNumber"])
-        self._rewrite_cfg(self._path(v["location"]) / "vm.cfg", v["imgName"], v["location"],
-                          None, memory=v["memory"], vcpus=v["cpuNumber"])
+        cfg = self._path(v["location"]) / "vm.cfg"
+        self._rewrite_cfg(cfg, v["imgName"], v["location"], None, memory=v["memory"],
+                          vcpus=v["cpuNumber"])
+        boot = ((vm or {}).get("bootDevice") or {}).get("bootDevice")
+        if boot and boot != v["bootDevice"]["bootDevice"]:
+            self._set_boot(v, cfg, boot)
         return self.public(v)
+
+    def _set_boot(self, v: dict, cfg: Path, boot: str) -> None:
+        """The agent's rewrite of ``vm.cfg`` for boot device *boot* (see the module doc)."""
+        if boot not in ("PXE", "HDD", "CDROM"):
+            raise Fault(f"Invalid boot device {boot}")
+        text = cfg.read_text()
+        if v["virtualMachineType"]["vmType"] == "VM_TYPE_HVM":
+            text = _set_line(text, "boot", {"PXE": "n", "HDD": "c", "CDROM": "d"}[boot])
+        elif boot == "CDROM":
+            raise Fault(f"Virtual machine {v['imgName']} is paravirtualized and cannot boot "
+                        "from a CDROM")
+        else:
+            macs = re.findall(r"mac=([0-9A-Fa-f:]{17})", text)
+            pxe = boot == "PXE"
+            text = _set_line(text, "bootloader", "/usr/bin/pypxeboot" if pxe
+                             else "/usr/bin/pygrub")
+            text = _set_line(text, "bootargs", f"mac={macs[0]}" if pxe and macs else None)
+        cfg.write_text(text)
+        v["bootDevice"] = {"bootDevice": boot}
 
     def addDisk(self, vm=None, diskConfig=None):
         v = self._vm(vm)
@@ -410,12 +500,13 @@ class OvmManager:
         return p
 
     def _rewrite_cfg(self, cfg: Path, name: str, location: str, mac: str | None,
-                     memory=None, vcpus=None) -> None:
+                     memory=None, vcpus=None, uuid: str | None = None) -> None:
         """What the agent does to a copied vm.cfg: name, disk paths, uuid, MAC, memory."""
         text = cfg.read_text()
         text = re.sub(r"/OVS/(seed_pool|running_pool)/[^/,']+", location, text)
         text = re.sub(r"(?m)^name\s*=.*$", f"name = '{name}'", text)
-        text = re.sub(r"(?m)^uuid\s*=.*$", f"uuid = '{uuidlib.uuid4()}'", text)
+        if uuid or mac:  # a new VM (not a configVM rewrite) gets its UUID
+            text = re.sub(r"(?m)^uuid\s*=.*$", f"uuid = '{uuid or uuidlib.uuid4()}'", text)
         if mac:
             text = re.sub(r"mac=[0-9A-Fa-f:]{17}", f"mac={mac}", text, count=1)
         if memory:
@@ -423,6 +514,29 @@ class OvmManager:
         if vcpus:
             text = re.sub(r"(?m)^vcpus\s*=.*$", f"vcpus = {int(vcpus)}", text)
         cfg.write_text(text)
+
+
+def _cfg_values(cfg: Path) -> dict:
+    """The ``key = value`` settings of a vm.cfg (Python literals, as xm reads them)."""
+    import ast
+
+    out = {}
+    for node in ast.parse(cfg.read_text()).body:
+        if isinstance(node, ast.Assign) and isinstance(node.targets[0], ast.Name):
+            try:
+                out[node.targets[0].id] = ast.literal_eval(node.value)
+            except ValueError:
+                pass
+    return out
+
+
+def _set_line(text: str, key: str, value: str | None) -> str:
+    """*text* with ``key = 'value'`` set (appended when missing; removed for None)."""
+    pat = re.compile(rf"(?m)^{key}\s*=.*\n?")
+    line = f"{key} = '{value}'\n" if value is not None else ""
+    if pat.search(text):
+        return pat.sub(line, text, count=1)
+    return text + ("" if text.endswith("\n") or not line else "\n") + line
 
 
 # -- SOAP over WSGI ----------------------------------------------------------------------------

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 from lxml import etree
 
-from nodemgr.plugins.ovm_soap import Manager
+from nodemgr.plugins.ovm.soap import Manager
 from tests.simulators.ovm import FIXTURES, SOAP_ENV, OvmManager, Server
 
 pytestmark = pytest.mark.slow

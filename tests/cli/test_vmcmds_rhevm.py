@@ -204,8 +204,7 @@ def test_bootparams_through_cloud_init(engines, capsys):
     on GET), rpower on starts with use_cloud_init and that initialization, the guest then
     reports the configured address; ``addresses`` gives the configured ip while the engine
     reports none. A v3 engine refuses them with one line and nothing created."""
-    from nodemgr.plugins.rhevm import api
-    from nodemgr.plugins.rhevm import RhevmDriver
+    from nodemgr.plugins.rhevm import RhevmDriver, api
     from nodemgr.tables.resolve import Resolver
     from nodemgr.vmspec import Resolved, vm_targets
 
@@ -299,3 +298,91 @@ def test_rpower_stat_of_rhevh_hosts_is_their_state_on_the_engine(engines, capsys
     a.by_name("hosts", "host2")["status"] = "maintenance"
     assert vmcmds.rpower(["host1,host2", "stat"]) == 0
     assert capsys.readouterr() == ("host1: on\nhost2: maintenance\n", "")
+
+
+# -- rvitals, rinv, rsetboot, getrvidparms, rcons, rscan on both engines --------------------------
+
+
+def test_new_commands_on_both_engines(engines, capsys):
+    """rvitals (the engine's statistics, 15 s), rinv (ids, disks, NICs, the guest agent's
+    addresses), rsetboot (os/boot of the VM), getrvidparms / getcons (the VM's display
+    and a one-time ticket), rcons (no serial console: one line naming getrvidparms, nothing
+    opened) — each on the v4 engine (vma1) and the RHEV-M 3.x one (vmb1)."""
+    from tests.simulators.ovirt import Renderer
+
+    a, b = engines["a"], engines["b"]
+    assert vmcmds.mkvm(["vma1,vmb1"]) == 0, capsys.readouterr().err
+    assert vmcmds.rpower(["vma1,vmb1", "on"]) == 0, capsys.readouterr().err
+    capsys.readouterr()
+    assert vmcmds.rvitals(["vma1,vmb1"]) == 0, capsys.readouterr().err
+    out = capsys.readouterr().out
+    for node in ("vma1", "vmb1"):
+        assert f"{node}: CPU: 26.0 % over 15 s, 2 vCPUs" in out            # 13 % x 2
+        assert f"{node}: Memory: 307 MiB used of 1024 MiB available" in out
+        assert (f"{node}: Disk: read {Renderer.DISK_READ:.0f} bytes/s, write "
+                f"{Renderer.DISK_WRITE:.0f} bytes/s") in out
+        assert (f"{node}: Network: rx {Renderer.NIC_RX:.0f} bytes/s, tx "
+                f"{Renderer.NIC_TX:.0f} bytes/s") in out
+    assert vmcmds.rinv(["vma1,vmb1"]) == 0, capsys.readouterr().err
+    out = capsys.readouterr().out
+    for node, eng in (("vma1", a), ("vmb1", b)):
+        vm = vm_of(eng, node)
+        mac = vm["nics"][0]["mac"]
+        assert f"{node}: UUID: {vm['id']}" in out and f"{node}: CPUs: 2" in out
+        assert f"{node}: Memory: 1024 MiB" in out and f"{node}: NIC 1: {mac} ovirtmgmt" in out
+        assert f"{node}: Disk " in out and " 1024 MiB " in out
+        tail = f", {mac})" if node == "vma1" else ")"  # v3 guest_info has no MAC
+        assert f"{node}: IP: {vm['ip']} (agent{tail}" in out
+    assert vmcmds.rsetboot(["vma1,vmb1", "hd"]) == 0, capsys.readouterr().err
+    assert vm_of(a, "vma1")["boot"] == vm_of(b, "vmb1")["boot"] == ["hd", "network"]
+    assert vmcmds.rsetboot(["vma1,vmb1", "net"]) == 0
+    assert vm_of(a, "vma1")["boot"] == vm_of(b, "vmb1")["boot"] == ["network", "hd"]
+    capsys.readouterr()
+    assert vmcmds.getrvidparms(["vma1,vmb1"]) == 0, capsys.readouterr().err
+    out = capsys.readouterr().out
+    for node, eng in (("vma1", a), ("vmb1", b)):
+        vm = vm_of(eng, node)
+        addr, port, _ = Renderer(eng, "/").display_of(vm)
+        assert f"{node}: method: vnc\n{node}: server: {addr}\n{node}: vidport: {port}\n" \
+               f"{node}: password: {vm['ticket']}\n" in out
+    assert vmcmds.getcons(["vma1"]) == 0 and "vma1: method: vnc" in capsys.readouterr().out
+    n = len(a.requests)
+    assert vmcmds.rcons(["vma1"]) == 1
+    err = capsys.readouterr().err
+    assert "no serial console" in err and "getrvidparms" in err and err.count("\n") == 1
+    assert len(a.requests) == n                                     # refused before a call
+
+
+def test_new_commands_bad_input_one_line(engines, capsys):
+    a = engines["a"]
+    assert vmcmds.mkvm(["vma1"]) == 0, capsys.readouterr().err
+    boot = list(vm_of(a, "vma1")["boot"])
+    capsys.readouterr()
+    assert vmcmds.rsetboot(["vma1", "floppy"]) == 1
+    err = capsys.readouterr().err
+    assert "floppy" in err and err.count("\n") == 1 and vm_of(a, "vma1")["boot"] == boot
+    assert vmcmds.getrvidparms(["vma1"]) == 1                       # down: no display
+    err = capsys.readouterr().err
+    assert "vma1: Error: " in err and "only while the VM runs" in err
+    assert vmcmds.rvitals(["vma2"]) == 1                            # not on the engine
+    assert "vma2: Error: vma2: node was not defined in the rhevm" in capsys.readouterr().err
+
+
+def test_rscan_of_an_engine_lists_and_writes_unknown_vms(engines, capsys):
+    """rscan <engine>: every VM of the engine with its id, CPUs, memory, MAC; -w defines
+    the one whose node was removed (vm.mgr = the engine, the engine's MAC and id) and
+    leaves the known ones alone."""
+    a, url = engines["a"], engines["url"]
+    assert vmcmds.mkvm(["vma1,vma2"]) == 0, capsys.readouterr().err
+    va2 = vm_of(a, "vma2")
+    assert nodecmds.noderm(["vma2"]) == 0
+    capsys.readouterr()
+    assert vmcmds.rscan(["rhevm4"]) == 0, capsys.readouterr().err
+    out = capsys.readouterr().out
+    assert va2["id"] in out and va2["nics"][0]["mac"] in out and "vma1" in out
+    before = rows(url, "vm")["vma1"]
+    assert vmcmds.rscan(["rhevm4", "-w"]) == 0, capsys.readouterr().err
+    vm = rows(url, "vm")
+    assert vm["vma2"]["mgr"] == "rhevm4" and vm["vma1"] == before
+    assert rows(url, "vpd")["vma2"]["uuid"] == va2["id"]
+    assert rows(url, "mac")["vma2"]["mac"].split("!")[0] == va2["nics"][0]["mac"]

@@ -104,3 +104,48 @@ def test_faults_are_soap11_faults(sim):
     r = requests.post(f"{sim.url}/ServerPoolService", data=env, timeout=5)
     assert r.status_code == 401
     assert Path(FIXTURES / "README.md").exists()
+
+
+def test_virtual_machines_validate_against_the_real_type(sim, schema, tmp_path):
+    """The VirtualMachine objects the (inferred) VM services answer with are the real
+    type (element order, vncPort/vncPassword, bootDevice/BootDevice, VmStatus): each
+    ``result`` validates as ``types:VirtualMachine``; a running VM has a VNC port and a
+    powered-off one none; the boot device is one of the 2.2 constants."""
+    from tests.fixtures.ovm_env import VM_CFG
+
+    seed = sim.manager.ovs / "seed_pool" / "FID"
+    seed.mkdir()
+    (seed / "vm.cfg").write_text(VM_CFG.format(name="FID"))
+    m = Manager(sim.url, "admin", "password")
+    m.approve_template(m.import_template("pool1", "FID", "fidelity"))
+    vm = m.create_from_template("pool1", "FID", "fidvm", 512, 1)
+    assert vm["vncPort"] is None and vm["vncPassword"]
+    on = m.vm_action("powerOn", vm)
+    assert on["vncPort"] >= 5900 and m.vnc_password(on) == vm["vncPassword"]
+    off = m.vm_action("powerOff", on)
+    assert off["vncPort"] is None
+    assert m.set_boot_device(off, "PXE")["bootDevice"] == {"bootDevice": "PXE"}
+    m.delete_vm(m.vm("pool1", "fidvm"))
+    vm_schema = etree.XMLSchema(etree.fromstring(f"""<xs:schema
+      xmlns:xs="http://www.w3.org/2001/XMLSchema" xmlns:t="http://oracle.ovs.api/types/"
+      targetNamespace="urn:w" elementFormDefault="qualified">
+      <xs:import namespace="http://www.oracle.com/webservices/internal/literal"
+        schemaLocation="{(FIXTURES / 'ovm22_literal.reconstructed.xsd').as_uri()}"/>
+      <xs:import namespace="http://oracle.ovs.api/types/"
+        schemaLocation="{(FIXTURES / 'ovm22_types.reconstructed.xsd').as_uri()}"/>
+      <xs:element name="vm" type="t:VirtualMachine"/></xs:schema>""".encode()))
+    checked = set()
+    for _svc, op, _, resp in sim.manager.messages:
+        if op not in ("createVmBasedOnTemplate", "powerOn", "powerOff", "configVM",
+                      "getVMByName"):
+            continue
+        for res in body(resp):
+            el = etree.fromstring(etree.tostring(res))
+            el.tag = "{urn:w}vm"
+            assert vm_schema.validate(etree.ElementTree(el)), (op, vm_schema.error_log)
+            boot = el.findtext("{http://oracle.ovs.api/types/}bootDevice/"
+                               "{http://oracle.ovs.api/types/}bootDevice")
+            assert boot in ("PXE", "HDD", "CDROM")
+            checked.add(op)
+    assert checked == {"createVmBasedOnTemplate", "powerOn", "powerOff", "configVM",
+                       "getVMByName"}

@@ -479,13 +479,17 @@ def _first_line(exc: BaseException | str) -> str:
     return text.splitlines()[0][:300] if text else "error"
 
 
+_BUSY = re.compile(r"\b(?:is busy|is locked|in progress|try again)\b")
+
+
 def map_fault(text: str, op: str) -> Exception:
     """A SOAP faultstring -> typed error: "not found"/"does not exist" -> NotFound, "not
-    allowed"/"illegal"/"status" -> InvalidState, "busy"/"locked"/"in progress"/"try again"
-    -> Transient (retried by the driver; the wording is [infer]: a VM whose previous job
-    still runs), else PermanentError. Text kept, one line."""
+    allowed"/"illegal"/"status" -> InvalidState, "is busy"/"is locked"/"in progress"/"try
+    again" (phrases, never part of a VM name) -> Transient (retried by the driver; the
+    wording is [infer]: a VM whose previous job still runs), else PermanentError. Text
+    kept, one line."""
     low = text.lower()
-    if any(w in low for w in ("busy", "locked", "in progress", "try again")):
+    if _BUSY.search(low):
         return Transient(f"{op}: {text}")
     if "not found" in low or "does not exist" in low or "no such" in low:
         return NotFound(text)

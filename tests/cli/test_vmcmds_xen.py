@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import io
 import json
-import subprocess
 
 import pytest
 
@@ -15,17 +14,14 @@ from nodemgr.cli import nodecmds, vmcmds
 from nodemgr.plugins.xen.parse import parse_config
 from nodemgr.tables.store import Store
 from tests.fixtures.sshd import sshd_factory  # noqa: F401 - the fixture
-from tests.fixtures.xen.dom0 import dom0
+from tests.fixtures.xen.dom0 import define, pair
 
 pytestmark = pytest.mark.slow
 
 
 @pytest.fixture(scope="module")
 def hosts(sshd_factory):  # noqa: F811
-    a, b = dom0(sshd_factory, xentop=True), dom0(sshd_factory, xentop=True)
-    (a.workdir / "peers" / "dom0b").write_text(str(b.state))
-    (b.workdir / "peers" / "dom0a").write_text(str(a.state))
-    yield a, b
+    yield pair(sshd_factory, xentop=True)
     sshpool.close_all()
 
 
@@ -33,14 +29,8 @@ def hosts(sshd_factory):  # noqa: F811
 def xen(cli_env, hosts, capsys):
     """dom0a and dom0b as Xen hypervisor nodes; xvm1, xvm2 defined on dom0a."""
     a, b = hosts
-    for s, name in ((a, "dom0a"), (b, "dom0b")):
-        for p in (s.cfgdir, s.images, s.state):
-            subprocess.run(["find", str(p), "-mindepth", "1", "-delete"], check=True)
-        opts = (f"known_hosts={s.known_hosts};key={s.client_key};cfgdir={s.cfgdir};"
-                f"imagedir={s.images};migrate_host={name}")
-        assert nodecmds.nodeadd([name, "groups=xenhosts", "hypervisor.type=xen",
-                                 f"hostconn.uri=ssh://{s.user}@127.0.0.1:{s.port}/",
-                                 f"hostconn.options={opts}"]) == 0
+    define(a, "dom0a")
+    define(b, "dom0b")
     assert nodecmds.nodeadd(["xvm[1-2]", "groups=xenvms", "nodehm.mgt=xen", "vm.host=dom0a",
                              f"vm.storage=dir://{a.images}", "vm.storageformat=raw",
                              "vm.nics=xenbr0", "vm.memory=256", "vm.cpus=2",

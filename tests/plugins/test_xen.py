@@ -16,19 +16,14 @@ from nodemgr.cli import nodecmds, tablecmds, vmcmds
 from nodemgr.plugins.base import Endpoint, NotFound, PermanentError, Unreachable, VmSpec
 from nodemgr.plugins.xen import XenDriver
 from tests.fixtures.sshd import free_port, sshd_factory  # noqa: F401 - the fixture
-from tests.fixtures.xen.dom0 import dom0, endpoint
+from tests.fixtures.xen.dom0 import define, dom0, endpoint, pair
 
 pytestmark = pytest.mark.slow
 
 
 @pytest.fixture(scope="module")
 def hosts(sshd_factory):  # noqa: F811
-    a = dom0(sshd_factory)
-    b = dom0(sshd_factory)
-    for x, y in ((a, b), (b, a)):  # each can "migrate" to the other by name
-        (x.workdir / "peers" / "dom0b" if y is b else x.workdir / "peers" / "dom0a").write_text(
-            str(y.state))
-    yield a, b
+    yield pair(sshd_factory)
     sshpool.close_all()
 
 
@@ -41,15 +36,8 @@ def run(cmd, argv, capsys):
 @pytest.fixture
 def tables(cli_env, hosts, capsys):
     a, b = hosts
-    for s, name in ((a, "dom0a"), (b, "dom0b")):
-        for p in (s.cfgdir, s.images, s.state / "domains"):
-            if p.exists():
-                subprocess.run(["find", str(p), "-mindepth", "1", "-delete"], check=True)
-        opts = (f"known_hosts={s.known_hosts};key={s.client_key};cfgdir={s.cfgdir};"
-                f"imagedir={s.images};migrate_host={name}")
-        assert nodecmds.nodeadd([name, "groups=xenhosts", "hypervisor.type=xen",
-                                 f"hostconn.uri=ssh://{s.user}@127.0.0.1:{s.port}/",
-                                 f"hostconn.options={opts}"]) == 0
+    define(a, "dom0a")
+    define(b, "dom0b")
     assert nodecmds.nodeadd(["xvm[1-2]", "groups=xenvms", "nodehm.mgt=xen", "vm.host=dom0a",
                              f"vm.storage=dir://{a.images}", "vm.storageformat=raw",
                              "vm.nics=xenbr0", "vm.memory=256"]) == 0

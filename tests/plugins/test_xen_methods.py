@@ -106,7 +106,7 @@ def test_every_error_is_a_failed_result_with_its_class(host):
 
 def test_validate_needs_a_mac_for_the_openqrm_layout(host):
     drv = XenDriver(endpoint(host, layout="openqrm"))
-    with pytest.raises(PermanentError, match="openqrm config layout needs a MAC"):
+    with pytest.raises(PermanentError, match="openqrm config layout needs the node.s MAC"):
         drv.validate(VmSpec(node="q1"))
     drv.validate(VmSpec(node="q1", nics=[NicSpec(network="xenbr0", mac=MAC1)]))
 

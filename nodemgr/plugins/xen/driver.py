@@ -89,6 +89,7 @@ XEN_BOOT = {"network": "n", "hd": "c", "cdrom": "d"}
 #: rsetboot device -> the ``boot=`` letter of an HVM guest (xl.cfg(5): c disk, d cdrom,
 #: n network)
 BOOT_LETTER = {"net": "n", "hd": "c", "cd": "d"}
+NEED_MAC = "the openqrm config layout needs the node's MAC (attribute mac)"
 #: separator line between config files in :meth:`XenDriver._all_configs`
 _CFG_MARK = "#### nodemgr-cfg "
 
@@ -144,10 +145,10 @@ class XenDriver(HypervisorDriver):
 
     def validate(self, spec: VmSpec) -> None:
         """The generic checks, plus: the openqrm layout names a VM's files by its first
-        MAC, so it needs one (``mac.mac``). No network call."""
+        MAC, so it needs one (xCAT attribute ``mac``). No network call."""
         super().validate(spec)
         if self.layout == "openqrm" and not (spec.nics and spec.nics[0].mac):
-            raise PermanentError("the openqrm config layout needs a MAC (mac.mac)")
+            raise PermanentError(NEED_MAC)
 
     def translate(self, exc: Exception) -> DriverError | None:
         """A toolstack output or config file this driver cannot read -> PermanentError
@@ -187,7 +188,7 @@ class XenDriver(HypervisorDriver):
         """Path of the VM's configuration file on the dom0."""
         if self.layout == "openqrm":
             if not spec.nics or not spec.nics[0].mac:
-                raise PermanentError("the openqrm config layout needs a MAC (mac.mac)")
+                raise PermanentError(NEED_MAC)
             mac = spec.nics[0].mac.lower()
             return f"{self.cfgdir}/{mac}/{mac}.xen"
         return f"{self.cfgdir}/{spec.node}.cfg"
@@ -751,8 +752,7 @@ class XenDriver(HypervisorDriver):
         no firmware) is Unsupported; ``cd`` without a cdrom drive is InvalidState."""
         if device not in (*BOOT_LETTER, "default"):
             err = PermanentError(f"unknown boot device '{device}' (net, hd, cd or default)")
-            for spec in specs:
-                yield self.failed(spec.node, err)
+            yield from self.each_node(specs, _refuse, err)
             return
         yield from self.each_node(specs, self._set_boot_one, device)
 
@@ -836,8 +836,7 @@ class XenDriver(HypervisorDriver):
         if change.resize or change.cdrom or change.eject:
             err = Unsupported("chvm --resize/--cdrom/--eject are not supported by the xen "
                               "driver")
-            for spec in specs:
-                yield self.failed(spec.node, err)
+            yield from self.each_node(specs, _refuse, err)
             return
         running = self._domains()
         yield from self.each_node(specs, self._change_one, change, running)
@@ -953,16 +952,14 @@ class XenDriver(HypervisorDriver):
         unless the node's ``vm.cpus``/``vm.memory`` are set; ``facts.cpus``/``memory_mib``
         report what the clone got."""
         if not master_definition:
-            err = PermanentError(f"no stored definition for master {master}")
-            for spec in specs:
-                yield self.failed(spec.node, err)
+            yield from self.each_node(specs, _refuse, PermanentError(
+                f"no stored definition for master {master}"))
             return
         try:
             mcfg = parse_config(master_definition)
         except ParseError as exc:
-            err = PermanentError(f"stored definition of master {master}: {exc}")
-            for spec in specs:
-                yield self.failed(spec.node, err)
+            yield from self.each_node(specs, _refuse, PermanentError(
+                f"stored definition of master {master}: {exc}"))
             return
         yield from self.each_node(specs, self._clone_one, master, mcfg)
 
@@ -993,6 +990,11 @@ class XenDriver(HypervisorDriver):
         r = self._sh(["cp", "--sparse=always", "--", src, dst])
         if r.rc != 0:
             raise PermanentError(f"cannot copy {src} on {self.where}: {_error_text(r.err)}")
+
+
+def _refuse(spec: VmSpec, err: DriverError) -> NodeResult:
+    """The per-node function for a request refused before any call: raises *err*."""
+    raise err
 
 
 def _int(value) -> int | None:

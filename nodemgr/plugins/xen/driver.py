@@ -754,9 +754,10 @@ class XenDriver(HypervisorDriver):
             err = PermanentError(f"unknown boot device '{device}' (net, hd, cd or default)")
             yield from self.each_node(specs, _refuse, err)
             return
-        yield from self.each_node(specs, self._set_boot_one, device)
+        running = self._domains()
+        yield from self.each_node(specs, self._set_boot_one, device, running)
 
-    def _set_boot_one(self, spec: VmSpec, device: str) -> NodeResult:
+    def _set_boot_one(self, spec: VmSpec, device: str, running: dict) -> NodeResult:
         cfg = self._read_cfg(spec)
         if cfg is None:
             raise NotFound(f"Cannot find vm {spec.node} on {self.where}")
@@ -773,7 +774,7 @@ class XenDriver(HypervisorDriver):
             order = letter + "".join(c for c in current if c != letter)
         cfg["boot"] = order
         self._write_cfg(spec, cfg)
-        when = " (from its next start)" if spec.node in self._domains() else ""
+        when = " (from its next start)" if spec.node in running else ""
         return NodeResult(spec.node, message=f"{device}{when}", data={"boot": order},
                           facts=Facts(bootdev=device))
 

@@ -264,6 +264,10 @@ class Parser(argparse.ArgumentParser):
         global _last
         self.words = list(sys.argv[1:] if args is None else args)
         _last = self
+        unknown = self._unknown_options(self.words)
+        if unknown:  # named first, as Getopt::Long does, before missing arguments
+            s = "s" if len(unknown) > 1 else ""
+            self.error(f"Unknown option{s}: {' '.join(unknown)}")
         ns, extra = parse(self.words, namespace)
         if extra:
             unknown = [w for w in extra if w.startswith("-") and w != "-"]
@@ -273,6 +277,19 @@ class Parser(argparse.ArgumentParser):
             s = "s" if len(extra) > 1 else ""
             self.error(f"unexpected argument{s}: {' '.join(extra)}")
         return ns
+
+    def _unknown_options(self, words: list[str]) -> list[str]:
+        """The words before ``--`` that look like options but name none of this parser's
+        (argparse's own test: abbreviations and ``--opt=value`` count as known)."""
+        unknown = []
+        for w in words:
+            if w == "--":
+                break
+            if w.startswith("-") and w != "-" and not self._negative_number_matcher.match(w):
+                found = self._parse_optional(w)
+                if found is not None and found[0] is None:
+                    unknown.append(w)
+        return unknown
 
     def error(self, message: str):  # noqa: D401 - argparse API
         """Raise ``UsageError``: *message* (or, when the words look shell-expanded, the

@@ -20,11 +20,6 @@ mknb, nodemgr-tftpd, the web app), its value and where the value comes from:
   unset             no value: for master, each node uses this machine's address on its
                     network (networks table); see -n
 
-options:
-  -n, --node NODERANGE  also print, per node, the management address its boot files,
-                        DHCP entry and callback URL use, or why there is none
-  --json                one JSON object per setting (and per node with -n)
-
 The database URL itself comes from $NODEMGR_DB, else the configuration file ($NODEMGR_CONF,
 /etc/nodemgr/nodemgr.conf, etc/nodemgr.conf in the checkout).
 
@@ -42,14 +37,16 @@ exit status:
 @main_wrapper
 def nodemgr_config(argv: list[str]) -> int:
     """Entry point of ``nodemgr-config``."""
+    p = parser("nodemgr-config", CONFIG_HELP)
+    p.add_argument("-n", "--node", dest="noderange", metavar="NODERANGE",
+                   help="also print, per node, the management address its boot files, DHCP "
+                   "entry and callback URL use, or why there is none")
+    p.add_argument("--json", action="store_true",
+                   help="one JSON object per setting (and per node with -n)")
+    a = p.parse_args(argv)
     import json
 
     from nodemgr import config, networks, settings
-
-    p = parser("nodemgr-config", CONFIG_HELP)
-    p.add_argument("-n", "--node", dest="noderange")
-    p.add_argument("--json", action="store_true")
-    a = p.parse_args(argv)
     conf = config.load()
     store = open_store()
     rows = settings.table(store, conf)
@@ -108,9 +105,6 @@ generated netname (10_0_0_0-255_255_255_0), net, mask, mgtifname, and this machi
 as tftpserver and dhcpserver. A network that already has a row (same net and mask) is left
 as it is, so edits made with chtab or tabedit survive.
 
-options:
-  -d, --display   print the rows that would be written (tabdump CSV), change nothing
-
 A node's network is the row whose net/mask holds its hosts.ip; makedhcp writes a subnet per
 row and nodeset uses this machine's address on the node's network when site.master is unset.
 
@@ -132,7 +126,8 @@ def makenetworks(argv: list[str]) -> int:
     from nodemgr.tables.schema import table
 
     p = parser("makenetworks", MAKENETWORKS_HELP)
-    p.add_argument("-d", "--display", action="store_true")
+    p.add_argument("-d", "--display", action="store_true",
+                   help="print the rows that would be written (tabdump CSV), change nothing")
     a = p.parse_args(argv)
     rows = networks.scan()
     store = open_store()

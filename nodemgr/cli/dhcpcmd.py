@@ -8,19 +8,25 @@ import sys
 from nodemgr.cli.common import main_wrapper, open_store, parser, prepare
 from nodemgr.cli.output import Reporter
 
+MAKEDHCP_USAGE = """\
+makedhcp -n [-V|--verbose]
+       makedhcp [-n] <noderange> [-V|--verbose]
+       makedhcp -d <noderange> [-V|--verbose]
+       makedhcp -a [-d] [-V|--verbose]
+       makedhcp -q <noderange> | -q -a"""
+
 MAKEDHCP_HELP = """\
 Write the DHCP server configuration from the tables and load it into the running server
 without a restart (xCAT's makedhcp). The back end is the setting dhcpserver: kea (default,
 Kea DHCPv4) or dnsmasq (small sites).
 
-synopsis:
-  makedhcp -n [-V]                    new configuration: a subnet per networks row, every
-                                      reservation already in the configuration kept
-                                      (refreshed from the tables)
-  makedhcp [-n] <noderange> [-V]      add or refresh the reservations of these nodes
-  makedhcp -d <noderange> [-V]        delete their reservations
-  makedhcp -a [-d] [-V]               every node (-a -d: no reservation at all)
-  makedhcp -q <noderange> | -q -a     what the running server has for each node
+  makedhcp -n               a new configuration: a subnet per networks row, every
+                            reservation already in the configuration kept (refreshed
+                            from the tables)
+  makedhcp [-n] <noderange> add or refresh the reservations of these nodes
+  makedhcp -d <noderange>   delete their reservations
+  makedhcp -a [-d]          every node (-a -d: no reservation at all)
+  makedhcp -q <noderange>   what the running server has for each node (-q -a: all)
 
 A reservation is the node's MAC (mac.mac, or noderes.installnic when it is a MAC) ->
 hosts.ip, host name = node name, next-server = noderes.tftpserver or the management address
@@ -46,14 +52,8 @@ not re-read it).
 
 Bad input changes nothing and is one line per node ("node: Error: ..."): no MAC, no
 hosts.ip, an IP in no networks row, the same MAC or IP as another node (both named), no
-management address. Silent on success (-V: a summary line).
-
-options:
-  -n         new configuration (see above)
-  -a         every node in nodelist
-  -d         delete (with a noderange or -a)
-  -q         query the running server
-  -V         print what was written and how the server was reloaded
+management address. Silent on success (-V: a summary line on stdout: what was written
+and how the server was reloaded).
 
 files (settings, "nodemgr-config" prints them):
   keaconf      /etc/kea/kea-dhcp4.conf      keasocket   /run/kea/kea4-ctrl-socket
@@ -94,13 +94,13 @@ def _authorize(store, resolver, nodes: list[str], argv: list[str], audit: bool) 
 
 @main_wrapper
 def makedhcp(argv: list[str]) -> int:
-    p = parser("makedhcp", MAKEDHCP_HELP)
+    p = parser("makedhcp", MAKEDHCP_HELP, usage=MAKEDHCP_USAGE)
     p.add_argument("noderange", nargs="?")
-    p.add_argument("-n", action="store_true", dest="new")
-    p.add_argument("-a", action="store_true", dest="all")
-    p.add_argument("-d", action="store_true", dest="delete")
-    p.add_argument("-q", action="store_true", dest="query")
-    p.add_argument("-V", "--verbose", action="store_true")
+    p.add_argument("-n", action="store_true", dest="new", help="new configuration (see above)")
+    p.add_argument("-a", action="store_true", dest="all", help="every node in nodelist")
+    p.add_argument("-d", action="store_true", dest="delete",
+                   help="delete (with a noderange or -a)")
+    p.add_argument("-q", action="store_true", dest="query", help="query the running server")
     a = p.parse_args(argv)
     from nodemgr.errors import UsageError
     from nodemgr.netboot import dhcp

@@ -32,13 +32,6 @@ Credentials come from the passwd table, never from the command line:
   v3   passwd key=snmp username=<user> password=<auth key> cryptmethod=SHA/AES
        and key=snmppriv username=<user> password=<privacy key>
 
-options:
-  --dry-run        print what was found; write nothing
-  --timeout S      default per-request agent timeout in seconds (site.snmptimeout, else 2);
-                   an agent that does not answer fails within S x (retries+1)
-  --no-local       do not probe or read the local neighbour table
-  --json           one JSON object per node
-
 Output: "node: <ip> (via <agent>)" (via neigh:<interface> for the local table), then
 "node: switch port <port> (via <agent>)" when a forwarding table knows the MAC. hosts.ip
 gets the address; table ipdiscovery keeps the MAC, the source, the switch port, the age of
@@ -62,16 +55,18 @@ exit status:
 
 @main_wrapper
 def discoverip(argv: list[str]) -> int:
-    from nodemgr import discovery
-    from nodemgr.errors import UsageError
-
     p = parser("discoverip", DISCOVERIP_HELP, EXIT)
     p.add_argument("noderange")
-    p.add_argument("--dry-run", action="store_true")
-    p.add_argument("--timeout", type=float)
-    p.add_argument("--no-local", action="store_true")
-    p.add_argument("--json", action="store_true")
+    p.add_argument("--dry-run", action="store_true", help="print what was found; write nothing")
+    p.add_argument("--timeout", type=float, metavar="S",
+                   help="default per-request agent timeout in seconds (site.snmptimeout, else "
+                   "2); an agent that does not answer fails within S x (retries+1)")
+    p.add_argument("--no-local", action="store_true",
+                   help="do not probe or read the local neighbour table")
+    p.add_argument("--json", action="store_true", help="one JSON object per node")
     a = p.parse_args(argv)
+    from nodemgr import discovery
+    from nodemgr.errors import UsageError
     store = open_store()
     timeout = a.timeout
     if timeout is None:

@@ -62,13 +62,10 @@ def _timeout(store) -> float:
 LSVE_HELP = """\
 List objects of a RHEV-M / oVirt engine.
 
-  -t dc|cl|sd|nw|tpl|host   data centers, clusters, storage domains, logical networks,
-                            templates, or hosts
-  -m ENGINE                 the engine node (its hostconn.uri, passwd key rhevm)
-  -o NAME[,NAME...]         only these objects (default: all)
-
 Prints "<type>: [name]" followed by indented "key: value" lines (a data center lists its
-storage domains, a cluster its networks).
+storage domains, a cluster its networks). --json prints one object per engine object:
+{"name", "objtype" (data_center, cluster, storage_domain, network, template, host),
+"engine", "attributes": {key: value; a key listed several times: a list}}.
 
 examples:
   lsve -t dc -m rhevm1
@@ -79,18 +76,58 @@ examples:
 @main_wrapper
 def lsve(argv: list[str]) -> int:
     p = parser("lsve", LSVE_HELP)
-    p.add_argument("-t", dest="kind", required=True,
-                   choices=("dc", "cl", "sd", "nw", "tpl", "host"))
-    p.add_argument("-m", dest="engine", required=True)
-    p.add_argument("-o", dest="objects", default="")
+    p.add_argument("-t", dest="kind", required=True, metavar="dc|cl|sd|nw|tpl|host",
+                   choices=("dc", "cl", "sd", "nw", "tpl", "host"),
+                   help="data centers, clusters, storage domains, logical networks, "
+                   "templates, or hosts")
+    p.add_argument("-m", dest="engine", required=True, metavar="ENGINE",
+                   help="the engine node (its hostconn.uri, passwd key rhevm)")
+    p.add_argument("-o", dest="objects", default="", metavar="NAME[,NAME...]",
+                   help="only these objects (default: all)")
+    p.add_argument("--json", action="store_true", help="one JSON object per engine object")
     a = p.parse_args(argv)
     from nodemgr.tables.resolve import Resolver
 
     store = open_store()
     target = _engine(store, Resolver(store), a.engine)
     names = [n for n in a.objects.split(",") if n]
+    out = _VeJson(a.engine) if a.json else Reporter()
     return _run_engine(target, lambda d: (a.engine, "\n".join(d.ve_list(a.kind, names))),
-                       Reporter(), _timeout(store))
+                       out, _timeout(store))
+
+
+class _VeJson(Reporter):
+    """``lsve --json``: the engine's ``ve_list`` lines as one object per engine object."""
+
+    def __init__(self, engine: str) -> None:
+        super().__init__(json_mode=True)
+        self.engine = engine
+
+    def result(self, r) -> None:
+        if not r.ok:
+            return super().result(r)
+        for obj in ve_objects(r.message.splitlines()):
+            self.json({"name": obj["name"], "objtype": obj["objtype"], "engine": self.engine,
+                       "attributes": obj["attributes"]})
+
+
+def ve_objects(lines: list[str]) -> list[dict]:
+    """``lsve`` text (``tag: [name]`` then ``  key: value`` lines) as
+    ``[{"name", "objtype", "attributes"}]``; a key given more than once becomes a list."""
+    objs: list[dict] = []
+    for line in lines:
+        if not line.startswith(" ") and line.endswith("]") and ": [" in line:
+            tag, _, name = line.partition(": [")
+            objs.append({"name": name[:-1], "objtype": tag, "attributes": {}})
+        elif objs and ": " in line:
+            key, _, value = line.strip().partition(": ")
+            attrs = objs[-1]["attributes"]
+            if key in attrs:
+                old = attrs[key]
+                attrs[key] = [*old, value] if isinstance(old, list) else [old, value]
+            else:
+                attrs[key] = value
+    return objs
 
 
 # -- cfgve ----------------------------------------------------------------------------------
@@ -98,17 +135,18 @@ def lsve(argv: list[str]) -> int:
 CFGVE_HELP = """\
 Create, change and remove objects of a RHEV-M / oVirt engine.
 
-  -t dc|cl|sd|nw|tpl  object type;  -m ENGINE  engine node;  -o NAME  the object
-  one action:
-    -c   create      dc: [-k nfs|localfs]   cl: -d DC [-p CPUTYPE]   nw: -d DC [-n VLAN]
-                     sd: -k nfs|localfs --host HOST --path PATH [--address NFSSERVER]
-    -r   remove      (sd: must be detached; --host formats it)  [-f force a dc]
-    -a   attach      sd: to data center -d DC;  nw: to cluster -l CLUSTER
-    -b   detach      sd: from -d DC (in maintenance);  nw: from -l CLUSTER
-    -g   activate    sd in -d DC
-    -s   deactivate  sd in -d DC (maintenance)
-  --getca    fetch the engine's CA certificate over HTTPS (trust on first use) into
-             --ca-out FILE; then set hostconn.options ca_file=FILE on the engine node
+One action (-c, -r, -a, -b, -g, -s or --getca) on object -o NAME of type -t on engine
+-m ENGINE; what each action needs per type:
+  create (-c)       dc: [-k nfs|localfs]   cl: -d DC [-p CPUTYPE]   nw: -d DC [-n VLAN]
+                    sd: -k nfs|localfs --host HOST --path PATH [--address NFSSERVER]
+  remove (-r)       sd: must be detached; --host formats it.  dc: -f forces
+  attach (-a)       sd: to data center -d DC;  nw: to cluster -l CLUSTER
+  detach (-b)       sd: from -d DC (in maintenance);  nw: from -l CLUSTER
+  activate (-g)     sd in -d DC
+  deactivate (-s)   sd in -d DC (maintenance)
+  getca (--getca)   fetch the engine's CA certificate over HTTPS (trust on first use)
+                    into --ca-out FILE; then set hostconn.options ca_file=FILE on the
+                    engine node
 
 Prints "NAME: <result>".
 
@@ -126,24 +164,29 @@ examples:
 @main_wrapper
 def cfgve(argv: list[str]) -> int:
     p = parser("cfgve", CFGVE_HELP)
-    p.add_argument("-t", dest="kind", choices=("dc", "cl", "sd", "nw", "tpl"))
-    p.add_argument("-m", dest="engine", required=True)
-    p.add_argument("-o", dest="obj")
+    p.add_argument("-t", dest="kind", choices=("dc", "cl", "sd", "nw", "tpl"),
+                   metavar="dc|cl|sd|nw|tpl", help="the object type")
+    p.add_argument("-m", dest="engine", required=True, metavar="ENGINE",
+                   help="the engine node")
+    p.add_argument("-o", dest="obj", metavar="NAME", help="the object")
     g = p.add_mutually_exclusive_group()
     for flag, act in (("-c", "create"), ("-r", "remove"), ("-a", "attach"), ("-b", "detach"),
                       ("-g", "activate"), ("-s", "deactivate")):
-        g.add_argument(flag, dest="action", action="store_const", const=act)
-    g.add_argument("--getca", dest="action", action="store_const", const="getca")
-    p.add_argument("--ca-out")
-    p.add_argument("-f", "--force", action="store_true")
-    p.add_argument("-d", dest="dc")
-    p.add_argument("-l", dest="cluster")
-    p.add_argument("-k", dest="storage_type")
-    p.add_argument("-p", dest="cputype", default="Intel Westmere Family")
-    p.add_argument("-n", dest="vlan")
-    p.add_argument("--host")
-    p.add_argument("--path")
-    p.add_argument("--address")
+        g.add_argument(flag, dest="action", action="store_const", const=act,
+                       help=f"{act} the object")
+    g.add_argument("--getca", dest="action", action="store_const", const="getca",
+                   help="fetch the engine's CA certificate")
+    p.add_argument("--ca-out", metavar="FILE", help="where --getca writes the certificate")
+    p.add_argument("-f", "--force", action="store_true", help="force the removal of a dc")
+    p.add_argument("-d", dest="dc", metavar="DC", help="the data center (default Default)")
+    p.add_argument("-l", dest="cluster", metavar="CLUSTER", help="the cluster")
+    p.add_argument("-k", dest="storage_type", metavar="nfs|localfs", help="the storage type")
+    p.add_argument("-p", dest="cputype", default="Intel Westmere Family", metavar="CPUTYPE",
+                   help="a cluster's CPU type (default Intel Westmere Family)")
+    p.add_argument("-n", dest="vlan", metavar="VLAN", help="a network's VLAN id")
+    p.add_argument("--host", metavar="HOST", help="the host that creates (or formats) an sd")
+    p.add_argument("--path", metavar="PATH", help="an sd's export path")
+    p.add_argument("--address", metavar="NFSSERVER", help="an sd's NFS server")
     a = p.parse_args(argv)
     if not a.action:
         raise UsageError("give one action: -c, -r, -a, -b, -g, -s or --getca")
@@ -239,14 +282,6 @@ def _fingerprint(pem: bytes) -> str:
 CHHYP_HELP = """\
 Manage RHEV-H / oVirt hypervisor hosts through their engine (hypervisor.mgr).
 
-  -a, --approve    approve a self-registered host (pending_approval) into its cluster
-                   (hypervisor.cluster, default Default)
-  --add            add the host to its cluster: address from hosts.ip (else the node name),
-                   root password from the passwd table (key rhevh, user root); waits until up
-  -e, --activate   activate (maintenance -> up)
-  -d, --deactivate put into maintenance
-  -l, --list       show the host, its NICs and its VMs
-
 Host network (-n) and power-management (-p) configuration are not implemented.
 
 examples:
@@ -309,13 +344,23 @@ def chhypervisor(argv: list[str]) -> int:
     p = parser("chhypervisor", CHHYP_HELP)
     p.add_argument("noderange")
     g = p.add_mutually_exclusive_group(required=True)
-    g.add_argument("-a", "--approve", dest="op", action="store_const", const="approve")
-    g.add_argument("--add", dest="op", action="store_const", const="add")
-    g.add_argument("-e", "--activate", dest="op", action="store_const", const="activate")
-    g.add_argument("-d", "--deactivate", dest="op", action="store_const", const="deactivate")
-    g.add_argument("-l", "--list", dest="op", action="store_const", const="list")
-    g.add_argument("-n", dest="op", action="store_const", const="network")
-    g.add_argument("-p", dest="op", action="store_const", const="power")
+    g.add_argument("-a", "--approve", dest="op", action="store_const", const="approve",
+                   help="approve a self-registered host (pending_approval) into its cluster "
+                   "(hypervisor.cluster, default Default)")
+    g.add_argument("--add", dest="op", action="store_const", const="add",
+                   help="add the host to its cluster: address from hosts.ip (else the node "
+                   "name), root password from the passwd table (key rhevh, user root); "
+                   "waits until up")
+    g.add_argument("-e", "--activate", dest="op", action="store_const", const="activate",
+                   help="activate (maintenance -> up)")
+    g.add_argument("-d", "--deactivate", dest="op", action="store_const", const="deactivate",
+                   help="put into maintenance")
+    g.add_argument("-l", "--list", dest="op", action="store_const", const="list",
+                   help="show the host, its NICs and its VMs")
+    g.add_argument("-n", dest="op", action="store_const", const="network",
+                   help="host network configuration (not implemented)")
+    g.add_argument("-p", dest="op", action="store_const", const="power",
+                   help="power-management configuration (not implemented)")
     a = p.parse_args(argv)
     if a.op in ("network", "power"):
         raise UsageError(f"chhypervisor -{a.op[0]} ({a.op} configuration) is not "
@@ -341,7 +386,8 @@ def chhypervisor(argv: list[str]) -> int:
 def rmhypervisor(argv: list[str]) -> int:
     p = parser("rmhypervisor", RMHYP_HELP)
     p.add_argument("noderange")
-    p.add_argument("-f", "--force", action="store_true")
+    p.add_argument("-f", "--force", action="store_true",
+                   help="deactivate the host first (put it into maintenance)")
     a = p.parse_args(argv)
     return _host_run(a.noderange, argv, "rmhypervisor",
                      lambda drv, node, at, res: drv.host_remove(node, a.force))

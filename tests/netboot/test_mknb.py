@@ -177,7 +177,7 @@ def test_cli_arguments(cli_env, tmp_path, capsys):
     with pytest.raises(SystemExit):
         mknb_cmd(["--help"])
     text = capsys.readouterr().out
-    assert "usage: mknb" in text and "grub-efi-amd64-bin" in text and "Secure Boot" in text
+    assert text.startswith("Usage: mknb ") and "grub-efi-amd64-bin" in text and "Secure Boot" in text
     assert mknb_cmd(["ppc64", "-p", str(tmp_path / "t")]) == 1
     assert "architecture 'ppc64' is not supported" in capsys.readouterr().err
     assert not (tmp_path / "t").exists()

@@ -18,6 +18,7 @@ from nodemgr.plugins.xen.parse import (
     parse_list_long,
     parse_xentop,
     power_state,
+    top_metrics,
 )
 
 SAMPLES = Path(__file__).parents[1] / "fixtures" / "xen" / "samples"
@@ -146,3 +147,19 @@ def test_xentop_iterations_detail_lines_and_errors():
         parse_xentop("Name ID Mem\n")
     with pytest.raises(ParseError, match="unexpected xentop line"):
         parse_xentop(head + "\nnot a row\n")
+
+
+def test_top_metrics_from_two_iterations():
+    head = read("public/xentop-batch-ovm-dom0.txt").splitlines()[0]
+    row = ("  guest-02 --b---         10   {pct}     262144    1.6     524288       3.2     2"
+           "    1       {tx}       20    1        0        5        5       {rs}       {ws}    0")
+    text = "\n".join([head, row.format(pct=" 0.0", tx=10, rs=100, ws=200), head,
+                      row.format(pct="75.0", tx=30, rs=2148, ws=100)])
+    first, second = (rows[0] for rows in parse_xentop(text))
+    m = top_metrics(first, second, 2)
+    assert (m.interval_s, m.cpu_pct, m.cpus, m.mem_used_mib, m.mem_avail_mib) == (
+        2.0, 75.0, 2, 256, 512)
+    assert (m.disk_read_bps, m.net_tx_bps, m.net_rx_bps) == (2048 * 512 / 2, 10240.0, 0.0)
+    assert m.disk_write_bps is None  # went down: restarted in between
+    alone = top_metrics(None, second, 2)
+    assert (alone.cpu_pct, alone.disk_read_bps, alone.mem_used_mib) == (None, None, 256)

@@ -79,6 +79,7 @@ from nodemgr.plugins.xen.parse import (
     parse_vif,
     parse_xentop,
     power_state,
+    top_metrics,
 )
 
 DEFAULT_CFGDIR = "/etc/xen/nodemgr"
@@ -653,7 +654,7 @@ class XenDriver(HypervisorDriver):
         if r.rc == 0 and r.out.strip():
             runs = parse_xentop(r.out)
             before = {row.name: row for row in runs[0]} if len(runs) > 1 else {}
-            samples = {row.name: _metrics_from_top(before.get(row.name), row, delay)
+            samples = {row.name: top_metrics(before.get(row.name), row, delay)
                        for row in runs[-1]}
         else:
             samples = self._vitals_from_list(interval_s)
@@ -1003,26 +1004,6 @@ def _int(value) -> int | None:
         return int(value) if value not in (None, "") else None
     except (TypeError, ValueError):
         return None
-
-
-def _metrics_from_top(first, row, delay: int) -> Metrics:
-    """:class:`Metrics` of one domain from its two ``xentop`` rows (*first* None when it
-    was not in the first iteration: no rates, no CPU %), *delay* seconds apart. Disk
-    rates: sectors x 512 / s; network: KiB x 1024 / s; a counter xentop prints as ``-``
-    (VBD in error) or one that went down (domain restarted) gives None."""
-
-    def rate(name: str, unit: int) -> float | None:
-        a = getattr(first, name, None)
-        b = getattr(row, name)
-        if a is None or b is None or b < a:
-            return None
-        return round((b - a) * unit / delay, 1)
-
-    return Metrics(interval_s=float(delay), cpu_pct=row.cpu_pct if first else None,
-                   cpus=row.vcpus, mem_used_mib=row.mem_kib // 1024,
-                   mem_avail_mib=(row.maxmem_kib or row.mem_kib) // 1024,
-                   disk_read_bps=rate("vbd_rsect", 512), disk_write_bps=rate("vbd_wsect", 512),
-                   net_rx_bps=rate("net_rx_kib", 1024), net_tx_bps=rate("net_tx_kib", 1024))
 
 
 def _metrics_text(m: Metrics) -> str:

@@ -8,7 +8,9 @@ info`` (``key : value``), ``xentop -b`` tables (:func:`parse_xentop`), and domai
 configuration files (Python-like ``key = value``; read with the standard library's ``ast``, so
 multi-line lists, comments and both quote styles are handled without a home-made tokenizer).
 
-Pure functions on strings: no I/O, no SSH, never evaluates code (``ast.literal_eval`` only).
+Pure functions on strings (and :func:`top_metrics` on parsed rows): no I/O, no SSH, never
+evaluates code (``ast.literal_eval`` only). Shared with the OVM family (an OVM 2.x server
+is a Xen dom0).
 """
 
 from __future__ import annotations
@@ -17,6 +19,8 @@ import ast
 import json
 import re
 from dataclasses import dataclass, field
+
+from nodemgr.plugins.base import Metrics
 
 
 class ParseError(ValueError):
@@ -184,6 +188,31 @@ def parse_xentop(text: str) -> list[list[TopRow]]:
     if not iterations:
         raise ParseError("no xentop header (NAME STATE CPU(sec) ...) in the output")
     return iterations
+
+
+def top_metrics(first: TopRow | None, second: TopRow, interval_s: float) -> Metrics:
+    """:class:`~nodemgr.plugins.base.Metrics` of one domain from its rows of two xentop
+    iterations *interval_s* seconds apart (*first* None: the domain was not in the first
+    one, so no CPU % and no rates). CPU % is xentop's own figure for the second iteration
+    (of one CPU, summed over vCPUs); memory MiB: used = what Xen gave the guest (the dom0
+    cannot see inside it), available = its limit (``maxmem``, else the allocation); disk
+    rates from the 512-byte sector counters, network rates from the KiB counters, bytes/s.
+    A counter xentop prints as ``-`` (VBD in error) or one that went down (the domain was
+    restarted in between) gives None."""
+
+    def rate(name: str, unit: int) -> float | None:
+        a = getattr(first, name, None)
+        b = getattr(second, name)
+        if a is None or b is None or b < a or interval_s <= 0:
+            return None
+        return round((b - a) * unit / interval_s, 1)
+
+    return Metrics(interval_s=float(interval_s),
+                   cpu_pct=second.cpu_pct if first is not None else None, cpus=second.vcpus,
+                   mem_used_mib=second.mem_kib // 1024,
+                   mem_avail_mib=(second.maxmem_kib or second.mem_kib) // 1024,
+                   disk_read_bps=rate("vbd_rsect", 512), disk_write_bps=rate("vbd_wsect", 512),
+                   net_rx_bps=rate("net_rx_kib", 1024), net_tx_bps=rate("net_tx_kib", 1024))
 
 
 # -- xl list -l --------------------------------------------------------------------------------

@@ -23,10 +23,12 @@ NO_SERIAL = ("an Oracle VM guest has no serial console through the OVM Manager (
 
 #: What the Oracle VM family is (see :class:`~nodemgr.plugins.base.Traits`): endpoint = the
 #: manager named by ``vm.mgr``; the manager assigns MACs and UUIDs and places VMs on the
-#: servers of its pool; hosts of ``hypervisor.type`` ``ovm``; the dom0 steps go over SSH.
+#: servers of its pool; hosts of ``hypervisor.type`` ``ovm`` are reached through their
+#: manager (``hypervisor.mgr``; the endpoint's scope names the server); the dom0 steps go
+#: over SSH.
 TRAITS = Traits(label="Oracle VM (SOAP + SSH)", endpoint_attr="vm.mgr", assigns_identity=True,
-                places_vms=True, host_types=("ovm",), ssh=True, spec=family_spec,
-                cannot=(("rcons", NO_SERIAL),))
+                places_vms=True, host_types=("ovm",), hosts_via_manager=True, ssh=True,
+                spec=family_spec, cannot=(("rcons", NO_SERIAL),))
 
 _LAZY = {"OvmDriver": "driver", "state_word": "driver", "Manager": "soap",
          "base_url": "soap", "map_fault": "soap"}

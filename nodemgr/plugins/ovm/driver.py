@@ -537,19 +537,39 @@ class OvmDriver(HypervisorDriver):
         return NodeResult(spec.node, message=msg, data={"state": msg.split()[-1]},
                           facts=Facts(power=word))
 
+    def _scoped(self, pool: dict) -> list[dict]:
+        """The pool's VMs; with a scope (a server reached through its manager), those
+        running on that server."""
+        vms = self.mgr.vms(pool)
+        if not self.endpoint.scope:
+            return vms
+        return [v for v in vms if state_word(v) != "off" and
+                (self.mgr.vm_server(v) or {}).get("serverName") == self.endpoint.scope]
+
     def list_vms(self) -> list[VmInfo]:
-        """Every VM of the pool (option ``pool``, else the first): name, state, UUID,
-        memory and CPUs as the manager has them."""
+        """Every VM of the pool (option ``pool``, else the first), or with a scope those
+        running on that server: name, state, UUID, memory and CPUs as the manager has
+        them."""
         return [VmInfo(v["imgName"], state_word(v), v.get("uuid"), v.get("memory"),
                        v.get("cpuNumber"))
-                for v in self.mgr.vms(self._pool())]
+                for v in self._scoped(self._pool())]
+
+    def host_power(self) -> str:
+        """The scoped server's status in the manager (``Active`` → on, else the status in
+        lower case); the manager itself: on."""
+        if not self.endpoint.scope:
+            return "on"
+        pool = self._pool()
+        st = (self.mgr.server(pool["serverPoolName"], self.endpoint.scope).get("status")
+              or "unknown")
+        return "on" if st.lower() == "active" else st.lower()
 
     def scan(self) -> list[VmInfo]:
         """:meth:`list_vms` plus each VM's MACs and disks (its ``vm.cfg`` on the master's
         dom0) and, for a running VM, the server it runs on."""
         pool = self._pool()
         out = []
-        for v in self.mgr.vms(pool):
+        for v in self._scoped(pool):
             disks, nics = self._details(pool, v)
             server = self.mgr.vm_server(v) if state_word(v) != "off" else None
             out.append(VmInfo(v["imgName"], state_word(v), v.get("uuid"), v.get("memory"),
@@ -733,25 +753,44 @@ class OvmDriver(HypervisorDriver):
         return Console("vnc", host=host, port=int(port), password=password,
                        command=f"vncviewer {host}::{int(port)}")
 
-    def host_free_memory_mib(self) -> int:
-        """Most free memory of a server of the pool (``getVirtualServerMetrics``), MiB."""
-        pool = self._pool()
+    def _free(self, pool: dict) -> dict[str, int]:
+        """Server name -> free memory (``getVirtualServerMetrics``), MiB."""
         ids = [s["serverId"] for s in self.mgr.servers(pool)]
-        return max((m.get("freeMemory") or 0 for m in self.mgr.server_metrics(ids)), default=0)
+        return {m.get("virtualServerName"): m.get("freeMemory") or 0
+                for m in self.mgr.server_metrics(ids)}
 
-    def migrate(self, specs: Sequence[VmSpec], target: Endpoint) -> Iterator[NodeResult]:
-        """Live-migrate to server ``target.host`` of the pool; checked afterwards.
-        ``facts.host`` = ``target.host``."""
+    def host_free_memory_mib(self) -> int:
+        """Free memory of the scoped server, else the most of any server of the pool
+        (``getVirtualServerMetrics``), MiB."""
+        free = self._free(self._pool())
+        if self.endpoint.scope:
+            return free.get(self.endpoint.scope, 0)
+        return max(free.values(), default=0)
+
+    def migrate(self, specs: Sequence[VmSpec], target: Endpoint | None) -> Iterator[NodeResult]:
+        """Live-migrate to server ``target.host`` of the pool, or with no *target* to the
+        other server with the most free memory that has room for the VM; checked
+        afterwards. ``facts.host`` = the server."""
         def one(spec):
             pool = self._pool(spec)
             vm = self._vm(spec, pool)
-            server = self.mgr.server(pool["serverPoolName"], target.host)
+            if target is not None:
+                name = target.host
+            else:
+                here = (self.mgr.vm_server(vm) or {}).get("serverName")
+                room = {s: f for s, f in self._free(pool).items()
+                        if s != here and f >= (vm.get("memory") or 0)}
+                if not room:
+                    raise PermanentError(f"no other server of pool {pool['serverPoolName']} "
+                                         f"has room for {vm.get('memory')} MiB")
+                name = max(room, key=room.get)
+            server = self.mgr.server(pool["serverPoolName"], name)
             retry(lambda: self.mgr.live_migrate(vm, server), schedule=self.retry_schedule)
             now = self.mgr.vm_server(self._vm(spec, pool)) or {}
-            if now.get("serverName") != target.host:
-                raise PermanentError(f"{spec.node} is not on {target.host} after migration")
-            return NodeResult(spec.node, message=f"migrated to {target.host}",
-                              facts=Facts(host=target.host))
+            if now.get("serverName") != name:
+                raise PermanentError(f"{spec.node} is not on {name} after migration")
+            return NodeResult(spec.node, message=f"migrated to {name}",
+                              facts=Facts(host=name))
         return self.each_node(specs, one)
 
     def make_master(self, spec: VmSpec, master: str, *, detached: bool = False,

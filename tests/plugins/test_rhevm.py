@@ -392,9 +392,20 @@ def test_set_boot_waits_for_a_locked_vm(sim):
     assert next(iter(d.create([s]))).ok
     vm = next(iter(sim.engine.objs["vms"].values()))
     vm["status"] = "image_locked"
-    sim.engine.later(vm, "down", after=3)
     n = len(sim.engine.requests)
+
+    def unlock_after_the_first_put():  # the engine's lock ends once a PUT was refused
+        while not any(m == "PUT" for m, _, _ in sim.engine.requests[n:]):
+            time.sleep(0.01)
+        with sim.engine.lock:  # held while that PUT is answered
+            vm["status"] = "down"
+
+    import threading
+
+    t = threading.Thread(target=unlock_after_the_first_put, daemon=True)
+    t.start()
     [r] = d.set_boot([s], "net")
+    t.join(5)
     assert r.ok and vm["boot"][0] == "network", r.message
     puts = [p for m, p, _ in sim.engine.requests[n:] if m == "PUT"]
     assert len(puts) >= 2                           # refused while locked, then done

@@ -367,7 +367,8 @@ class RhevmDriver(HypervisorDriver):
                     spec.extra = dict(spec.extra, cores=str(change.cpus), sockets="1")
                 if change.memory_mib:
                     spec.memory_mib = change.memory_mib
-                self.engine.request("PUT", f"vms/{vid}", self._vm_body(spec, full=False))
+                body = self._vm_body(spec, full=False)
+                self._busy(lambda: self.engine.request("PUT", f"vms/{vid}", body))
             if change.add_disks_mib:
                 if not spec.storage:
                     raise PermanentError("vm.storage has no storage domain to add disks to")

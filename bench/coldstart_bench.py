@@ -21,6 +21,7 @@ import argparse
 import compileall
 import os
 import platform
+import resource
 import statistics
 import subprocess
 import sys
@@ -55,18 +56,24 @@ WORK = [
 
 
 def median_pairs(argv: list[str], base: list[str], env: dict[str, str], runs: int
-                 ) -> tuple[list[float], list[float], int]:
+                 ) -> tuple[list[float], list[float], list[float], int]:
     """Wall seconds of *runs* alternating runs of *argv* and *base* (after one warm-up
-    each), and *argv*'s exit code."""
+    each), *argv*'s CPU seconds (user + system, from the kernel's accounting of the
+    finished child: less sensitive to other work on the machine than the wall time),
+    and *argv*'s exit code."""
     rc = subprocess.run(argv, env=env, capture_output=True).returncode
     subprocess.run(base, env=env, capture_output=True)
-    ours, theirs = [], []
+    ours, theirs, cpu = [], [], []
     for _ in range(runs):
         for cmd, into in ((argv, ours), (base, theirs)):
+            r0 = resource.getrusage(resource.RUSAGE_CHILDREN)
             t0 = time.perf_counter()
             subprocess.run(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
             into.append(time.perf_counter() - t0)
-    return ours, theirs, rc
+            if cmd is argv:
+                r1 = resource.getrusage(resource.RUSAGE_CHILDREN)
+                cpu.append(r1.ru_utime - r0.ru_utime + r1.ru_stime - r0.ru_stime)
+    return ours, theirs, cpu, rc
 
 
 def main() -> int:
@@ -95,8 +102,8 @@ def main() -> int:
     emit(f"median of {args.runs} runs [min-max], each paired with python -c pass; "
          f"target <= {TARGET * 1000:.0f} ms")
     emit("")
-    emit(f"  {'command':<40} {'median':>7} {'[min-max]':>13} {'baseline':>9} {'ratio':>6}"
-         "  verdict")
+    emit(f"  {'command':<40} {'median':>7} {'[min-max]':>13} {'cpu':>6} {'baseline':>9} "
+         f"{'ratio':>6}  verdict")
     rows = [(name, args_) for name, args_ in WORK]
     rows += [(name, ["--help"]) for name in COMMANDS if (name, ["--help"]) not in rows]
     over = 0
@@ -119,12 +126,14 @@ def main() -> int:
             if not exe.exists():
                 emit(f"  {shown:<40} {'n/a':>7}  (not installed in {VENV_BIN})")
                 continue
-            ours, theirs, rc = median_pairs([str(exe), *cmd_args], base, env, args.runs)
+            ours, theirs, cpu, rc = median_pairs([str(exe), *cmd_args], base, env,
+                                                 args.runs)
             med, bmed = statistics.median(ours), statistics.median(theirs)
             ok = med <= TARGET
             over += not ok
             spread = f"[{min(ours) * 1000:.0f}-{max(ours) * 1000:.0f}]"
-            emit(f"  {shown:<40} {med * 1000:>4.0f} ms {spread:>13} {bmed * 1000:>6.0f} ms "
+            emit(f"  {shown:<40} {med * 1000:>4.0f} ms {spread:>13} "
+                 f"{statistics.median(cpu) * 1000:>3.0f} ms {bmed * 1000:>6.0f} ms "
                  f"{med / bmed:>5.1f}x  {'OK' if ok else 'OVER'}"
                  + ("" if rc == 0 else f" (exit {rc})"))
     emit("")

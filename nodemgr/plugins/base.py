@@ -697,3 +697,25 @@ class HypervisorDriver:
         console: the message says what there is instead)."""
         self._unsupported("rcons")
 
+
+
+def lazy_exports(package: str, names: dict[str, str]) -> Callable[[str], object]:
+    """A module ``__getattr__`` for a family package: ``names`` maps an attribute
+    (``"XenDriver"``) to the submodule defining it (``"driver"``), imported on first
+    access, so importing the package (to read its ``TRAITS``) costs no driver library.
+
+    Use: ``__getattr__ = lazy_exports(__name__, {"XenDriver": "driver"})``.
+    """
+
+    def __getattr__(name: str) -> object:
+        module = names.get(name)
+        if module is None:
+            raise AttributeError(f"module {package!r} has no attribute {name!r}")
+        import importlib
+        import sys
+
+        value = getattr(importlib.import_module(f"{package}.{module}"), name)
+        setattr(sys.modules[package], name, value)
+        return value
+
+    return __getattr__

@@ -12,7 +12,7 @@ This ``__init__`` declares the family's :data:`TRAITS` and imports nothing heavy
 
 from __future__ import annotations
 
-from nodemgr.plugins.base import Traits
+from nodemgr.plugins.base import Traits, lazy_exports
 from nodemgr.plugins.rhevm.spec import family_spec
 
 #: why ``rcons`` cannot work here (also the Unsupported message of ``console(open_stream=True)``)
@@ -26,14 +26,6 @@ TRAITS = Traits(label="RHEV-M / oVirt (REST)", endpoint_attr="vm.mgr", assigns_i
 _LAZY = {"RhevmDriver": "driver", "engine_url": "driver"}
 
 
-def __getattr__(name: str):
-    """``RhevmDriver`` (and ``engine_url``) from :mod:`.driver`, imported on first use."""
-    module = _LAZY.get(name)
-    if module is None:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    import importlib
-
-    return getattr(importlib.import_module(f"{__name__}.{module}"), name)
-
+__getattr__ = lazy_exports(__name__, _LAZY)
 
 __all__ = ["TRAITS", "NO_SERIAL", "RhevmDriver", "family_spec"]

@@ -14,7 +14,7 @@ What it must never do: import paramiko at package import time.
 
 from __future__ import annotations
 
-from nodemgr.plugins.base import Traits
+from nodemgr.plugins.base import Traits, lazy_exports
 
 #: What the Xen family is (see :class:`~nodemgr.plugins.base.Traits`): endpoint = the dom0
 #: named by ``vm.host``, MACs/UUIDs come from the tables, hosts of ``hypervisor.type``
@@ -29,16 +29,6 @@ _LAZY = {"XenDriver": "driver", "ssh_target": "driver", "xen_dev": "driver",
          "XenConsole": "console"}
 
 
-def __getattr__(name: str):
-    """``XenDriver`` & co. imported on first use (the driver module imports the SSH pool)."""
-    module = _LAZY.get(name)
-    if module is None:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    import importlib
-
-    value = getattr(importlib.import_module(f"{__name__}.{module}"), name)
-    globals()[name] = value
-    return value
-
+__getattr__ = lazy_exports(__name__, _LAZY)
 
 __all__ = ["TRAITS", *_LAZY]

@@ -3,7 +3,12 @@
 The endpoint is the engine (``vm.mgr`` of a VM, ``hypervisor.mgr`` of a host); the engine
 keeps the cluster's state, so nothing here talks to a hypervisor (VDSM) directly. VM
 functions are the same interface as libvirt's (``mkvm``, ``chvm``, ``rmvm``, ``rpower``,
-``rmigrate``, ``clonevm``, ``lsvm``, statistics, addresses); the data-center functions
+``rmigrate``, ``clonevm``, ``lsvm``, statistics, addresses, ``rvitals`` from the engine's
+statistics, ``rinv``, ``rscan``, ``rsetboot`` through ``os/boot``, ``getrvidparms`` from the
+VM's display / graphics consoles and a ``ticket``; no serial console: ``rcons`` is
+Unsupported). Results carry :class:`~nodemgr.plugins.base.Facts` (the engine's id as
+uuid, the MACs it assigned, the host after a migration, power and status words), never
+columns; the per-node loop is the base class's ``each_node``; the data-center functions
 (hosts, data centers, clusters, storage domains, logical networks) are extra methods used
 by ``nodemgr.cli.rhevcmds``. Both API versions are spoken (see
 :mod:`nodemgr.plugins.rhevm.api`); request bodies follow xCAT's ``rhevm.pm`` for v3 and the

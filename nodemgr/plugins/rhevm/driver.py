@@ -79,7 +79,7 @@ DISK_IFACES = {"virtio": "virtio", "virtio_scsi": "virtio_scsi", "scsi": "virtio
 def engine_url(endpoint: Endpoint) -> str:
     """The API URL of *endpoint*: its URI, a ``rhevm://host`` URI meaning
     ``https://host/ovirt-engine/api``."""
-    uri = endpoint.uri.split("#", 1)[0]
+    uri = endpoint.uri
     if uri.startswith("rhevm://"):
         host = uri[len("rhevm://"):].strip("/")
         return f"https://{host}{api.V4_PATH}"

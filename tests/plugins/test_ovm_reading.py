@@ -213,8 +213,8 @@ def test_the_real_ovm_dom0_xentop_sample_reads():
     from pathlib import Path
 
     from nodemgr.plugins.base import PermanentError
-    from nodemgr.plugins.ovm.driver import match_domain, top_metrics
-    from nodemgr.plugins.xen.parse import parse_xentop
+    from nodemgr.plugins.ovm.driver import match_domain
+    from nodemgr.plugins.xen.parse import parse_xentop, top_metrics
 
     sample = (Path(__file__).resolve().parent.parent / "fixtures" / "xen" / "samples" /
               "public" / "xentop-batch-ovm-dom0.txt").read_text()
@@ -225,6 +225,6 @@ def test_the_real_ovm_dom0_xentop_sample_reads():
     assert match_domain(rows, "absent") is None
     m = top_metrics(row, row, 2.0)
     assert (m.mem_used_mib, m.mem_avail_mib, m.disk_read_bps, m.net_rx_bps) == \
-        (754978808 // 1024, 754978816 // 1024, 0, 0)
+        (754978808 // 1024, 754978816 // 1024, 0.0, 0.0)
     with pytest.raises(PermanentError, match="cannot tell"):
         match_domain(rows + [rows[0]], "c2214-vkge-other")

@@ -17,7 +17,8 @@ paramiko, host keys checked against the administrator's known_hosts):
   the VM runs on (its ``ip`` from ServerPoolService): CPU % over the interval, memory,
   disk and network rates from the difference of the two iterations' counters (the format
   of xen-project/xen ``tools/xentop/xentop.c``, read by :func:`nodemgr.plugins.xen.parse.
-  parse_xentop`: an OVM 2.x server is a Xen dom0).
+  parse_xentop` and turned into figures by ``parse.top_metrics``: an OVM 2.x server is a
+  Xen dom0).
 * **inventory** (``rinv``, ``rscan``) — disks and NICs from the VM's ``vm.cfg`` (disk sizes
   from SFTP ``stat``), the address of the boot parameters (``Bootparams.img``), and the
   manager's ``imgIp``.
@@ -62,7 +63,6 @@ from nodemgr.plugins.base import (
     HypervisorDriver,
     InvalidState,
     Inventory,
-    Metrics,
     NicInfo,
     NodeResult,
     NotFound,
@@ -111,25 +111,6 @@ def match_domain(rows: Sequence[xenparse.TopRow], name: str) -> xenparse.TopRow 
         raise PermanentError(f"xentop cannot tell {name} from other domains starting with "
                              f"{name[:10]}")
     return cut[0] if cut else None
-
-
-def top_metrics(first: xenparse.TopRow, second: xenparse.TopRow, interval_s: float) -> Metrics:
-    """:class:`Metrics` from one domain's rows of two ``xentop`` iterations *interval_s*
-    seconds apart: CPU % of the second iteration (xentop's own figure over the delay),
-    memory in MiB (used = what Xen gave the guest, available = its limit), disk rates from
-    the 512-byte sector counters, network rates from the KiB counters, bytes/s."""
-    def rate(a, b, unit):
-        if a is None or b is None or interval_s <= 0:
-            return None
-        return max(b - a, 0) * unit / interval_s
-
-    return Metrics(interval_s=interval_s, cpu_pct=second.cpu_pct, cpus=second.vcpus,
-                   mem_used_mib=second.mem_kib // 1024,
-                   mem_avail_mib=(second.maxmem_kib or second.mem_kib) // 1024,
-                   disk_read_bps=rate(first.vbd_rsect, second.vbd_rsect, 512),
-                   disk_write_bps=rate(first.vbd_wsect, second.vbd_wsect, 512),
-                   net_rx_bps=rate(first.net_rx_kib, second.net_rx_kib, 1024),
-                   net_tx_bps=rate(first.net_tx_kib, second.net_tx_kib, 1024))
 
 
 class OvmDriver(HypervisorDriver):
@@ -678,7 +659,7 @@ class OvmDriver(HypervisorDriver):
                 rows = [match_domain(it, dom) for it in iterations[-2:]]
                 if len(rows) < 2 or None in rows:
                     raise NotFound(f"no Xen domain {dom} in xentop on server {server}")
-                m = top_metrics(rows[0], rows[1], float(delay))
+                m = xenparse.top_metrics(rows[0], rows[1], float(delay))
             except DriverError as exc:
                 yield self.failed(spec.node, exc)
                 continue

@@ -94,18 +94,18 @@ def _cpu_of(pid: int) -> float:
     return total / os.sysconf("SC_CLK_TCK")
 
 
-def _pg_url() -> str | None:
-    """A fresh schema in the test database of ``scripts/setup-host``, or None."""
+def _pg_url(schema: str = "nodemgr_bench") -> str | None:
+    """A fresh schema *schema* in the test database of ``scripts/setup-host``, or None."""
     try:
         import psycopg
 
         with psycopg.connect("postgresql:///nodemgr_test", autocommit=True,
                              connect_timeout=3) as c:
-            c.execute("DROP SCHEMA IF EXISTS nodemgr_bench CASCADE")
-            c.execute("CREATE SCHEMA nodemgr_bench")
+            c.execute(f"DROP SCHEMA IF EXISTS {schema} CASCADE")
+            c.execute(f"CREATE SCHEMA {schema}")
     except Exception:
         return None
-    return "postgresql:///nodemgr_test?options=-csearch_path%3Dnodemgr_bench"
+    return f"postgresql:///nodemgr_test?options=-csearch_path%3D{schema}"
 
 
 def callback(t, work: Path, backend: str = "SQLite", by_hand: bool = False) -> None:
@@ -256,6 +256,166 @@ class ByHand:
         return 200
 
 
+class ByHandPg:
+    """:class:`ByHand` on PostgreSQL (psycopg 3, autocommit outside the transaction): the
+    same reads, the same transaction and boot file, the writers queued on the same
+    session-level advisory lock as nodemgr's ``Store.writer_lock``."""
+
+    BOOT = ByHand.BOOT
+
+    def __init__(self, url: str, tftpdir: str) -> None:
+        import zlib
+
+        import psycopg
+
+        self.db = psycopg.connect(url, autocommit=True)
+        self.key = zlib.crc32(b"nodemgr writer") & 0x7FFFFFFF
+        self.pxe = f"{tftpdir}/pxelinux.cfg"
+
+    def __call__(self, node: str, ip: str, token: str) -> int:
+        """Handle one callback; returns the HTTP status (200, 403, 404)."""
+        import hashlib
+        import hmac
+
+        db = self.db
+        row = db.execute("SELECT groups FROM nodelist WHERE node = %s", (node,)).fetchone()
+        if row is None:
+            return 404
+        keys = [node, *(row[0] or "").split(",")]
+        if (ip,) not in db.execute("SELECT ip FROM hosts WHERE node = ANY(%s)",
+                                   (keys,)).fetchall():
+            return 403
+        for tab in ("noderes", "mac", "chain", "bootparams", "nodetype", "nodehm",
+                    "hypervisor", "bootalias"):
+            db.execute(f"SELECT * FROM {tab} WHERE node = ANY(%s)", (keys,)).fetchall()
+        db.execute("SELECT * FROM site").fetchall()
+        db.execute("SELECT * FROM policy").fetchall()
+        db.execute("SELECT pg_advisory_lock(%s)", (self.key,))
+        try:
+            with db.transaction():
+                th = db.execute("SELECT tokenhash FROM nodetoken WHERE node = %s",
+                                (node,)).fetchone()
+                if th is None or not hmac.compare_digest(
+                        hashlib.sha256(token.encode()).hexdigest(), th[0]):
+                    return 403
+                db.execute("DELETE FROM nodetoken WHERE node = %s AND tokenhash = %s",
+                           (node, th[0]))
+                db.execute("SELECT currstate FROM chain WHERE node = %s", (node,)).fetchone()
+                tmp = f"{self.pxe}/.{node}.tmp"
+                fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+                os.write(fd, self.BOOT)
+                os.close(fd)
+                db.execute("UPDATE chain SET currstate = 'boot', currchain = NULL "
+                           "WHERE node = %s", (node,))
+                db.execute("UPDATE bootparams SET kernel = NULL, initrd = NULL, "
+                           "kcmdline = NULL WHERE node = %s", (node,))
+                db.execute("UPDATE nodelist SET status = 'booted', statustime = %s "
+                           "WHERE node = %s", (time.strftime("%m-%d-%Y %H:%M:%S"), node))
+                recid = db.execute(
+                    "SELECT MAX(CASE WHEN recid ~ '^[0-9]{1,18}$' THEN CAST(recid AS BIGINT) "
+                    "END) FROM auditlog").fetchone()[0]
+                db.execute("INSERT INTO auditlog (recid, command, noderange, status) VALUES "
+                           "(%s, 'installfinished', %s, 'allowed')", (str((recid or 0) + 1), node))
+            os.replace(tmp, f"{self.pxe}/{node}")
+        finally:
+            db.execute("SELECT pg_advisory_unlock(%s)", (self.key,))
+        return 200
+
+
+def _serve(work: Path, url: str, conf: str, tag: str):
+    """A gunicorn (4 sync workers) on a free loopback port for database *url* with settings
+    *conf*; returns (process, port, log file) once it accepts connections."""
+    port = _free_port()
+    (work / "none.conf").write_text("[nodemgr]\n")
+    env = dict(os.environ, NODEMGR_DB=url, NODEMGR_CONF=str(work / "none.conf"),
+               NODEMGR_WEB_WORKERS="4", NODEMGR_WEB_BIND=f"127.0.0.1:{port}")
+    log = open(work / f"gunicorn-{tag}.log", "w")
+    proc = subprocess.Popen([str(VENV_BIN / "gunicorn"), "-c", conf, "--log-level", "warning"],
+                            cwd=ROOT, env=env, stdout=log, stderr=log)
+    for _ in range(200):
+        try:
+            socket.create_connection(("127.0.0.1", port), 0.2).close()
+            break
+        except OSError:
+            time.sleep(0.05)
+    return proc, port, log
+
+
+def callback_vs_by_hand(t, work: Path, backend: str = "SQLite", rounds: int = ROUNDS) -> None:
+    """Issue 14 item 5: the callback against the same work written by hand (:class:`ByHand`
+    / :class:`ByHandPg`, ``bench/byhand.gunicorn.conf.py``) under the same gunicorn set-up,
+    both servers up at once on their own databases and TFTP trees, each round re-armed by
+    ``nodeset`` and run in alternating order. Target >= 0.8x by hand, 0 lost."""
+    t.title(f"install-finished callback vs the same work BY HAND, {NODES:,} nodes, gunicorn "
+            f"4 sync workers each, {backend}; {rounds} rounds (re-armed, order alternated)")
+    sys.path.insert(0, str(ROOT))
+    from nodemgr.netboot import nodeset
+    from nodemgr.tables.resolve import Resolver
+    from nodemgr.tables.store import Store
+    from tests.web.provision import IMAGE, callback_path, define
+
+    names = [f"cb{i:05d}" for i in range(NODES)]
+    sides = {}
+    for side in ("ours", "by hand"):
+        tag = f"{backend}-{side.replace(' ', '')}-paired"
+        if backend == "SQLite":
+            url = f"sqlite:///{work}/callback-{tag}.sqlite"
+        else:
+            url = _pg_url(schema=f"nodemgr_bench_{side.replace(' ', '')}")
+            if url is None:
+                t.row("callback vs by hand", "n/a", "", "PostgreSQL (nodemgr_test) not reachable")
+                return
+        tftp = work / f"cb-tftpboot-{tag}"
+        tftp.mkdir()
+        store = Store(url)
+        define(store, str(tftp), {n: (_ip(i), _mac(i)) for i, n in enumerate(names)})
+        conf = "bench/byhand.gunicorn.conf.py" if side == "by hand" else "etc/gunicorn.conf.py"
+        sides[side] = (store, *_serve(work, url, conf, tag))
+    per_round: dict[str, list[tuple[float, int]]] = {s: [] for s in sides}
+    codes_all: dict[str, dict[int, int]] = {s: {} for s in sides}
+    try:
+        for _store, _proc, port, _log in sides.values():
+            asyncio.run(_load(port, [(_ip(i), "/healthz") for i in range(200)]))  # warm-up
+        for rnd in range(rounds):
+            jobs = {}
+            for side, (store, _proc, _port, _log) in sides.items():
+                res = nodeset.nodeset(store, Resolver(store), names, f"osimage={IMAGE}")
+                if not all(r.ok for r in res):
+                    t.row("callback vs by hand", "n/a", "", "nodeset failed: " + res[0].message)
+                    return
+                jobs[side] = [(_ip(i), callback_path(store, n)) for i, n in enumerate(names)]
+            order = list(sides) if rnd % 2 == 0 else list(sides)[::-1]
+            for side in order:
+                store, _proc, port, _log = sides[side]
+                wall, codes = asyncio.run(_load(port, jobs[side]))
+                for code, k in codes.items():
+                    codes_all[side][code] = codes_all[side].get(code, 0) + k
+                booted = sum(1 for r in store.select("nodelist", columns=("node", "status"))
+                             if r["status"] == "booted")
+                per_round[side].append((NODES / wall, NODES - booted))
+                store.update("nodelist", None, {"status": None})  # the next round's count
+    finally:
+        for store, proc, _port, log in sides.values():
+            proc.terminate()
+            proc.wait(15)
+            log.close()
+            store.close()
+    ratios = [o[0] / h[0] for o, h in zip(per_round["ours"], per_round["by hand"], strict=True)]
+    for side in ("by hand", "ours"):
+        rates = [r[0] for r in per_round[side]]
+        lost = sum(r[1] for r in per_round[side])
+        label = ("by hand: same statements + boot file (ByHand" + ("Pg" if backend != "SQLite"
+                 else "") + ")") if side == "by hand" else "nodemgr callback (nodemgr.web.app)"
+        med = statistics.median(ratios)
+        t.row(label, f"{statistics.median(rates):,.0f} req/s",
+              "baseline" if side == "by hand" else
+              f"{med:.2f}x by hand ({'OK' if med >= 0.8 and not lost else 'UNDER'}; "
+              "target >= 0.8x)",
+              f"{lost} lost; codes {dict(sorted(codes_all[side].items()))}; rounds "
+              + "/".join(f"{x:,.0f}" for x in rates)
+              + ("" if side == "by hand" else "; ratios " + "/".join(f"{x:.2f}" for x in ratios)))
+
+
 def callback_floor(t, work: Path, n: int = 1000) -> None:
     """In-process CPU time of one callback's work: :func:`nodemgr.web.callback.finish`
     against :class:`ByHand` — how much of the gap to ``/healthz`` is our layers."""
@@ -367,10 +527,32 @@ def run(t, work: Path) -> None:
     parts = (("callback", lambda: callback(t, work)),
              ("callback, PostgreSQL", lambda: callback(t, work, "PostgreSQL")),
              ("callback work in-process", lambda: callback_floor(t, work)),
-             ("callback by hand", lambda: callback(t, work, by_hand=True)),
+             ("callback vs by hand", lambda: callback_vs_by_hand(t, work)),
+             ("callback vs by hand, PostgreSQL",
+              lambda: callback_vs_by_hand(t, work, "PostgreSQL")),
              ("tftp", lambda: tftp(t, work)))
     for name, part in parts:
         try:
             part()
         except Exception as exc:  # a broken part is reported, never crashes the bench
             t.row(name, "n/a", "", f"{type(exc).__name__}: {exc}")
+
+
+if __name__ == "__main__":
+    import argparse
+    import tempfile
+
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    from bench import RESULTS, Table  # bench/bench.py
+
+    ap = argparse.ArgumentParser(description="callback vs by hand (issue 14 item 5)")
+    ap.add_argument("--rounds", type=int, default=ROUNDS)
+    ap.add_argument("--backend", choices=("SQLite", "PostgreSQL", "both"), default="both")
+    args = ap.parse_args()
+    tbl = Table()
+    with tempfile.TemporaryDirectory(prefix="nodemgr-bench-") as tmp:
+        for b in (("SQLite", "PostgreSQL") if args.backend == "both" else (args.backend,)):
+            callback_vs_by_hand(tbl, Path(tmp), b, args.rounds)
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    (RESULTS / "callback.txt").write_text("\n".join(tbl.lines) + "\n")
+    print(f"saved to {RESULTS / 'callback.txt'}")

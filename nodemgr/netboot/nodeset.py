@@ -217,7 +217,7 @@ class _Ctx:
         self._pwhash: dict[str, str | None] = {}
         self._lines: dict[tuple, tuple] = {}
         self._answers: autoinst.AnswerFiles | None = None
-        self._master_of: dict[tuple, str] = {}
+        self._master_of: dict[tuple | str | None, str] = {}
         #: names in the answer-file directory, listed once for a large call
         self.answer_names: set[str] | None = None
         self.answer_dir_seen = False
@@ -236,13 +236,21 @@ class _Ctx:
         """The address node *a* uses for this management node (``noderes.xcatmaster``,
         ``site.master``, else this machine's address on the node's network); NetworkError
         when there is none or it is a loopback address for a non-loopback node."""
-        key = (a.get("hosts.ip"), a.get("noderes.xcatmaster"))
+        xm = a.get("noderes.xcatmaster")
+        hit = self._master_of.get(xm)  # a named master that is no loopback: any node's
+        if hit is not None:
+            return hit
+        key = (a.get("hosts.ip"), xm)
         hit = self._master_of.get(key)
         if hit is None:  # (a NetworkError is not cached: raised again for each node)
             if self._masters is None:
                 nets = [] if self.site_master else networks.load(self.store)
                 self._masters = networks.MasterResolver(self.site_master, nets)
             hit = self._master_of[key] = self._masters.for_node(*key)
+            if ((xm or "").strip() or (self.site_master or "").strip()) \
+                    and not networks.is_loopback(hit):
+                # the node's address played no part (it only matters for a loopback master)
+                self._master_of[xm] = hit
         return hit
 
     def callback_base(self, a: dict) -> str:

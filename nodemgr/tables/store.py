@@ -689,7 +689,7 @@ class Store:
                 if batch:
                     self._upsert_run(t, run_cols, batch)
                 run_cols, batch = cols, []
-            batch.append([row[c] for c in cols])
+            batch.append(list(row.values()))  # (in the order of cols = tuple(row))
             n += 1
         if batch:
             self._upsert_run(t, run_cols, batch)

@@ -162,7 +162,10 @@ def _host_endpoint(res: Resolved, host: str, driver: str) -> Endpoint:
         return Endpoint(driver=driver, uri=host, host=host)
     ha = res.host_attrs(host)
     tr = traits_of(driver)
-    vtype = ha.get("hypervisor.type") or (tr.host_types[0] if tr.host_types else driver)
+    # the virttype/passwd key: the host's hypervisor.type; for a manager node (no type of
+    # its own) the driver's name, as xCAT keys passwd rows (rhevm, ovm)
+    vtype = ha.get("hypervisor.type") or (
+        tr.host_types[0] if tr.host_types and tr.endpoint_attr == "vm.host" else driver)
     vt = res.virttype(vtype)
     template = ha.get("hostconn.uri") or vt.get("connstring") or f"{driver}://#{{target.host}}"
     authmethod = ha.get("hostconn.authmethod") or vt.get("authmethod")

@@ -13,7 +13,7 @@ What it must never do: import zeep, requests or paramiko at package import time.
 
 from __future__ import annotations
 
-from nodemgr.plugins.base import Traits
+from nodemgr.plugins.base import Traits, lazy_exports
 from nodemgr.plugins.ovm.spec import family_spec
 
 #: why ``rcons`` cannot work here (also the Unsupported message of
@@ -34,16 +34,6 @@ _LAZY = {"OvmDriver": "driver", "state_word": "driver", "Manager": "soap",
          "base_url": "soap", "map_fault": "soap"}
 
 
-def __getattr__(name: str):
-    """``OvmDriver`` & co. imported on first use (the driver imports the SSH pool)."""
-    module = _LAZY.get(name)
-    if module is None:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    import importlib
-
-    value = getattr(importlib.import_module(f"{__name__}.{module}"), name)
-    globals()[name] = value
-    return value
-
+__getattr__ = lazy_exports(__name__, _LAZY)
 
 __all__ = ["TRAITS", "NO_SERIAL", "family_spec", *_LAZY]

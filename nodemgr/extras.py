@@ -50,7 +50,6 @@ IMPORTERS = {
     "nodemgr.plugins.xen": "xen",
     "nodemgr.plugins.ovm": "ovm",
     "nodemgr.plugins.rhevm": "rhevm",
-    "nodemgr.plugins.ovirt_api": "rhevm",
     "nodemgr.plugins.libvirt": "libvirt",
     "nodemgr.snmp": "snmp",
     "nodemgr.tables.store": "postgresql",

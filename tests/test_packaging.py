@@ -101,7 +101,7 @@ def test_the_extra_follows_the_importer():
     sys.modules["paramiko"] = None
     try:
         xen = fail_in("nodemgr.plugins.xen", "paramiko")
-        ovm = fail_in("nodemgr.plugins.ovm_soap", "paramiko")
+        ovm = fail_in("nodemgr.plugins.ovm.soap", "paramiko")
         other = fail_in("nodemgr.sshpool", "paramiko")
     finally:
         if saved == "absent":

@@ -26,8 +26,8 @@ from nodemgr.plugins.base import (
     VmChange,
     VmSpec,
 )
-from nodemgr.plugins.libvirt import LibvirtDriver, _effective_uri, state_word
-from nodemgr.plugins.libvirt_xml import (
+from nodemgr.plugins.libvirt import LibvirtDriver, state_word
+from nodemgr.plugins.libvirt.domain_xml import (
     DiskDevice,
     DomainXml,
     boot_devs,
@@ -39,10 +39,19 @@ from nodemgr.plugins.libvirt_xml import (
     parse_location,
     volume_xml,
 )
+from nodemgr.plugins.libvirt.driver import _effective_uri
+from nodemgr.vm.writeback import columns
 
 libvirt = pytest.importorskip("libvirt")
 
 real_libvirtd = [pytest.mark.libvirtd, pytest.mark.slow]
+
+
+def cols(result) -> dict:
+    """The table columns *result*'s facts stand for (the write-back's reading); a built-in
+    driver returns facts, never the deprecated ``updates``."""
+    assert result.updates == {}, result.updates
+    return columns(result.facts)
 
 
 def one(results):
@@ -258,10 +267,11 @@ def test_ssh_uris_never_prompt():
 
 
 def test_import_does_not_load_libvirt():
-    code = ("import sys, nodemgr.plugins.libvirt, nodemgr.plugins.libvirt_xml;"
-            "print('libvirt' in sys.modules)")
+    code = ("import sys, nodemgr.plugins.libvirt, nodemgr.plugins.libvirt.domain_xml;"
+            "from nodemgr.plugins.registry import traits; traits('kvm');"
+            "print('libvirt' in sys.modules, 'nodemgr.plugins.libvirt.driver' in sys.modules)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
-    assert out.stdout.strip() == "False"
+    assert out.stdout.strip() == "False False"
 
 
 def test_host_domain_types():
@@ -335,24 +345,24 @@ class TestPower:
 
     def test_off_on_strings_and_status(self, drv):
         r = one(drv.power([T()], "off"))
-        assert (r.ok, r.message, r.updates["nodelist.status"]) == (True, "off", "powering-off")
-        assert "<name>cn001</name>" in r.updates["kvm_nodedata.xml"]
+        assert (r.ok, r.message, cols(r)["nodelist.status"]) == (True, "off", "powering-off")
+        assert "<name>cn001</name>" in cols(r)["kvm_nodedata.xml"]
         r = one(drv.power([T()], "off"))
-        assert r.message == "off" and "nodelist.status" not in r.updates
+        assert r.message == "off" and "nodelist.status" not in cols(r)
         r = one(drv.power([T()], "on"))
-        assert (r.message, r.updates) == ("on", {"nodelist.status": "powering-on"})
+        assert (r.message, cols(r)) == ("on", {"nodelist.status": "powering-on"})
         r = one(drv.power([T()], "on"))
-        assert (r.message, r.updates) == ("on", {})
+        assert (r.message, cols(r)) == ("on", {})
 
     def test_boot_and_reset(self, drv):
         r = one(drv.power([T()], "boot"))
-        assert r.message == "on reset" and r.updates["nodelist.status"] == "powering-on"
+        assert r.message == "on reset" and cols(r)["nodelist.status"] == "powering-on"
         one(drv.power([T()], "off"))
         r = one(drv.power([T()], "boot"))
         assert r.message == "off on"
         one(drv.power([T()], "off"))
         r = one(drv.power([T()], "reset"))
-        assert (r.message, r.updates) == ("off", {})  # xCAT: reset of an off VM is a no-op
+        assert (r.message, cols(r)) == ("off", {})  # xCAT: reset of an off VM is a no-op
         one(drv.power([T()], "on"))
         assert one(drv.power([T()], "reset")).message == "reset"
 
@@ -374,9 +384,9 @@ class TestPower:
         r = one(drv.power([T()], "softoff"))
         # the test driver shuts down at once; a real guest without ACPI support stays "on"
         assert r.ok and r.message in ("on", "off")
-        assert r.updates.get("nodelist.status") == "powering-off"
+        assert cols(r).get("nodelist.status") == "powering-off"
         r = one(drv.power([T()], "softoff"))
-        assert r.message == "off" and "nodelist.status" not in r.updates
+        assert r.message == "off" and "nodelist.status" not in cols(r)
 
     def test_undefined(self, drv):
         assert one(drv.power([T("ghost")], "stat")).message == "off"
@@ -418,10 +428,10 @@ class TestCreateRemove:
                  nics=[NicSpec(network="default", mac="52:54:00:12:34:56", kind="network")])
         r = one(drv.create([spec]))
         assert r.ok and r.message == ""
-        assert r.data["uuid"] == r.updates["vpd.uuid"]
+        assert r.data["uuid"] == cols(r)["vpd.uuid"]
         dom = drv.conn.lookupByName("n10")
         assert dom.isPersistent() and not dom.isActive()
-        root = ET.fromstring(r.updates["kvm_nodedata.xml"])
+        root = ET.fromstring(cols(r)["kvm_nodedata.xml"])
         assert root.findtext("vcpu") == "2"
         assert root.find("devices/disk/source").get("file") == "/images/n10.vda.qcow2"
         vol = drv.conn.storagePoolLookupByName("images").storageVolLookupByName("n10.vda.qcow2")
@@ -460,7 +470,7 @@ class TestCreateRemove:
         xml = build_domain_xml(T("n12", uuid="12121212-1212-4121-8121-121212121212"), [], "test")
         r = one(drv.create([T("n12", definition=xml)]))
         assert r.ok and r.data["uuid"] == "12121212-1212-4121-8121-121212121212"
-        assert "vpd.uuid" not in r.updates or r.updates["vpd.uuid"]
+        assert "vpd.uuid" not in cols(r) or cols(r)["vpd.uuid"]
 
     def test_phy_size_refused(self, drv):
         r = one(drv.create([T("n13", disks=[DiskSpec(dev="vda", location="phy:/dev/sdz", size_mib=5)])]))
@@ -480,7 +490,7 @@ class TestCreateRemove:
         r = one(drv.remove([T()], force=True, purge=True))
         assert r.ok
         assert r.message == "Not purging raw or block storage device: /images/cn001.vdb.raw"
-        assert r.updates == {"kvm_nodedata.xml": None}
+        assert cols(r) == {"kvm_nodedata.xml": None}
         pool = drv.conn.storagePoolLookupByName("images")
         assert sorted(pool.listVolumes()) == ["cn001.vdb.raw"]
         with pytest.raises(libvirt.libvirtError):
@@ -503,8 +513,8 @@ class TestChangeOffline:
 
     def test_cpus_and_memory(self, off):
         r = one(off.change([self.spec()], VmChange(cpus=3, memory_mib=512)))
-        assert r.ok and r.updates["vm.cpus"] == "3" and r.updates["vm.memory"] == "512"
-        root = ET.fromstring(r.updates["kvm_nodedata.xml"])
+        assert r.ok and cols(r)["vm.cpus"] == "3" and cols(r)["vm.memory"] == "512"
+        root = ET.fromstring(cols(r)["kvm_nodedata.xml"])
         assert root.findtext("vcpu") == "3"
         assert root.findtext("memory") == str(512 * 1024)
         assert off.conn.lookupByName("cn001").info()[3] == 3
@@ -518,7 +528,7 @@ class TestChangeOffline:
     def test_add_disk_skips_c_and_used(self, off):
         r = one(off.change([self.spec()], VmChange(add_disks_mib=[16, 8])))
         assert r.ok, r.message
-        doc = DomainXml(r.updates["kvm_nodedata.xml"])
+        doc = DomainXml(cols(r)["kvm_nodedata.xml"])
         assert [d.dev for d in doc.disks() if d.device == "disk"] == ["vda", "vdb", "vdd", "vde"]
         pool = off.conn.storagePoolLookupByName("images")
         assert pool.storageVolLookupByName("cn001.vdd.qcow2").info()[1] == 16 * 1024 * 1024
@@ -532,7 +542,7 @@ class TestChangeOffline:
     def test_remove_disk(self, off):
         r = one(off.change([self.spec()], VmChange(remove_disks=["vda"])))
         assert r.ok, r.message
-        assert "vda" not in DomainXml(r.updates["kvm_nodedata.xml"]).used_devs()
+        assert "vda" not in DomainXml(cols(r)["kvm_nodedata.xml"]).used_devs()
         assert off.conn.storagePoolLookupByName("images").listVolumes() == ["cn001.vdb.raw"]
         r = one(off.change([self.spec()], VmChange(remove_disks=["vdq"])))
         assert not r.ok and r.message == "Disk vdq does not exist"
@@ -554,10 +564,10 @@ class TestChangeOffline:
     def test_cdrom_insert_eject(self, off):
         r = one(off.change([self.spec()], VmChange(cdrom="/isos/x.iso")))
         assert r.ok, r.message
-        cd = [d for d in DomainXml(r.updates["kvm_nodedata.xml"]).disks() if d.device == "cdrom"]
+        cd = [d for d in DomainXml(cols(r)["kvm_nodedata.xml"]).disks() if d.device == "cdrom"]
         assert [(c.dev, c.source) for c in cd] == [("hdc", "/isos/x.iso")]
         r = one(off.change([self.spec()], VmChange(eject=True)))
-        cd = [d for d in DomainXml(r.updates["kvm_nodedata.xml"]).disks() if d.device == "cdrom"]
+        cd = [d for d in DomainXml(cols(r)["kvm_nodedata.xml"]).disks() if d.device == "cdrom"]
         assert [(c.dev, c.source) for c in cd] == [("hdc", None)]
         r = one(off.change([self.spec()], VmChange(cdrom="relative.iso")))
         assert not r.ok and "Unable to understand cd path" in r.message
@@ -568,7 +578,7 @@ class TestChangeOffline:
 
 
 def test_live_media_change_retries_closed_tray(drv, monkeypatch):
-    import nodemgr.plugins.libvirt as mod
+    import nodemgr.plugins.libvirt.driver as mod
 
     monkeypatch.setattr(mod, "MEDIA_DELAY_S", 0)
     calls = []
@@ -636,7 +646,7 @@ class TestCloneOnTestDriver:
         assert r.message.splitlines() == [
             "Cloning cn001.vda.qcow2 (currently is 64 MB and has a capacity of 64 MB)",
             "Cloning cn001.vdb.raw (currently is 64 MB and has a capacity of 64 MB)"]
-        assert r.updates["vm.master"] == "gold"
+        assert cols(r)["vm.master"] == "gold"
         pool = drv.conn.storagePoolLookupByName("images")
         assert "gold.vda.qcow2" in pool.listVolumes()
         mdef = r.data["master_definition"]
@@ -647,8 +657,8 @@ class TestCloneOnTestDriver:
                                                                mac="52:54:00:00:01:00")])],
                                       "gold", mdef))
         assert c.ok, c.message
-        assert c.updates["vm.master"] == "gold"
-        croot = ET.fromstring(c.updates["kvm_nodedata.xml"])
+        assert cols(c)["vm.master"] == "gold"
+        croot = ET.fromstring(cols(c)["kvm_nodedata.xml"])
         assert croot.find("devices/disk/source").get("file") == "/images/cn100.vda.qcow2"
         assert croot.find("devices/interface/mac").get("address") == "52:54:00:00:01:00"
         # the same name again is refused
@@ -660,7 +670,7 @@ class TestCloneOnTestDriver:
         r = drv.make_master(T(), "gold")
         assert not r.ok and r.data["error"] == "InvalidState"
         r = drv.make_master(T(), "gold", force=True)
-        assert r.ok and "vm.master" not in r.updates  # running: copied detached
+        assert r.ok and "vm.master" not in cols(r)  # running: copied detached
 
     def test_clone_without_definition(self, drv):
         r = one(drv.clone_from_master([T("x")], "gold", None))
@@ -689,7 +699,7 @@ class TestMigrateErrors:
     def test_not_on_source_just_rewrites_host(self, drv, test_uri):
         r = one(drv.migrate([T("ghost")], Endpoint(driver="libvirt", uri=test_uri + "#x",
                                                     host="hyp2")))
-        assert r.ok and r.message == "migrated to hyp2" and r.updates == {"vm.host": "hyp2"}
+        assert r.ok and r.message == "migrated to hyp2" and cols(r) == {"vm.host": "hyp2"}
 
 
 # =========================================================================================
@@ -704,9 +714,11 @@ def _real_driver(real) -> LibvirtDriver:
 
 
 def _real_spec(real, suffix, disks=(), **kw) -> VmSpec:
-    return VmSpec(node=real.name(suffix), memory_mib=96, cpus=1, virt_type="qemu",
-                  bootorder=["hd"], storage=[real.location], disks=list(disks),
-                  extra={"vidproto": "none"}, **kw)
+    """A small OS-less QEMU guest (96 MiB, no graphics, boots from hd unless *kw* says)."""
+    base = dict(node=real.name(suffix), memory_mib=96, cpus=1, virt_type="qemu",
+                bootorder=["hd"], storage=[real.location], disks=list(disks),
+                extra={"vidproto": "none"})
+    return VmSpec(**{**base, **kw})
 
 
 def _qcow2_backing(path: Path) -> str | None:
@@ -736,17 +748,17 @@ class TestRealLibvirtd:
         assert disk.read_bytes()[:4] == b"QFI\xfb"
         assert real.conn.storagePoolLookupByName(
             "dir_" + str(real.dir).replace("/", "_")).isActive()
-        assert ET.fromstring(r.updates["kvm_nodedata.xml"]).get("type") == "qemu"
+        assert ET.fromstring(cols(r)["kvm_nodedata.xml"]).get("type") == "qemu"
         # the disk exists now: mkvm again conflicts, on the domain first
         assert "already exists" in one(d.create([spec])).message
         t0 = time.monotonic()
         r = one(d.power([spec], "on"))
         start_s = time.monotonic() - t0
-        assert (r.message, r.updates) == ("on", {"nodelist.status": "powering-on"})
+        assert (r.message, cols(r)) == ("on", {"nodelist.status": "powering-on"})
         assert start_s < 20, f"domain start took {start_s:.1f}s (check /dev/kvm permissions)"
         print(f"\ndomain start: {start_s:.2f}s")
         assert one(d.power([spec], "stat")).message == "on"
-        assert one(d.power([spec], "on")).updates == {}
+        assert cols(one(d.power([spec], "on"))) == {}
         assert one(d.power([spec], "reset")).message == "reset"
         assert one(d.power([spec], "boot")).message == "on reset"
         assert one(d.power([spec], "suspend")).message == "suspended"
@@ -754,7 +766,7 @@ class TestRealLibvirtd:
         assert one(d.power([spec], "resume")).message == "on"
         assert one(d.power([spec], "softoff")).message == "on"  # BIOS ignores ACPI shutdown
         r = one(d.power([spec], "off"))
-        assert (r.message, r.updates["nodelist.status"]) == ("off", "powering-off")
+        assert (r.message, cols(r)["nodelist.status"]) == ("off", "powering-off")
         assert one(d.power([spec], "stat")).message == "off"
         assert one(d.power([spec], "boot")).message == "off on"
         # the running VM is listed; rmvm needs -f; -f -p removes domain and disk
@@ -793,7 +805,7 @@ class TestRealLibvirtd:
         r = one(d.change([spec], VmChange(add_disks_mib=[8])))
         assert r.ok, r.message
         assert "dev='vdb'" in dom.XMLDesc(0)
-        assert "vdb" in DomainXml(r.updates["kvm_nodedata.xml"]).used_devs()
+        assert "vdb" in DomainXml(cols(r)["kvm_nodedata.xml"]).used_devs()
         r = one(d.change([spec], VmChange(resize={"vda": 32})))
         assert (r.ok, r.message) == (True, "Resized disk vda")
         assert real.conn.storageVolLookupByPath(str(real.dir / f"{spec.node}.vda.qcow2")).info()[1] == 32 << 20
@@ -841,7 +853,7 @@ class TestRealLibvirtd:
         assert mfile.exists() and _qcow2_backing(mfile) is None
         # the source VM is rebased onto the master (thin) and still starts
         assert _qcow2_backing(real.dir / f"{src.node}.vda.qcow2") == str(mfile)
-        assert r.updates["vm.master"] == master
+        assert cols(r)["vm.master"] == master
         clone = _real_spec(real, "c1", uuid="5e5e5e5e-0000-4000-8000-000000000001")
         c = one(d.clone_from_master([clone], master, r.data["master_definition"]))
         assert c.ok, c.message
@@ -880,7 +892,7 @@ def test_live_migration_between_two_libvirtd(mig_hosts):
     p2p_s = time.monotonic() - t0
     assert r.ok, r.message
     assert r.message == "migrated to mighostB"
-    assert r.updates["vm.host"] == "mighostB"
+    assert cols(r)["vm.host"] == "mighostB"
     assert r.data["mode"] == "p2p"
     conn_a, conn_b = libvirt.open(a.unix_uri), libvirt.open(b.unix_uri)
     try:

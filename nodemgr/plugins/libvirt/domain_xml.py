@@ -1,5 +1,9 @@
 """Build and edit libvirt XML (domains, storage pools, volumes) for the libvirt driver.
 
+The formats are libvirt's: domain XML (https://libvirt.org/formatdomain.html), storage
+pool and volume XML (https://libvirt.org/formatstorage.html), capabilities
+(https://libvirt.org/formatcaps.html).
+
 Pure functions over strings and ElementTree: nothing here talks to libvirt, reads tables or
 touches files, so every rule (xCAT's storage naming ``<node>.<dev>.<fmt>``, device letters
 that skip ``c``, pool names ``dir_<path>``, the always-present empty cdrom) is testable
@@ -14,7 +18,15 @@ import xml.etree.ElementTree as ET
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from nodemgr.plugins.base import DEV_PREFIX, NicSpec, PermanentError, VmSpec, next_dev_names
+from nodemgr.plugins.base import (
+    DEV_PREFIX,
+    NicInfo,
+    NicSpec,
+    PermanentError,
+    Unsupported,
+    VmSpec,
+    next_dev_names,
+)
 
 MiB = 1024 * 1024
 
@@ -27,6 +39,9 @@ BOOT_DEVS = {"network": "network", "net": "network", "n": "network", "pxe": "net
              "dvd": "cdrom", "fd": "fd", "floppy": "fd"}
 
 NIC_KINDS = ("bridge", "network", "direct")
+
+#: ``rsetboot`` device words -> libvirt ``<boot dev>``.
+SETBOOT_DEVS = {"net": "network", "hd": "hd", "cd": "cdrom"}
 
 
 # -- storage locations -------------------------------------------------------------------
@@ -276,6 +291,18 @@ def boot_devs(bootorder: Iterable[str]) -> list[str]:
     return out or ["network", "hd"]
 
 
+def setboot_order(device: str, current: list[str], bootorder: Iterable[str]) -> list[str]:
+    """The boot order after ``rsetboot <device>``: *device* (``net``, ``hd``, ``cd``) first,
+    then the rest of *current* (the domain's order) in order; ``default`` is the table's
+    *bootorder* (``vm.bootorder`` words). Raises Unsupported for another word."""
+    if device == "default":
+        return boot_devs(bootorder)
+    dev = SETBOOT_DEVS.get(device)
+    if dev is None:
+        raise Unsupported(f"Unsupported boot device '{device}' (use net, hd, cd or default)")
+    return [dev] + [d for d in current if d != dev]
+
+
 def cdrom_device(disks: Iterable[DiskDevice], machine: str | None) -> DiskDevice:
     """The empty cdrom every domain gets: ``hdc`` on IDE, or ``sdc`` on SATA for q35."""
     if machine and "q35" in machine:
@@ -287,9 +314,10 @@ def build_domain_xml(spec: VmSpec, disks: list[DiskDevice], virt_type: str,
                      arch: str | None = None) -> str:
     """Domain definition for *spec* with the resolved *disks*.
 
-    Memory MiB→KiB, vcpus, ``<os><type>hvm`` with boot devices from the boot order, clock
-    offset, features acpi/apic/pae (x86), the disks plus an empty cdrom if none is given,
-    NICs, a serial console on a pty, and graphics per ``spec.extra["vidproto"]``:
+    Memory MiB→KiB, vcpus, ``<os><type>hvm`` with boot devices from the boot order and (x86)
+    ``<bios useserial='yes'/>`` so SeaBIOS prints to the serial console, clock offset,
+    features acpi/apic/pae (x86), the disks plus an empty cdrom if none is given, NICs, a
+    serial console on a pty, and graphics per ``spec.extra["vidproto"]``:
     ``vnc`` (default, listening on 127.0.0.1 only), ``spice``, or ``none`` (no graphics,
     no video: cheapest under software emulation).
     """
@@ -314,6 +342,8 @@ def build_domain_xml(spec: VmSpec, disks: list[DiskDevice], virt_type: str,
     for dev in boot_devs(spec.bootorder):
         ET.SubElement(os_el, "boot", dev=dev)
     x86 = not arch or arch in ("x86_64", "i686", "i386")
+    if x86:  # SeaBIOS prints to the serial console too (rcons sees the firmware)
+        ET.SubElement(os_el, "bios", useserial="yes")
     if x86:
         feats = ET.SubElement(dom, "features")
         for f in ("acpi", "apic", "pae"):
@@ -470,6 +500,54 @@ class DomainXml:
 
     def interfaces(self) -> list[ET.Element]:
         return self.devices.findall("interface")
+
+    def nics(self) -> list[NicInfo]:
+        """Every ``<interface>`` as a :class:`NicInfo` (MAC lower case; network = bridge,
+        network or device name)."""
+        out = []
+        for el in self.interfaces():
+            mac = el.find("mac")
+            src = el.find("source")
+            model = el.find("model")
+            network = None
+            if src is not None:
+                network = src.get("bridge") or src.get("network") or src.get("dev")
+            out.append(NicInfo(mac=(mac.get("address") or "").lower() if mac is not None else "",
+                               network=network,
+                               model=model.get("type") if model is not None else None))
+        return out
+
+    def macs(self) -> list[str]:
+        """MACs of the interfaces in order (those that have one)."""
+        return [n.mac for n in self.nics() if n.mac]
+
+    def boot_order(self) -> list[str]:
+        """The ``<os><boot dev>`` list (empty when the devices carry ``<boot order>``)."""
+        return [b.get("dev") for b in self.root.findall("os/boot") if b.get("dev")]
+
+    def set_boot_order(self, devs: list[str]) -> None:
+        """Make *devs* (libvirt words ``network``, ``hd``, ``cdrom``, ``fd``) the boot order:
+        ``<os><boot dev>`` elements in that order. Per-device ``<boot order>`` elements are
+        removed: libvirt refuses a definition holding both."""
+        os_el = self.root.find("os")
+        if os_el is None:
+            os_el = ET.SubElement(self.root, "os")
+        for el in os_el.findall("boot"):
+            os_el.remove(el)
+        for el in list(self.devices):
+            for b in el.findall("boot"):
+                el.remove(b)
+        kids = list(os_el)
+        at = max((i for i, c in enumerate(kids) if c.tag in ("type", "loader", "nvram",
+                                                            "kernel", "initrd", "cmdline")),
+                 default=-1) + 1
+        for k, dev in enumerate(devs):
+            os_el.insert(at + k, ET.Element("boot", dev=dev))
+
+    def has_serial_console(self) -> bool:
+        """True when the domain has a ``<console>`` or ``<serial>`` device."""
+        return (self.devices.find("console") is not None
+                or self.devices.find("serial") is not None)
 
     def strip_runtime(self) -> None:
         """Drop what only belongs to one running instance (id, pty paths, aliases)."""

@@ -2,12 +2,14 @@
 anything else a libvirt URI reaches (``qemu:///system``, ``qemu+ssh://root@host/system``,
 ``qemu+tcp://...``, ``qemu+unix:///system?socket=...``, ``test:///default``).
 
-It speaks only libvirt: XML comes from :mod:`nodemgr.plugins.libvirt_xml`, tables are never
-read or written (what they should learn comes back in ``NodeResult.updates``). ``libvirt``
-is imported on first connect only, so commands that never reach a hypervisor start fast;
-libvirt's own stderr printing is silenced and every error becomes one typed, one-line
-message. It must never shell out (no ssh, no qemu-img): everything goes through the
-libvirt connection, so a remote host works the same as a local one.
+It speaks only libvirt: XML comes from :mod:`.domain_xml`, pools and volumes from
+:mod:`.storage`, the serial console from :mod:`.console`; tables are never read or written
+(what they should learn comes back as typed ``NodeResult.facts``). ``libvirt`` is imported
+on first connect only, so commands that never reach a hypervisor start fast; libvirt's own
+stderr printing is silenced and every error becomes one typed, one-line message
+(:meth:`LibvirtDriver.translate`). It must never shell out (no ssh, no qemu-img):
+everything goes through the libvirt connection, so a remote host works the same as a
+local one.
 
 Behaviour follows xCAT's kvm.pm (output strings, storage naming ``<node>.<dev>.<fmt>``,
 pools ``dir_<path>``), with these deliberate changes: domains are persistent (defineXML),
@@ -23,26 +25,36 @@ from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
+from nodemgr.formats import truthy
 from nodemgr.plugins.base import (
     POWER_ACTIONS,
+    Address,
+    Console,
+    DiskInfo,
     DriverError,
     Endpoint,
+    Facts,
     HypervisorDriver,
     InvalidState,
+    Inventory,
+    Metrics,
     NodeResult,
     NotFound,
     PermanentError,
-    Traits,
+    Transient,
     Unreachable,
+    Unsupported,
     VmChange,
     VmInfo,
     VmSpec,
+    retry,
 )
-from nodemgr.plugins.libvirt_xml import (
+from nodemgr.plugins.libvirt import TRAITS
+from nodemgr.plugins.libvirt.console import open_console
+from nodemgr.plugins.libvirt.domain_xml import (
     BUS_PREFIX,
     DiskDevice,
     DomainXml,
-    Location,
     MiB,
     boot_devs,
     build_domain_xml,
@@ -55,11 +67,12 @@ from nodemgr.plugins.libvirt_xml import (
     next_devs,
     nic_element,
     parse_location,
-    pool_target_path,
+    setboot_order,
     volume_copy_xml,
     volume_name,
     volume_xml,
 )
+from nodemgr.plugins.libvirt.storage import Storage, reason
 
 _LIBVIRT: Any = None
 
@@ -80,8 +93,6 @@ MSG_MEM_MAX = ("Unable to increase memory beyond current capacity (requires VM t
 MSG_QCOW2_SHRINK = "Resizing disk {dev} failed, qcow2 doesn't support shrinking images yet"
 MSG_NO_INFO = "Could not get any information about specified object"
 
-PURGE_RETRIES = 10
-PURGE_DELAY_S = 0.2
 MEDIA_RETRIES = 3
 MEDIA_DELAY_S = 1.0
 
@@ -115,19 +126,7 @@ def _libvirt() -> Any:
     return _LIBVIRT
 
 
-def _one_line(text: Any) -> str:
-    return " ".join(str(text).split())
-
-
-def _reason(exc: BaseException) -> str:
-    get = getattr(exc, "get_error_message", None)
-    msg = get() if get else None
-    return _one_line(msg or exc)
-
-
-def _fail(node: str, exc: DriverError, **data: Any) -> NodeResult:
-    return NodeResult(node=node, ok=False, message=str(exc),
-                      data={"error": type(exc).__name__, **data})
+_reason = reason
 
 
 def _effective_uri(uri: str) -> str:
@@ -142,10 +141,6 @@ def _effective_uri(uri: str) -> str:
     return urlunsplit(parts._replace(query=urlencode(query)))
 
 
-def _truthy(value: str | None) -> bool:
-    return (value or "").strip().lower() in ("1", "yes", "true", "on", "y")
-
-
 class LibvirtDriver(HypervisorDriver):
     """Driver for one libvirt connection (endpoint URI).
 
@@ -155,18 +150,20 @@ class LibvirtDriver(HypervisorDriver):
     ``tcp://10.0.0.2:49152``), ``listen_address``, ``p2p`` (``yes``/``no``; default: try
     peer-to-peer, fall back to client-managed).
 
-    Failed nodes carry ``data["error"]`` = the typed error's class name (``NotFound``,
-    ``InvalidState``, ``PermanentError``); a lost connection raises :class:`Unreachable`.
+    Every per-node operation runs in the base's :meth:`each_node`: failed nodes carry
+    ``data["error"]`` = the typed error's class name (``NotFound``, ``InvalidState``,
+    ``PermanentError``), libvirt's own errors are mapped by :meth:`translate`, and a lost
+    connection raises :class:`Unreachable`.
     """
 
     name = "libvirt"
-    traits = Traits(label="libvirt (KVM/QEMU)", host_types=("kvm", "qemu", "libvirt"))
+    traits = TRAITS
 
     def __init__(self, endpoint: Endpoint, timeout: float = 60.0) -> None:
         super().__init__(endpoint, timeout)
         self._conn: Any = None
         self._domain_types: list[str] | None = None
-        self._pools: dict[str, Any] = {}
+        self.storage = Storage(self)
 
     # -- connection ------------------------------------------------------------------------
 
@@ -213,7 +210,7 @@ class LibvirtDriver(HypervisorDriver):
 
     def close(self) -> None:
         conn, self._conn = self._conn, None
-        self._pools.clear()
+        self.storage.clear()
         if conn is not None:
             try:
                 conn.close()
@@ -234,8 +231,12 @@ class LibvirtDriver(HypervisorDriver):
         except Exception:  # noqa: BLE001
             return False
 
-    def _translate(self, exc: Any) -> DriverError:
-        """A typed error for a libvirtError from this endpoint."""
+    def translate(self, exc: Exception) -> DriverError | None:
+        """The typed error for a libvirtError from this endpoint (None for anything else):
+        no domain → NotFound, operation invalid → InvalidState, a lost connection →
+        Unreachable, the rest → PermanentError; libvirt's message on one line."""
+        if _LIBVIRT is None or not isinstance(exc, _LIBVIRT.libvirtError):
+            return None
         lv = self.lv
         code, domain, reason = exc.get_error_code(), exc.get_error_domain(), _reason(exc)
         if code == lv.VIR_ERR_NO_DOMAIN:
@@ -249,25 +250,6 @@ class LibvirtDriver(HypervisorDriver):
         if lost:
             return Unreachable(f"Cannot communicate via libvirt to {self.label}: {reason}")
         return PermanentError(reason)
-
-    def _run(self, specs: Sequence[VmSpec], fn: Callable[..., NodeResult],
-             *args: Any) -> Iterator[NodeResult]:
-        """Call *fn(spec, *args)* per spec; per-node failures become failed results, a lost
-        connection raises Unreachable (failing every node not yet reported)."""
-        lv = self.lv
-        self.connect()
-        for spec in specs:
-            try:
-                yield fn(spec, *args)
-            except Unreachable:
-                raise
-            except DriverError as exc:
-                yield _fail(spec.node, exc)
-            except lv.libvirtError as exc:
-                err = self._translate(exc)
-                if isinstance(err, Unreachable):
-                    raise err from exc
-                yield _fail(spec.node, err)
 
     def _is(self, exc: Any, *codes: int) -> bool:
         return isinstance(exc, self.lv.libvirtError) and exc.get_error_code() in codes
@@ -338,117 +320,6 @@ class LibvirtDriver(HypervisorDriver):
                 raise
             dom.undefine()
 
-    # -- storage ---------------------------------------------------------------------------
-
-    def _pool_for(self, loc: Location, create: bool = True) -> Any:
-        """The active storage pool serving *loc*: an existing pool with the same target (any
-        name), else ``dir_<path>`` (``nfs_...``, the VG name), defined, built and started
-        when missing. "already exists" answers from racing creators are tolerated."""
-        lv = self.lv
-        if loc.kind == "phy":
-            raise PermanentError("mkvm management of block device storage not implemented")
-        pool = self._pools.get(loc.url)
-        if pool is None:
-            for candidate in self.conn.listAllStoragePools(0):
-                try:
-                    if loc.matches_pool(candidate.XMLDesc(0)):
-                        pool = candidate
-                        break
-                except lv.libvirtError:
-                    continue
-        if pool is None:
-            try:
-                pool = self.conn.storagePoolLookupByName(loc.pool_name)
-            except lv.libvirtError as exc:
-                if exc.get_error_code() != lv.VIR_ERR_NO_STORAGE_POOL:
-                    raise
-                if not create:
-                    return None
-                pool = self._define_pool(loc)
-        if not pool.isActive():
-            try:
-                pool.create(0)
-            except lv.libvirtError as exc:
-                if exc.get_error_code() != lv.VIR_ERR_OPERATION_INVALID:  # already active
-                    raise
-        else:
-            try:
-                pool.refresh(0)  # see volumes made behind libvirt's back (or by another host)
-            except lv.libvirtError:
-                pass
-        self._pools[loc.url] = pool
-        return pool
-
-    def _define_pool(self, loc: Location) -> Any:
-        lv = self.lv
-        try:
-            pool = self.conn.storagePoolDefineXML(
-                loc.pool_xml(self.endpoint.option("pools_dir") or "/var/lib/nodemgr/pools"), 0)
-        except lv.libvirtError as exc:
-            if "already exists" not in _reason(exc):
-                raise
-            pool = self.conn.storagePoolLookupByName(loc.pool_name)
-        if loc.kind != "lvm" or loc.devices:  # a logical pool is only built from given PVs
-            try:
-                pool.build(0)
-            except lv.libvirtError as exc:
-                if "exist" not in _reason(exc).lower():
-                    raise
-        try:
-            pool.setAutostart(1)
-        except lv.libvirtError:
-            pass
-        return pool
-
-    def _vol_in_pool(self, pool: Any, name: str) -> Any:
-        try:
-            return pool.storageVolLookupByName(name)
-        except self.lv.libvirtError as exc:
-            if exc.get_error_code() == self.lv.VIR_ERR_NO_STORAGE_VOL:
-                return None
-            raise
-
-    def _vol_by_path(self, path: str) -> Any:
-        """The storage volume at *path*, or None. Tries the directory's pool too (activated
-        and refreshed) before giving up."""
-        lv = self.lv
-        try:
-            return self.conn.storageVolLookupByPath(path)
-        except lv.libvirtError as exc:
-            if exc.get_error_code() != lv.VIR_ERR_NO_STORAGE_VOL:
-                raise
-        directory, _, base = path.rpartition("/")
-        if not directory:
-            return None
-        try:
-            pool = self._pool_for(parse_location("dir://" + directory), create=False)
-        except (DriverError, lv.libvirtError):
-            return None
-        return self._vol_in_pool(pool, base) if pool is not None else None
-
-    def _delete_volume(self, path: str) -> str | None:
-        """Delete the volume at *path*, retrying (libvirt's delete right after destroy is
-        flaky, xCAT #455). Returns an error line, or None when gone/not found."""
-        lv = self.lv
-        last = ""
-        for attempt in range(PURGE_RETRIES):
-            vol = self._vol_by_path(path)
-            if vol is None:
-                return None
-            try:
-                vol.info()  # xCAT: without a get_info first, delete sometimes fails
-                vol.delete(0)
-            except lv.libvirtError as exc:
-                last = _reason(exc)
-                if attempt + 1 < PURGE_RETRIES:
-                    time.sleep(PURGE_DELAY_S)
-                continue
-            try:
-                self.conn.storageVolLookupByPath(path)
-            except lv.libvirtError:
-                return None
-        return f"Unable to purge {path}: {last or 'volume still present'}"
-
     # -- validate --------------------------------------------------------------------------
 
     def validate(self, spec: VmSpec) -> None:
@@ -475,10 +346,10 @@ class LibvirtDriver(HypervisorDriver):
         before anything is created, and volumes made by a failed call are deleted again.
         With a stored definition (``spec.definition``) and no disk to create, that
         definition is defined again, its cdrom holding the config disk when the spec has
-        boot parameters. Silent on success; updates ``kvm_nodedata.xml`` (and ``vpd.uuid`` when libvirt chose
-        the UUID); ``data["uuid"]``.
+        boot parameters. Silent on success; facts: ``definition`` (and ``uuid`` when libvirt
+        chose it); ``data["uuid"]``.
         """
-        yield from self._run(specs, self._create_one, force)
+        yield from self.each_node(specs, self._create_one, force)
 
     def _create_one(self, spec: VmSpec, force: bool) -> NodeResult:
         lv = self.lv
@@ -498,14 +369,14 @@ class LibvirtDriver(HypervisorDriver):
                 try:
                     xml = self._with_cidata(spec, xml, created)
                 except BaseException:
-                    self._cleanup(created)
+                    self.storage.cleanup(created)
                     raise
         else:
             disks, plan = self._plan_disks(spec, force)
             try:
                 for disk, pool, name, size_mib, fmt, old in plan:
                     if old is not None:
-                        err = self._delete_volume(old.path())
+                        err = self.storage.delete_volume(old.path())
                         if err:
                             raise PermanentError(err)
                     vol = pool.createXML(volume_xml(name, size_mib * MiB, fmt), 0)
@@ -515,20 +386,19 @@ class LibvirtDriver(HypervisorDriver):
                     disks.append(self._cidata_disk(spec, disks, created))
                 xml = build_domain_xml(spec, disks, self._virt_type(spec.virt_type))
             except BaseException:
-                self._cleanup(created)
+                self.storage.cleanup(created)
                 raise
         try:
             if existing is not None:
                 self._undefine(existing)
             dom = self.conn.defineXML(xml)
         except lv.libvirtError:
-            self._cleanup(created)
+            self.storage.cleanup(created)
             raise
         uuid = dom.UUIDString()
-        updates: dict[str, str | None] = {"kvm_nodedata.xml": dom.XMLDesc(lv.VIR_DOMAIN_XML_INACTIVE)}
-        if not spec.uuid:
-            updates["vpd.uuid"] = uuid
-        return NodeResult(node=node, updates=updates, data={"uuid": uuid})
+        facts = Facts(definition=dom.XMLDesc(lv.VIR_DOMAIN_XML_INACTIVE),
+                      uuid=None if spec.uuid else uuid)
+        return NodeResult(node=node, facts=facts, data={"uuid": uuid})
 
     def _cidata_disk(self, spec: VmSpec, disks: list[DiskDevice], created: list[Any]
                      ) -> DiskDevice:
@@ -544,23 +414,16 @@ class LibvirtDriver(HypervisorDriver):
         if not spec.storage:
             raise PermanentError("boot parameters need vm.storage (the config disk is "
                                  "stored there)")
-        pool = self._pool_for(parse_location(spec.storage[0]))
+        pool = self.storage.pool_for(parse_location(spec.storage[0]))
         name = f"{spec.node}.cidata.iso"
-        old = self._vol_in_pool(pool, name)
-        if old is not None:
-            old.delete(0)
         with tempfile.TemporaryDirectory(prefix="nodemgr-cidata-") as tmp:
             path = os.path.join(tmp, name)
             build_cidata_iso(path, spec.node, spec.bootparams,
                              spec.nics[0].mac if spec.nics else None, spec.uuid)
-            data = open(path, "rb").read()
-        vol = pool.createXML(volume_xml(name, len(data), "raw"), 0)
+            with open(path, "rb") as fh:
+                data = fh.read()
+        vol = self.storage.upload(pool, name, data)
         created.append(vol)
-        stream = self.conn.newStream(0)
-        vol.upload(stream, 0, len(data), 0)
-        for i in range(0, len(data), 1 << 20):
-            stream.send(data[i:i + (1 << 20)])
-        stream.finish()
         used = {d.dev for d in disks}
         dev = next(d for d in ("hdc", "hdd", "hdb") if d not in used)
         return DiskDevice(dev=dev, bus="ide", source=vol.path(), format="raw", device="cdrom")
@@ -582,13 +445,6 @@ class LibvirtDriver(HypervisorDriver):
             disk.dev, disk.bus = old.dev, old.bus
         doc.add_disk(disk)
         return str(doc)
-
-    def _cleanup(self, vols: list[Any]) -> None:
-        for vol in vols:
-            try:
-                vol.delete(0)
-            except Exception:  # noqa: BLE001 - best effort on an error path
-                pass
 
     def _plan_disks(self, spec: VmSpec, force: bool) -> tuple[list[DiskDevice], list[tuple]]:
         """Resolve the spec's disks; returns the devices and the volumes to create as
@@ -630,9 +486,9 @@ class LibvirtDriver(HypervisorDriver):
                                         format="raw", cache=cache))
                 continue
             fmt = "raw" if loc.kind == "lvm" else (d.format or spec.storageformat or "qcow2")
-            pool = self._pool_for(loc)
+            pool = self.storage.pool_for(loc)
             name = volume_name(node, dev, fmt)
-            old = self._vol_in_pool(pool, name)
+            old = self.storage.vol_in_pool(pool, name)
             if d.size_mib:
                 if old is not None and not force:
                     conflicts.append(old.path())
@@ -657,8 +513,8 @@ class LibvirtDriver(HypervisorDriver):
         guest vm, no such vm found``. *force* destroys; *purge* deletes every disk volume
         except cdroms, raw and block devices (``Not purging raw or block storage device:
         <path>``), with retries. Then undefines (managed save, snapshots, NVRAM too).
-        Silent on success; updates ``kvm_nodedata.xml`` = None."""
-        yield from self._run(specs, self._remove_one, force, purge)
+        Silent on success; facts: ``cleared={"definition"}``."""
+        yield from self.each_node(specs, self._remove_one, force, purge)
 
     def _remove_one(self, spec: VmSpec, force: bool, purge: bool) -> NodeResult:
         node = spec.node
@@ -696,7 +552,7 @@ class LibvirtDriver(HypervisorDriver):
                     if disk.kind == "block" or disk.format == "raw":
                         lines.append(MSG_NOT_PURGING.format(path=disk.source))
                         continue
-                    err = self._delete_volume(disk.source)
+                    err = self.storage.delete_volume(disk.source)
                     if err:
                         errors.append(err)
         if dom is not None:
@@ -707,9 +563,9 @@ class LibvirtDriver(HypervisorDriver):
                     raise
         if errors:
             return NodeResult(node=node, ok=False, message="\n".join(errors + lines),
-                              updates={"kvm_nodedata.xml": None},
+                              facts=Facts(cleared={"definition"}),
                               data={"error": "PermanentError"})
-        return NodeResult(node=node, message="\n".join(lines), updates={"kvm_nodedata.xml": None})
+        return NodeResult(node=node, message="\n".join(lines), facts=Facts(cleared={"definition"}))
 
     # -- chvm ------------------------------------------------------------------------------
 
@@ -721,12 +577,12 @@ class LibvirtDriver(HypervisorDriver):
         attached live when running (IDE needs power-off); ``remove_disks`` detaches and
         deletes; ``detach_disks`` detaches and keeps the volume; ``resize`` grows/shrinks (``Resized disk vda``; qcow2 shrink refused with
         xCAT's message). cdrom insert/eject. ``cpus`` only when off (xCAT's message
-        otherwise); ``memory_mib`` live up to the maximum, else offline. Updates
-        ``kvm_nodedata.xml`` (and ``vm.cpus``/``vm.memory`` when changed); when some part
-        failed the result is not ok, its message holds the errors, ``data["messages"]``
-        what succeeded, and updates still describe the resulting definition.
+        otherwise); ``memory_mib`` live up to the maximum, else offline. Facts: ``definition``
+        (and ``cpus``/``memory_mib`` when changed); when some part failed the result is not
+        ok, its message holds the errors, ``data["messages"]`` what succeeded, and the facts
+        still describe the resulting definition.
         """
-        yield from self._run(specs, self._change_one, change)
+        yield from self.each_node(specs, self._change_one, change)
 
     def _change_one(self, spec: VmSpec, change: VmChange) -> NodeResult:
         lv = self.lv
@@ -737,7 +593,7 @@ class LibvirtDriver(HypervisorDriver):
         live_flags = lv.VIR_DOMAIN_AFFECT_LIVE | (lv.VIR_DOMAIN_AFFECT_CONFIG if persistent else 0)
         msgs: list[str] = []
         errs: list[str] = []
-        updates: dict[str, str | None] = {}
+        facts = Facts()
         changed = False
 
         def config() -> DomainXml:
@@ -765,7 +621,7 @@ class LibvirtDriver(HypervisorDriver):
                 errs.append(f"Unable to remove device {dev}: {_reason(exc)}")
 
         if change.cdrom or change.eject:
-            path = self._cdrom_path(change.cdrom) if change.cdrom else None
+            path = self.storage.cdrom_path(change.cdrom) if change.cdrom else None
             doc = config()
             cds = doc.cdrom_elements()
             if cds:
@@ -797,7 +653,7 @@ class LibvirtDriver(HypervisorDriver):
                 doc = config()
                 doc.set_vcpus(change.cpus)
                 define(doc)
-                updates["vm.cpus"] = str(change.cpus)
+                facts.cpus = change.cpus
 
         if change.memory_mib:
             kib = int(change.memory_mib) * 1024
@@ -807,19 +663,19 @@ class LibvirtDriver(HypervisorDriver):
                 else:
                     dom.setMemoryFlags(kib, live_flags)
                     changed = True
-                    updates["vm.memory"] = str(change.memory_mib)
+                    facts.memory_mib = int(change.memory_mib)
             else:
                 doc = config()
                 doc.set_memory_kib(kib)
                 define(doc)
-                updates["vm.memory"] = str(change.memory_mib)
+                facts.memory_mib = int(change.memory_mib)
 
-        if changed or updates:
-            updates["kvm_nodedata.xml"] = self._inactive_xml(dom)
+        if changed or facts:
+            facts.definition = self._inactive_xml(dom)
         if errs:
-            return NodeResult(node=node, ok=False, message="\n".join(errs), updates=updates,
+            return NodeResult(node=node, ok=False, message="\n".join(errs), facts=facts,
                               data={"error": "PermanentError", "messages": msgs})
-        return NodeResult(node=node, message="\n".join(msgs), updates=updates)
+        return NodeResult(node=node, message="\n".join(msgs), facts=facts)
 
     def _add_disks(self, spec: VmSpec, dom: Any, active: bool, live_flags: int,
                    sizes: list[int], config: Callable[[], DomainXml],
@@ -839,7 +695,7 @@ class LibvirtDriver(HypervisorDriver):
         if prefix == "hd" and active:
             errs.append("VM must be powered off to add IDE drives")
             return False
-        pool = self._pool_for(loc)
+        pool = self.storage.pool_for(loc)
         used = config().used_devs() | DomainXml(dom.XMLDesc(0)).used_devs()
         for vname in pool.listVolumes():
             parts = vname.split(".")
@@ -861,7 +717,7 @@ class LibvirtDriver(HypervisorDriver):
                         errs.append(f"Exhausted Virtio limits trying to add {vol.path()}")
                     else:
                         errs.append(f"Unable to attach {vol.path()} because of {reason}")
-                    self._cleanup([vol])
+                    self.storage.cleanup([vol])
                     continue
                 changed = True
             else:
@@ -870,7 +726,7 @@ class LibvirtDriver(HypervisorDriver):
                 try:
                     define(doc)
                 except lv.libvirtError:
-                    self._cleanup([vol])
+                    self.storage.cleanup([vol])
                     raise
                 changed = True
         return changed
@@ -900,7 +756,7 @@ class LibvirtDriver(HypervisorDriver):
             doc.remove_disk(dev)
             define(doc)
         if purge and disk.source and disk.kind == "file":
-            err = self._delete_volume(disk.source)
+            err = self.storage.delete_volume(disk.source)
             if err:
                 errs.append(err)
         return True
@@ -910,23 +766,25 @@ class LibvirtDriver(HypervisorDriver):
         probing the drive meanwhile (SeaBIOS does in its first ~0.1 s: a change 50 ms after
         power-on failed about 1 in 3 times here) makes QEMU answer "Tray of device ... is not
         open", and libvirt's idea of the tray can then stay wrong for a while. Retried a few
-        times, then reported as one explanatory line."""
+        times (:func:`~nodemgr.plugins.base.retry`), then reported as one explanatory line."""
         lv = self.lv
-        for attempt in range(MEDIA_RETRIES):
+
+        def attempt() -> None:
             try:
                 dom.updateDeviceFlags(xml, flags)
-                return
             except lv.libvirtError as exc:
                 # "Tray of device '...' is not open" (remove-medium) or "Tray of the device is
                 # not open" (insert-medium)
                 if "tray of" not in _reason(exc).lower():
                     raise
-                if attempt + 1 == MEDIA_RETRIES:
-                    raise PermanentError(
-                        f"Unable to change the media in {dev}: {_reason(exc)} (the guest was "
-                        "using the drive, e.g. the firmware right after power-on; retry, or "
-                        "power-cycle the VM)") from exc
-            time.sleep(MEDIA_DELAY_S)
+                raise Transient(_reason(exc)) from exc
+
+        try:
+            retry(attempt, schedule=(MEDIA_DELAY_S,) * (MEDIA_RETRIES - 1))
+        except Transient as exc:
+            raise PermanentError(
+                f"Unable to change the media in {dev}: {exc} (the guest was using the drive, "
+                "e.g. the firmware right after power-on; retry, or power-cycle the VM)") from exc
 
     def _resize(self, dom: Any, dev: str, size_mib: int, active: bool) -> tuple[str, bool]:
         lv = self.lv
@@ -936,7 +794,7 @@ class LibvirtDriver(HypervisorDriver):
             return f"Disk {dev} does not exist", False
         disk = disk_from_element(el)
         try:
-            vol = self._vol_by_path(disk.source) if disk.source else None
+            vol = self.storage.vol_by_path(disk.source) if disk.source else None
             if vol is None:
                 return f"Resizing disk {dev} failed, {disk.source} is not a storage volume", False
             capacity = vol.info()[1]
@@ -951,19 +809,6 @@ class LibvirtDriver(HypervisorDriver):
             return f"Resizing disk {dev} failed, {_reason(exc)}", False
         return f"Resized disk {dev}", True
 
-    def _cdrom_path(self, spec: str) -> str:
-        """``/abs/path.iso`` as is; ``nfs://host/dir/img.iso`` / ``dir:///dir/img.iso`` via the
-        pool of the directory."""
-        if "://" in spec:
-            url, _, image = spec.rpartition("/")
-            pool = self._pool_for(parse_location(url))
-            return pool_target_path(pool.XMLDesc(0)).rstrip("/") + "/" + image
-        if spec.startswith("/dev/"):
-            raise PermanentError("cdrom device pass-through is not supported")
-        if spec.startswith("/"):
-            return spec
-        raise PermanentError(f"Unable to understand cd path specification {spec}")
-
     # -- rpower ----------------------------------------------------------------------------
 
     def power(self, specs: Sequence[VmSpec], action: str) -> Iterator[NodeResult]:
@@ -973,17 +818,15 @@ class LibvirtDriver(HypervisorDriver):
         (destroy + start, so a pending persistent definition applies; an off VM prints
         ``off``), ``boot`` (``off on`` / ``on reset``), ``suspend`` → ``suspended``,
         ``resume`` → ``on``, ``stat`` → ``on``/``off``/``suspended`` (one libvirt round
-        trip for all nodes; undefined → ``off``). ``nodelist.status`` becomes
-        ``powering-on``/``powering-off`` only for VMs that actually started/stopped."""
+        trip for all nodes; undefined → ``off``). Facts: ``power`` (the state word after
+        the action), ``status`` ``powering-on``/``powering-off`` only for VMs that actually
+        started/stopped, ``definition`` when ``off`` stops a persistent domain."""
         action = {"state": "stat", "status": "stat"}.get(action, action)
-        if action not in POWER_ACTIONS:
-            for spec in specs:
-                yield _fail(spec.node, PermanentError(f"Unsupported power directive '{action}'"))
-            return
         if action == "stat":
-            yield from self._stat(specs)
+            states: list[dict[str, int]] = []  # one round trip, made for the first node
+            yield from self.each_node(specs, self._stat_one, states)
             return
-        yield from self._run(specs, self._power_one, action)
+        yield from self.each_node(specs, self._power_one, action)
 
     def _all_states(self) -> dict[str, int]:
         """Name → libvirt state of every domain, in one round trip when the driver can."""
@@ -996,23 +839,16 @@ class LibvirtDriver(HypervisorDriver):
                 raise
         return {dom.name(): dom.state()[0] for dom in self.conn.listAllDomains(0)}
 
-    def _stat(self, specs: Sequence[VmSpec]) -> Iterator[NodeResult]:
-        lv = self.lv
-        self.connect()
-        try:
-            states = self._all_states()
-        except lv.libvirtError as exc:
-            err = self._translate(exc)
-            if isinstance(err, Unreachable):
-                raise err from exc
-            for spec in specs:
-                yield _fail(spec.node, err)
-            return
-        for spec in specs:
-            word = state_word(states.get(spec.node))
-            yield NodeResult(node=spec.node, message=word, data={"state": word})
+    def _stat_one(self, spec: VmSpec, states: list[dict[str, int]]) -> NodeResult:
+        if not states:
+            states.append(self._all_states())
+        word = state_word(states[0].get(spec.node))
+        return NodeResult(node=spec.node, message=word, data={"state": word},
+                          facts=Facts(power=word))
 
     def _power_one(self, spec: VmSpec, action: str) -> NodeResult:
+        if action not in POWER_ACTIONS:
+            raise PermanentError(f"Unsupported power directive '{action}'")
         node = spec.node
         dom = self._lookup(node)
         before = state_word(self._state(dom))
@@ -1021,7 +857,7 @@ class LibvirtDriver(HypervisorDriver):
             prefix = before + " "
             action = "on" if before == "off" else "reset"
         status = None
-        updates: dict[str, str | None] = {}
+        facts = Facts()
         if action == "on":
             if dom is None:
                 if not spec.definition:
@@ -1038,7 +874,7 @@ class LibvirtDriver(HypervisorDriver):
             text = state_word(self._state(dom))
         elif action == "off":
             if dom is not None and dom.isPersistent():
-                updates["kvm_nodedata.xml"] = self._inactive_xml(dom)
+                facts.definition = self._inactive_xml(dom)
             if dom is not None and dom.isActive():
                 dom.destroy()
                 status = "powering-off"
@@ -1078,10 +914,10 @@ class LibvirtDriver(HypervisorDriver):
             elif st == _PAUSED:
                 dom.resume()
             text = "on"
-        if status:
-            updates["nodelist.status"] = status
-        return NodeResult(node=node, message=prefix + text, updates=updates,
-                          data={"state": state_word(self._state(dom))})
+        facts.status = status
+        facts.power = state_word(self._state(dom))
+        return NodeResult(node=node, message=prefix + text, facts=facts,
+                          data={"state": facts.power})
 
     # -- lsvm ------------------------------------------------------------------------------
 
@@ -1094,14 +930,14 @@ class LibvirtDriver(HypervisorDriver):
             return [VmInfo(name=d.name(), state=state_word(states.get(d.name())),
                            uuid=d.UUIDString()) for d in doms]
         except lv.libvirtError as exc:
-            raise self._translate(exc) from exc
+            raise self.translate(exc) from exc
 
     def describe(self, specs: Sequence[VmSpec]) -> Iterator[NodeResult]:
         """Lines ``Id:`` (``-`` when off), ``Host:``, ``OS:``, ``Memory: <n> MiB`` (maximum;
         xCAT printed KiB without a unit), ``CPU:``, ``State: <n> (<text>)``, then ``Disk
         file: <path>`` (``Disk object:`` for block devices) per disk. Unknown VM → xCAT's
         ``Could not get any information about specified object``."""
-        yield from self._run(specs, self._describe_one)
+        yield from self.each_node(specs, self._describe_one)
 
     def _describe_one(self, spec: VmSpec) -> NodeResult:
         dom = self._lookup(spec.node)
@@ -1134,22 +970,19 @@ class LibvirtDriver(HypervisorDriver):
         ``UNSAFE`` only with the target option ``unsafe`` or for a VM without disks),
         peer-to-peer when the source daemon can reach the target, else client-managed.
         A shut-off VM is moved by defining it on the target and undefining it here. Reports
-        ``migrated to <target>`` only once the VM is verified there; updates ``vm.host``.
-        A VM not on this host → ok with ``vm.host`` rewritten (xCAT); same host → ``Guest is
+        ``migrated to <target>`` only once the VM is verified there (fact ``host``).
+        A VM not on this host → ok with the host fact rewritten (xCAT); same host → ``Guest is
         already on host <target>``. Failures: ``Failed migration of <n> from <src> to <dst>:
-        <libvirt error>``."""
+        <libvirt error>``. Facts: ``host`` = the target's host, ``definition`` = the
+        inactive definition on the target."""
         lv = self.lv
         self.connect()
-        dst = target.host or target.uri
-        dconn = None
         try:
-            try:
-                dconn = self._open(target)
-            except DriverError as exc:
-                for spec in specs:
-                    yield _fail(spec.node, PermanentError(
-                        f"Failed migration of {spec.node} from {self.label} to {dst}: {exc}"))
-                return
+            dconn = self._open(target)
+        except DriverError as exc:
+            yield from self.each_node(specs, self._migrate_refused, target, exc)
+            return
+        try:
             same = target.uri == self.endpoint.uri
             if not same:
                 try:
@@ -1158,50 +991,51 @@ class LibvirtDriver(HypervisorDriver):
                     same = bool(here) and here == there
                 except lv.libvirtError:
                     pass
-            for spec in specs:
-                try:
-                    yield self._migrate_one(spec, target, dconn, same)
-                except lv.libvirtError as exc:
-                    if not self._alive():
-                        raise Unreachable(f"Cannot communicate via libvirt to {self.label}: "
-                                          f"{_reason(exc)}") from exc
-                    yield _fail(spec.node, PermanentError(
-                        f"Failed migration of {spec.node} from {self.label} to {dst}: "
-                        f"{_reason(exc)}"))
-                except Unreachable:
-                    raise
-                except DriverError as exc:
-                    yield _fail(spec.node, exc)
+            yield from self.each_node(specs, self._migrate_one, target, dconn, same)
         finally:
-            if dconn is not None:
-                try:
-                    dconn.close()
-                except Exception:  # noqa: BLE001
-                    pass
+            try:
+                dconn.close()
+            except Exception:  # noqa: BLE001
+                pass
+
+    def _migrate_refused(self, spec: VmSpec, target: Endpoint, exc: DriverError) -> NodeResult:
+        raise PermanentError(f"Failed migration of {spec.node} from {self.label} to "
+                             f"{target.host or target.uri}: {exc}")
 
     def _migrate_one(self, spec: VmSpec, target: Endpoint, dconn: Any, same: bool) -> NodeResult:
+        """One VM: libvirt's failures become ``Failed migration of ...`` (PermanentError),
+        unless this connection died (Unreachable)."""
+        try:
+            return self._migrate_vm(spec, target, dconn, same)
+        except self.lv.libvirtError as exc:
+            if not self._alive():
+                raise Unreachable(f"Cannot communicate via libvirt to {self.label}: "
+                                  f"{_reason(exc)}") from exc
+            raise PermanentError(f"Failed migration of {spec.node} from {self.label} to "
+                                 f"{target.host or target.uri}: {_reason(exc)}") from exc
+
+    def _migrate_vm(self, spec: VmSpec, target: Endpoint, dconn: Any, same: bool) -> NodeResult:
         lv = self.lv
         node = spec.node
         dst = target.host or target.uri
-        host_update = {"vm.host": target.host or dst}
+        moved = Facts(host=target.host or dst)
         if same:
-            return NodeResult(node=node, message=f"Guest is already on host {dst}",
-                              updates=host_update)
+            return NodeResult(node=node, message=f"Guest is already on host {dst}", facts=moved)
         dom = self._lookup(node)
         if dom is None:
-            return NodeResult(node=node, message=f"migrated to {dst}", updates=host_update,
+            return NodeResult(node=node, message=f"migrated to {dst}", facts=moved,
                               data={"note": f"not found on {self.label}"})
         if not dom.isActive():
             xml = self._inactive_xml(dom)
             ddom = dconn.defineXML(xml)
             self._undefine(dom)
-            return NodeResult(node=node, message=f"migrated to {dst}",
-                              updates={**host_update, "kvm_nodedata.xml": ddom.XMLDesc(
-                                  lv.VIR_DOMAIN_XML_INACTIVE)}, data={"live": False})
+            moved.definition = ddom.XMLDesc(lv.VIR_DOMAIN_XML_INACTIVE)
+            return NodeResult(node=node, message=f"migrated to {dst}", facts=moved,
+                              data={"live": False})
         flags = lv.VIR_MIGRATE_LIVE | lv.VIR_MIGRATE_PERSIST_DEST | lv.VIR_MIGRATE_UNDEFINE_SOURCE
         has_disks = any(d.device == "disk" and d.source
                         for d in DomainXml(dom.XMLDesc(0)).disks())
-        if _truthy(target.option("unsafe")) or not has_disks:
+        if truthy(target.option("unsafe")) or not has_disks:
             flags |= lv.VIR_MIGRATE_UNSAFE
         params: dict[str, Any] = {}
         if target.option("migrate_uri"):
@@ -1209,7 +1043,7 @@ class LibvirtDriver(HypervisorDriver):
         if target.option("listen_address"):
             params[lv.VIR_MIGRATE_PARAM_LISTEN_ADDRESS] = target.option("listen_address")
         p2p = (target.option("p2p") or "auto").strip().lower()
-        p2p = "yes" if _truthy(p2p) else ("auto" if p2p == "auto" else "no")
+        p2p = "yes" if truthy(p2p) else ("auto" if p2p == "auto" else "no")
         if target.password and p2p == "auto":  # the source daemon cannot use our credentials
             p2p = "no"
         started = time.monotonic()
@@ -1236,9 +1070,8 @@ class LibvirtDriver(HypervisorDriver):
         if not ddom.isActive():
             raise PermanentError(f"Failed migration of {node} from {self.label} to {dst}: "
                                  "not running on the target after migration")
-        return NodeResult(node=node, message=f"migrated to {dst}",
-                          updates={**host_update, "kvm_nodedata.xml": ddom.XMLDesc(
-                              lv.VIR_DOMAIN_XML_INACTIVE)},
+        moved.definition = ddom.XMLDesc(lv.VIR_DOMAIN_XML_INACTIVE)
+        return NodeResult(node=node, message=f"migrated to {dst}", facts=moved,
                           data={"live": True, "mode": mode, "seconds": round(elapsed, 2)})
 
     # -- clonevm ---------------------------------------------------------------------------
@@ -1250,20 +1083,11 @@ class LibvirtDriver(HypervisorDriver):
         to ``<master>.<dev>.<fmt>`` in its pool (``Cloning <vol> (currently is N MB and has
         a capacity of M MB)`` lines). Unless detached, the VM's disks are then replaced by
         thin qcow2 overlays on the master copies (identical content, so this is xCAT's
-        rebase without qemu-img) and updates set ``vm.master``. ``data["master_definition"]``
-        is the master's XML: no UUID, no MACs, name = master, disks = the copies."""
-        lv = self.lv
-        try:
-            return self._make_master(spec, master, detached, force)
-        except Unreachable:
-            raise
-        except DriverError as exc:
-            return _fail(spec.node, exc)
-        except lv.libvirtError as exc:
-            err = self._translate(exc)
-            if isinstance(err, Unreachable):
-                raise err from exc
-            return _fail(spec.node, err)
+        rebase without qemu-img) and the facts carry ``master`` and the VM's new
+        ``definition``. ``facts.master_definition`` (also ``data["master_definition"]``,
+        which the command pops before printing) is the master's XML: no UUID, no MACs,
+        name = master, disks = the copies."""
+        return next(self.each_node([spec], self._make_master, master, detached, force))
 
     def _make_master(self, spec: VmSpec, master: str, detached: bool, force: bool) -> NodeResult:
         lv = self.lv
@@ -1286,13 +1110,13 @@ class LibvirtDriver(HypervisorDriver):
             if disk.kind != "file" or not disk.source:
                 raise PermanentError(f"Cannot make a master from {disk.kind} device "
                                      f"{disk.source or disk.dev}")
-            vol = self._vol_by_path(disk.source)
+            vol = self.storage.vol_by_path(disk.source)
             if vol is None:
                 raise PermanentError(f"{disk.source} is not a libvirt storage volume")
             pool = vol.storagePoolLookupByVolume()
             fmt = disk.format or "raw"
             name = volume_name(master, disk.dev, fmt)
-            old = self._vol_in_pool(pool, name)
+            old = self.storage.vol_in_pool(pool, name)
             if old is not None:
                 if not force:
                     conflicts.append(old.path())
@@ -1307,7 +1131,7 @@ class LibvirtDriver(HypervisorDriver):
         try:
             for disk, vol, pool, fmt, name, old in jobs:
                 if old is not None:
-                    err = self._delete_volume(old.path())
+                    err = self.storage.delete_volume(old.path())
                     if err:
                         raise PermanentError(err)
                 _t, capacity, allocation = vol.info()[:3]
@@ -1318,14 +1142,14 @@ class LibvirtDriver(HypervisorDriver):
                 sources[disk.dev] = copy.path()
                 copies.append((disk, vol, pool, fmt, copy, capacity))
         except BaseException:
-            self._cleanup(created)
+            self.storage.cleanup(created)
             raise
         master_xml = master_definition(xml, master, sources)
-        updates: dict[str, str | None] = {}
+        facts = Facts(master_definition=master_xml)
         if not detached:
             for disk, vol, pool, fmt, copy, capacity in copies:
                 old_path = vol.path()
-                err = self._delete_volume(old_path)
+                err = self.storage.delete_volume(old_path)
                 if err:
                     raise PermanentError(f"{err} (the master copy {copy.path()} is complete)")
                 name = volume_name(node, disk.dev, "qcow2")
@@ -1342,13 +1166,13 @@ class LibvirtDriver(HypervisorDriver):
                     drv = ET.SubElement(el, "driver", name="qemu")
                 drv.set("type", "qcow2")
             dom = self.conn.defineXML(str(doc))
-            updates["kvm_nodedata.xml"] = dom.XMLDesc(lv.VIR_DOMAIN_XML_INACTIVE)
-            updates["vm.master"] = master
+            facts.definition = dom.XMLDesc(lv.VIR_DOMAIN_XML_INACTIVE)
+            facts.master = master
         storage = None
         if sources:
             first = next(iter(sources.values()))
             storage = "dir://" + first.rpartition("/")[0]
-        return NodeResult(node=node, message="\n".join(lines), updates=updates,
+        return NodeResult(node=node, message="\n".join(lines), facts=facts,
                           data={"master_definition": master_xml, "master": master,
                                 "master_disks": sorted(sources.values()), "storage": storage})
 
@@ -1359,33 +1183,34 @@ class LibvirtDriver(HypervisorDriver):
         master's volume (cache writethrough), or with *detached* a full copy
         ``<node>.<dev>.<fmt>``. Volumes go to the spec's first storage location, else next
         to the master's. CPUs and memory are the master's unless ``vm.cpus``/``vm.memory``
-        are set (``spec.extra``). Updates ``kvm_nodedata.xml``, ``vm.master``."""
-        if not master_definition:
-            for spec in specs:
-                yield _fail(spec.node, PermanentError(f"No definition stored for master {master}"))
-            return
-        yield from self._run(specs, self._clone_one, master, master_definition, detached)
+        are set (``spec.extra``). Facts: ``definition``, ``master`` (unless detached),
+        ``uuid`` (when libvirt chose it) and the clone's ``cpus`` and ``memory_mib`` as
+        defined, so the tables say what the clone has."""
+        yield from self.each_node(specs, self._clone_one, master, master_definition, detached)
 
-    def _clone_one(self, spec: VmSpec, master: str, master_xml: str, detached: bool) -> NodeResult:
+    def _clone_one(self, spec: VmSpec, master: str, master_xml: str | None,
+                   detached: bool) -> NodeResult:
+        if not master_xml:
+            raise PermanentError(f"No definition stored for master {master}")
         lv = self.lv
         node = spec.node
         if self._lookup(node) is not None:
             raise InvalidState(f"Cannot create guest vm, {node} already exists on {self.label}")
         mdoc = DomainXml(master_xml)
-        dest_pool = self._pool_for(parse_location(spec.storage[0])) if spec.storage else None
+        dest_pool = self.storage.pool_for(parse_location(spec.storage[0])) if spec.storage else None
         jobs = []
         conflicts = []
         for disk in mdoc.disks():
             if disk.device != "disk" or not disk.source:
                 continue
-            mvol = self._vol_by_path(disk.source)
+            mvol = self.storage.vol_by_path(disk.source)
             if mvol is None:
                 raise NotFound(f"Master volume {disk.source} not found on {self.label}")
             pool = dest_pool or mvol.storagePoolLookupByVolume()
             mfmt = disk.format or "qcow2"
             fmt = mfmt if detached else "qcow2"
             name = volume_name(node, disk.dev, fmt)
-            old = self._vol_in_pool(pool, name)
+            old = self.storage.vol_in_pool(pool, name)
             if old is not None:
                 conflicts.append(old.path())
             jobs.append((disk, mvol, pool, mfmt, fmt, name))
@@ -1413,20 +1238,21 @@ class LibvirtDriver(HypervisorDriver):
                 xml = str(doc)
             dom = self.conn.defineXML(xml)
         except BaseException:
-            self._cleanup(created)
+            self.storage.cleanup(created)
             raise
-        updates: dict[str, str | None] = {"kvm_nodedata.xml": dom.XMLDesc(lv.VIR_DOMAIN_XML_INACTIVE),
-                                          "vm.master": master}
-        if not spec.uuid:
-            updates["vpd.uuid"] = dom.UUIDString()
-        return NodeResult(node=node, updates=updates, data={"uuid": dom.UUIDString()})
+        defined = dom.XMLDesc(lv.VIR_DOMAIN_XML_INACTIVE)
+        doc = DomainXml(defined)
+        facts = Facts(definition=defined, master=None if detached else master,
+                      uuid=None if spec.uuid else dom.UUIDString(), cpus=doc.vcpus(),
+                      memory_mib=doc.memory_kib() // 1024)
+        return NodeResult(node=node, facts=facts, data={"uuid": dom.UUIDString()})
 
     # -- stats, addresses, free memory -----------------------------------------------------
 
     def stats(self, specs: Sequence[VmSpec]) -> Iterator[NodeResult]:
         """``data``: ``cpu_time_s``, ``memory_mib`` (current), ``max_memory_mib``, ``cpus``,
         ``state``; message lines ``CPU time: <s> s``, ``Memory: <n> MiB``."""
-        yield from self._run(specs, self._stats_one)
+        yield from self.each_node(specs, self._stats_one)
 
     def _stats_one(self, spec: VmSpec) -> NodeResult:
         dom = self._require(spec.node)
@@ -1438,17 +1264,28 @@ class LibvirtDriver(HypervisorDriver):
 
     def addresses(self, specs: Sequence[VmSpec]) -> Iterator[NodeResult]:
         """IP addresses of running VMs from DHCP leases, the guest agent and the host's ARP
-        table (best effort, each source tried; none known → empty list, ok)."""
-        yield from self._run(specs, self._addresses_one)
+        table (best effort, each source tried; none known → empty list, ok), else the
+        ``ip=`` of the boot parameters. ``facts.addresses`` (:class:`Address` with source
+        ``lease``/``agent``/``arp``/``bootparams``); ``data``: ``addresses`` (strings) and
+        ``source`` (``guest`` or ``bootparams``)."""
+        yield from self.each_node(specs, self._addresses_one)
 
     def _addresses_one(self, spec: VmSpec) -> NodeResult:
+        found = self._find_addresses(spec, self._require(spec.node))
+        ips = [a.ip for a in found]
+        source = "bootparams" if found and found[0].source == "bootparams" else "guest"
+        return NodeResult(node=spec.node, message="\n".join(ips), facts=Facts(addresses=found),
+                          data={"addresses": ips, "source": source})
+
+    def _find_addresses(self, spec: VmSpec, dom: Any) -> list[Address]:
+        """Addresses of *dom*: libvirt's lease, agent and ARP sources in that order (each
+        address once, loopback skipped), else the boot parameters' ``ip=``."""
         lv = self.lv
-        dom = self._require(spec.node)
-        found: list[str] = []
+        found: list[Address] = []
         if dom.isActive():
-            for source in (lv.VIR_DOMAIN_INTERFACE_ADDRESSES_SRC_LEASE,
-                           lv.VIR_DOMAIN_INTERFACE_ADDRESSES_SRC_AGENT,
-                           lv.VIR_DOMAIN_INTERFACE_ADDRESSES_SRC_ARP):
+            for source, word in ((lv.VIR_DOMAIN_INTERFACE_ADDRESSES_SRC_LEASE, "lease"),
+                                 (lv.VIR_DOMAIN_INTERFACE_ADDRESSES_SRC_AGENT, "agent"),
+                                 (lv.VIR_DOMAIN_INTERFACE_ADDRESSES_SRC_ARP, "arp")):
                 try:
                     ifaces = dom.interfaceAddresses(source, 0) or {}
                 except lv.libvirtError:
@@ -1456,19 +1293,211 @@ class LibvirtDriver(HypervisorDriver):
                 for name, info in ifaces.items():
                     if name == "lo":
                         continue
+                    mac = (info.get("hwaddr") or "").lower() or None
                     for addr in info.get("addrs") or []:
                         ip = addr.get("addr")
-                        if ip and ip not in found and not ip.startswith(("127.", "::1")):
-                            found.append(ip)
-        source = "guest"
+                        if (ip and all(a.ip != ip for a in found)
+                                and not ip.startswith(("127.", "::1"))):
+                            found.append(Address(ip=ip, source=word, mac=mac))
         if not found and spec.bootparams:
             # nothing reported (no lease, agent or ARP entry): the address the VM was given
             # through its boot parameters (cidata disk), as the other families do
             from nodemgr.bootparams import addresses as configured
 
-            found, source = configured(spec.bootparams), "bootparams"
-        return NodeResult(node=spec.node, message="\n".join(found),
-                          data={"addresses": found, "source": source})
+            mac = spec.nics[0].mac.lower() if spec.nics and spec.nics[0].mac else None
+            found = [Address(ip=ip, source="bootparams", mac=mac)
+                     for ip in configured(spec.bootparams)]
+        return found
+
+    # -- rvitals ---------------------------------------------------------------------------
+
+    def vitals(self, specs: Sequence[VmSpec], interval_s: float = 1.0) -> Iterator[NodeResult]:
+        """Use of each VM over *interval_s* seconds (``rvitals``): every running domain of
+        *specs* is sampled in one ``domainListGetStats`` round trip, then once more after one
+        sleep; ``facts.metrics`` (:class:`Metrics`): ``cpu_pct`` from ``cpu.time`` (percent
+        of one vCPU, summed over vCPUs), ``mem_avail_mib`` = ``balloon.current``,
+        ``mem_used_mib`` = ``balloon.available - balloon.unused`` when the guest's balloon
+        driver reports them, else ``balloon.rss`` (QEMU's resident memory: what the guest
+        has touched), disk and network rates (bytes/s) from ``block.<n>.rd/wr.bytes`` and
+        ``net.<n>.rx/tx.bytes``, ``interval_s`` as measured. A domain that is not running
+        fails with InvalidState; an unknown one with NotFound."""
+        lv = self.lv
+        self.connect()
+        doms: dict[str, Any] = {}
+        for spec in specs:
+            try:
+                dom = self._lookup(spec.node)
+                if dom is not None and dom.isActive():
+                    doms[spec.node] = dom
+            except lv.libvirtError:
+                continue  # reported by that node's own pass below
+        first: dict[str, dict] = {}
+        second: dict[str, dict] = {}
+        took = 0.0
+        if doms:
+            first, t0 = self._sample(list(doms.values())), time.monotonic()
+            time.sleep(max(float(interval_s), 0.0))
+            second, took = self._sample(list(doms.values())), time.monotonic() - t0
+        yield from self.each_node(specs, self._vitals_one, doms, first, second, took)
+
+    def _sample(self, doms: list[Any]) -> dict[str, dict]:
+        """Name → libvirt stats record of *doms*, one round trip."""
+        lv = self.lv
+        kinds = (lv.VIR_DOMAIN_STATS_CPU_TOTAL | lv.VIR_DOMAIN_STATS_BALLOON
+                 | lv.VIR_DOMAIN_STATS_VCPU | lv.VIR_DOMAIN_STATS_INTERFACE
+                 | lv.VIR_DOMAIN_STATS_BLOCK)
+        return {d.name(): st for d, st in self.conn.domainListGetStats(doms, kinds, 0)}
+
+    def _vitals_one(self, spec: VmSpec, doms: dict[str, Any], first: dict[str, dict],
+                    second: dict[str, dict], took: float) -> NodeResult:
+        node = spec.node
+        if node not in doms:
+            dom = self._require(node)
+            raise InvalidState(f"{node} is {state_word(self._state(dom))}: no vitals of a vm "
+                               "that is not running")
+        if node not in second:
+            raise InvalidState(f"{node} stopped while it was sampled")
+        a, b = first.get(node, {}), second[node]
+        m = Metrics(interval_s=round(took, 3))
+
+        def rate(key: str) -> float | None:
+            if key not in a or key not in b or took <= 0:
+                return None
+            return max(b[key] - a[key], 0) / took
+
+        def summed(prefix: str, count_key: str, what: str) -> float | None:
+            n = int(b.get(count_key, 0))
+            rates = [rate(f"{prefix}.{i}.{what}") for i in range(n)]
+            rates = [r for r in rates if r is not None]
+            return round(sum(rates), 1) if rates else None
+
+        cpu = rate("cpu.time")  # ns per s
+        m.cpu_pct = round(cpu / 1e7, 1) if cpu is not None else None
+        m.cpus = int(b["vcpu.current"]) if "vcpu.current" in b else None
+        if "balloon.current" in b:
+            m.mem_avail_mib = int(b["balloon.current"]) // 1024
+        if "balloon.available" in b and "balloon.unused" in b:
+            m.mem_used_mib = (int(b["balloon.available"]) - int(b["balloon.unused"])) // 1024
+        elif "balloon.rss" in b:
+            m.mem_used_mib = int(b["balloon.rss"]) // 1024
+        m.disk_read_bps = summed("block", "block.count", "rd.bytes")
+        m.disk_write_bps = summed("block", "block.count", "wr.bytes")
+        m.net_rx_bps = summed("net", "net.count", "rx.bytes")
+        m.net_tx_bps = summed("net", "net.count", "tx.bytes")
+        return NodeResult(node=node, facts=Facts(metrics=m))
+
+    # -- rinv, rscan -----------------------------------------------------------------------
+
+    def inventory(self, specs: Sequence[VmSpec]) -> Iterator[NodeResult]:
+        """Inventory of each VM (``rinv``) from its definition (the running one when it
+        runs): UUID, vCPUs, memory (MiB, the maximum), disks with their virtual size (the
+        storage volume's capacity, or the running block device's), NICs with MAC, network
+        and model, and addresses with their source (:meth:`addresses`).
+        ``facts.inventory`` (:class:`Inventory`). Unknown VM → NotFound."""
+        yield from self.each_node(specs, self._inventory_one)
+
+    def _inventory_one(self, spec: VmSpec) -> NodeResult:
+        dom = self._require(spec.node)
+        active = bool(dom.isActive())
+        doc = DomainXml(dom.XMLDesc(0) if active else self._inactive_xml(dom))
+        inv = Inventory(uuid=dom.UUIDString(), cpus=doc.vcpus(),
+                        memory_mib=doc.memory_kib() // 1024,
+                        disks=self._disk_infos(doc, dom if active else None), nics=doc.nics(),
+                        addresses=self._find_addresses(spec, dom))
+        return NodeResult(node=spec.node, facts=Facts(inventory=inv))
+
+    def _disk_infos(self, doc: DomainXml, live: Any = None) -> list[DiskInfo]:
+        """The disks of *doc* with sizes: the volume's capacity, else (a running domain
+        *live*) the block device's; None when neither knows."""
+        out = []
+        for disk in doc.disks():
+            size = self.storage.capacity_mib(disk.source) if disk.device == "disk" else None
+            if size is None and live is not None and disk.source:
+                try:
+                    size = live.blockInfo(disk.dev, 0)[0] // MiB
+                except self.lv.libvirtError:
+                    size = None
+            out.append(DiskInfo(dev=disk.dev, size_mib=size, path=disk.source,
+                                format=disk.format, device=disk.device))
+        return out
+
+    def scan(self) -> list[VmInfo]:
+        """Every domain with what ``rscan -w`` writes: UUID, memory (MiB, maximum), vCPUs,
+        MACs in NIC order, disks with sizes (from the persistent definition when there is
+        one), state."""
+        lv = self.lv
+        try:
+            states = self._all_states()
+            out = []
+            for dom in self.conn.listAllDomains(0):
+                doc = DomainXml(self._inactive_xml(dom))
+                out.append(VmInfo(name=dom.name(), state=state_word(states.get(dom.name())),
+                                  uuid=dom.UUIDString(), memory_mib=doc.memory_kib() // 1024,
+                                  cpus=doc.vcpus(), macs=doc.macs(),
+                                  disks=self._disk_infos(doc), host=self.endpoint.host or None))
+            return out
+        except lv.libvirtError as exc:
+            raise self.translate(exc) from exc
+
+    # -- rsetboot --------------------------------------------------------------------------
+
+    def set_boot(self, specs: Sequence[VmSpec], device: str) -> Iterator[NodeResult]:
+        """Make *device* the first boot device of each VM from its next start (``rsetboot``):
+        ``net``, ``hd``, ``cd`` go first in the persistent definition's ``<os><boot>`` list
+        (the rest keep their order; per-device ``<boot order>`` is replaced), ``default``
+        restores the table's ``vm.bootorder``. A running VM keeps booting as it did until
+        it is powered off and on (or ``rpower reset``, which restarts it). A VM defined
+        only in the tables (``spec.definition``, not on the host) has its stored
+        definition changed. Message: the device as xCAT prints it (``Network``, ``Hard
+        Drive``, ``CD/DVD``, ``default (network,hd)``); facts ``bootdev`` and
+        ``definition``. Another word → Unsupported."""
+        yield from self.each_node(specs, self._set_boot_one, device)
+
+    def _set_boot_one(self, spec: VmSpec, device: str) -> NodeResult:
+        setboot_order(device, [], spec.bootorder)  # an unknown word fails before any call
+        dom = self._lookup(spec.node)
+        if dom is None and not spec.definition:
+            raise NotFound(f"Cannot find vm {spec.node} on {self.label}")
+        doc = DomainXml(self._inactive_xml(dom) if dom is not None else spec.definition)
+        order = setboot_order(device, doc.boot_order(), spec.bootorder)
+        doc.set_boot_order(order)
+        if dom is not None:
+            dom = self.conn.defineXML(str(doc))
+            definition = dom.XMLDesc(self.lv.VIR_DOMAIN_XML_INACTIVE)
+        else:
+            definition = str(doc)
+        words = {"net": "Network", "hd": "Hard Drive", "cd": "CD/DVD"}
+        text = words.get(device) or f"default ({','.join(order)})"
+        return NodeResult(node=spec.node, message=text,
+                          facts=Facts(bootdev=device, definition=definition),
+                          data={"bootorder": order})
+
+    # -- rcons, getcons --------------------------------------------------------------------
+
+    def console(self, spec: VmSpec, *, open_stream: bool = False) -> Console:
+        """The VM's serial console: ``Console(kind="serial", host=<endpoint host>,
+        command="virsh -c <uri> console <vm>")``; with *open_stream* its
+        :class:`~nodemgr.plugins.libvirt.console.LibvirtConsoleStream` (libvirt's console
+        stream on a connection of its own: the bytes travel in the libvirt connection). Raises NotFound (no such
+        domain), Unsupported (the definition has no ``<console>``/``<serial>``),
+        InvalidState (open_stream on a VM that is not running)."""
+        try:
+            return self._console(spec, open_stream)
+        except self.lv.libvirtError as exc:
+            raise self.translate(exc) from exc
+
+    def _console(self, spec: VmSpec, open_stream: bool) -> Console:
+        dom = self._require(spec.node)
+        if not DomainXml(dom.XMLDesc(0)).has_serial_console():
+            raise Unsupported(f"{spec.node} has no serial console (its definition has no "
+                              "<console> or <serial> device; recreate it with mkvm -f)")
+        cons = Console(kind="serial", host=self.endpoint.host or None,
+                       command=f"virsh -c {self.endpoint.uri} console {spec.node}")
+        if open_stream:
+            if not dom.isActive():
+                raise InvalidState(f"{spec.node} is off: power it on to reach its console")
+            cons.stream = open_console(self.lv, lambda: self._open(self.endpoint), spec.node)
+        return cons
 
     def host_free_memory_mib(self) -> int:
         """Host memory minus the maximum memory of running domains (xCAT's pick_target rule,
@@ -1485,4 +1514,4 @@ class LibvirtDriver(HypervisorDriver):
         try:
             return int(self.conn.getFreeMemory()) // MiB
         except lv.libvirtError as exc:
-            raise self._translate(exc) from exc
+            raise self.translate(exc) from exc

@@ -182,3 +182,18 @@ def test_every_sample_is_read_here():
     src = inspect.getsource(sys.modules[__name__])
     unread = [f.name for f in SAMPLES.iterdir() if f.name not in src]
     assert unread == []
+
+
+def test_hostinfo_interfaces_and_medium_info():
+    text = read("hostinfo-fragment-7.x.txt")
+    assert p.host_memory_available_mib(text) == 16413
+    assert p.host_cpu_count(text) is None  # the fragment has only the core count
+    assert p.parse_colon_block(text)["Memory size"] == "30439 MByte"
+    assert p.host_cpu_count("Processor online count: 8\nProcessor count: 8\n") == 8
+    with pytest.raises(p.ParseError):
+        p.host_memory_available_mib("Host Information:\n")
+    assert p.parse_list_ifs("Name:            vboxnet0\nGUID:   x\n\nName:            vboxnet1\n"
+                            ) == ["vboxnet0", "vboxnet1"]
+    assert p.medium_capacity_mib("Location:       /v/a.vdi\nCapacity:       8192 MBytes\n") \
+        == 8192
+    assert p.medium_capacity_mib("UUID: x\n") is None

@@ -519,3 +519,54 @@ def classify_error(rc: int, stderr: str) -> VBoxError:
     else:
         kind = ErrorKind.OTHER
     return VBoxError(kind, main.strip(), code)
+
+
+# -- list hostinfo / list bridgedifs, hostonlyifs / showmediuminfo ---------------------------
+
+
+def parse_colon_block(text: str) -> dict[str, str]:
+    """``Key:   value`` lines (``list hostinfo``, one ``showmediuminfo``) -> ``{key: value}``;
+    values stripped, keys as printed (7.x pads after the colon, older versions do not).
+    Lines without a colon are skipped; a later duplicate key wins."""
+    out = {}
+    for line in text.splitlines():
+        key, sep, value = line.partition(":")
+        if sep and key.strip() and key == key.rstrip():
+            out[key.strip()] = value.strip()
+    return out
+
+
+def host_memory_available_mib(text: str) -> int:
+    """``VBoxManage list hostinfo`` -> ``Memory available`` in MiB (printed as ``N MByte``:
+    VBoxManageList.cpp divides bytes by 1024*1024).
+
+    Raises:
+        ParseError: no ``Memory available: N MByte`` line.
+    """
+    m = re.search(r"^Memory available:\s+(\d+) MByte", text, re.M)
+    if not m:
+        raise ParseError("list hostinfo printed no 'Memory available: N MByte' line")
+    return int(m.group(1))
+
+
+def host_cpu_count(text: str) -> int | None:
+    """``VBoxManage list hostinfo`` -> the host's logical CPUs (``Processor online count``,
+    else ``Processor count``), or None when neither is printed."""
+    for key in ("Processor online count", "Processor count"):
+        m = re.search(rf"^{key}:\s+(\d+)", text, re.M)
+        if m:
+            return int(m.group(1))
+    return None
+
+
+def parse_list_ifs(text: str) -> list[str]:
+    """``VBoxManage list bridgedifs`` / ``list hostonlyifs`` -> interface names (the
+    ``Name:`` line of each blank-line separated block)."""
+    return [m.group(1).strip() for m in re.finditer(r"^Name:\s+(.*)$", text, re.M)]
+
+
+def medium_capacity_mib(text: str) -> int | None:
+    """``VBoxManage showmediuminfo disk <path>`` -> the virtual size in MiB (``Capacity:
+    N MBytes``), or None when it is not printed."""
+    m = re.search(r"^Capacity:\s+(\d+) MBytes", text, re.M)
+    return int(m.group(1)) if m else None

@@ -28,6 +28,7 @@ BUILTIN: dict[str, tuple[str, str]] = {
     "rhevm": ("nodemgr.plugins.rhevm", "RhevmDriver"),
     "xen": ("nodemgr.plugins.xen", "XenDriver"),
     "ovm": ("nodemgr.plugins.ovm", "OvmDriver"),
+    "vbox": ("nodemgr.plugins.vbox", "VboxDriver"),
 }
 
 _cache: dict[str, type[HypervisorDriver]] = {}

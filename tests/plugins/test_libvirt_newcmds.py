@@ -17,26 +17,16 @@ from pathlib import Path
 
 import pytest
 
-from nodemgr.plugins.base import Endpoint, NicSpec, VmSpec
+from nodemgr.plugins.base import NicSpec
 from nodemgr.plugins.libvirt import TRAITS, LibvirtDriver
 from nodemgr.plugins.libvirt.domain_xml import DomainXml, build_domain_xml, setboot_order
-from tests.plugins.test_libvirt import _real_driver, _real_spec, one
+from tests.plugins import test_libvirt as base
+from tests.plugins.test_libvirt import T, _real_driver, _real_spec, one
 
 libvirt = pytest.importorskip("libvirt")
 
+drv = base.drv  # the test-driver host fixture, shared with test_libvirt.py
 PACKAGE = Path(__file__).resolve().parents[2] / "nodemgr" / "plugins" / "libvirt"
-
-
-@pytest.fixture
-def drv(test_uri):
-    d = LibvirtDriver(Endpoint(driver="libvirt", uri=test_uri, host="hyp1"))
-    d.connect()
-    yield d
-    d.close()
-
-
-def T(node="cn001", **kw) -> VmSpec:
-    return VmSpec(node=node, **kw)
 
 
 # -- the package ------------------------------------------------------------------------

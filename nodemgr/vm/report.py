@@ -120,7 +120,7 @@ def inventory(r: NodeResult, items: Sequence[str]) -> NodeResult:
 def console(node: str, c: Console, kind: str | None = None) -> NodeResult:
     """The ``getcons`` / ``getrvidparms`` result for *node*'s console *c*. *kind*
     ``display`` wants a remote display (VNC/SPICE); ``serial`` a serial console."""
-    display = c.kind in ("vnc", "spice")
+    display = c.kind in ("vnc", "spice", "rdp")  # rdp: VirtualBox VRDE
     if kind == "display" and not display:
         return NodeResult(node, ok=False, data={"error": "Unsupported", "console": c.kind},
                           message=f"no remote display, only a {c.kind} console"

@@ -10,10 +10,10 @@ import pytest
 from nodemgr import sshpool
 from nodemgr.cli import nodecmds, poolcmds, tablecmds, vmcmds
 from nodemgr.plugins.vbox import NO_MIGRATE, NO_SERIAL
-from nodemgr.plugins.vbox import parse as p
 from nodemgr.tables.store import Store
 from tests.fixtures.sshd import sshd_factory  # noqa: F401 - the fixture
-from tests.fixtures.vbox.host import vbox_host, vbox_run
+from tests.fixtures.vbox.host import registered, vbox_host, vbox_run
+from tests.fixtures.vbox.host import vm_info as info
 
 pytestmark = pytest.mark.slow
 
@@ -61,16 +61,6 @@ def run(cmd, argv, capsys):
 
 def rows(url, name, key="node"):
     return {r[key]: r for r in Store(url).select(name)}
-
-
-def info(h, node) -> p.VmInfo:
-    r = vbox_run(h, "showvminfo", node, "--machinereadable")
-    assert r.rc == 0, r.err
-    return p.vm_info(r.out)
-
-
-def registered(h) -> set[str]:
-    return {n for n, _ in p.parse_list_vms(vbox_run(h, "list", "vms").out)}
 
 
 def test_mkvm_rpower_lsvm_rmvm(vbox, capsys):

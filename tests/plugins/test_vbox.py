@@ -14,10 +14,10 @@ import pytest
 from nodemgr import sshpool
 from nodemgr.plugins.base import Endpoint, VmChange
 from nodemgr.plugins.vbox import TRAITS, VboxDriver
-from nodemgr.plugins.vbox import parse as p
 from nodemgr.vmspec import build_spec
 from tests.fixtures.sshd import sshd_factory  # noqa: F401 - the fixture
-from tests.fixtures.vbox.host import make_ova, vbox_host, vbox_run
+from tests.fixtures.vbox.host import make_ova, registered, vbox_host, vbox_run
+from tests.fixtures.vbox.host import vm_info as info
 
 pytestmark = pytest.mark.slow
 _SERIAL = itertools.count(1)
@@ -52,16 +52,6 @@ def spec(host, node=None, *, disks=(), nics="vboxnet0", macs=None, **attrs):
          "mac.mac": macs or f"08:00:27:00:00:{next(_SERIAL):02x}",
          "vpd.uuid": f"7d3e1c52-9a1b-4c0e-8f44-{next(_SERIAL):012x}", **attrs}
     return build_spec(node, a, disk_sizes_mib=list(disks))
-
-
-def info(host, node) -> p.VmInfo:
-    r = vbox_run(host, "showvminfo", node, "--machinereadable")
-    assert r.rc == 0, r.err
-    return p.vm_info(r.out)
-
-
-def registered(host) -> set[str]:
-    return {n for n, _ in p.parse_list_vms(vbox_run(host, "list", "vms").out)}
 
 
 def one(results):
@@ -180,6 +170,23 @@ def test_bad_input_one_line_nothing_changed(host, drv, sshd_factory):  # noqa: F
     r = one(slow.change([s], VmChange(memory_mib=1024)))
     timer.join()
     assert r.ok and r.facts.memory_mib == 1024 and info(host, s.node).memory_mib == 1024
+    # a bridged adapter whose interface went away: startvm's error, one line
+    vbox_run(host, "modifyvm", s.node, "--nic2", "bridged", "--bridgeadapter2", "eth9")
+    r = one(drv.power([s], "on"))
+    assert (r.ok, r.message) == (False, "vbhost: Nonexistent host networking interface, name "
+                                        "'eth9' (VERR_INTERNAL_ERROR)")
+    assert info(host, s.node).state == "poweroff"
+    vbox_run(host, "modifyvm", s.node, "--nic2", "none")
+    # rmvm without -p leaves the settings file: mkvm refuses it, mkvm -f replaces it
+    left = spec(host)
+    assert one(drv.create([left])).ok and one(drv.remove([left])).ok
+    r = one(drv.create([left]))
+    assert (r.ok, r.data["error"]) == (False, "InvalidState")
+    assert r.message.endswith("already exists (an unregistered VM's files, left by rmvm "
+                              "without -p; mkvm -f deletes them)")
+    assert left.node not in registered(host)
+    assert one(drv.create([left], force=True)).ok and left.node in registered(host)
+    assert one(drv.remove([left], purge=True)).ok
     # Guest Additions absent: addresses say so
     assert one(drv.power([s], "on")).ok
     r = one(drv.addresses([s]))

@@ -57,6 +57,7 @@ from __future__ import annotations
 import math
 import os
 import posixpath
+import re
 import shlex
 import tempfile
 from collections.abc import Iterator, Sequence
@@ -290,8 +291,12 @@ class VboxDriver(HypervisorDriver):
             return {}
         script = "; ".join([_HAVE, *(self._framed(["VBoxManage", "showvminfo", n,
                                                    "--machinereadable"]) for n in names)])
+        chunks = self._chunks(script)
+        if len(chunks) != len(names):
+            raise PermanentError(f"{self.where}: showvminfo output ended after "
+                                 f"{len(chunks)} of {len(names)} VMs")
         out = {}
-        for name, (rc, text) in zip(names, self._chunks(script), strict=False):
+        for name, (rc, text) in zip(names, chunks, strict=True):
             out[name] = vp.vm_info(text) if rc == 0 else vp.classify_error(rc, text)
         return out
 
@@ -406,9 +411,7 @@ class VboxDriver(HypervisorDriver):
                 args += ["--uuid", spec.uuid]
             if base:
                 args += ["--basefolder", base]
-            r = self._vbox(*args, node=spec.node)
-            if r.rc != 0 or "Settings file" not in r.out:
-                vp.parse_createvm(r.out)  # raises ParseError naming the problem
+            vp.parse_createvm(self._createvm(args, spec.node, force).out)
             info = None
         try:
             self._configure(spec, info, base)
@@ -416,6 +419,23 @@ class VboxDriver(HypervisorDriver):
             self._sh(["VBoxManage", "unregistervm", spec.node, "--delete"])
             raise
         return NodeResult(spec.node, facts=Facts(host=self._host_fact(), uuid=spec.uuid))
+
+    def _createvm(self, args: list[str], node: str, force: bool):
+        """``createvm``; the settings file of an unregistered VM of that name in the same
+        folder (left by ``rmvm`` without ``-p``) is refused, or with *force* registered
+        and deleted first."""
+        try:
+            return self._vbox(*args, node=node)
+        except InvalidState as exc:
+            m = re.search(r"Machine settings file '(.*)' already exists", str(exc))
+            if m is None:
+                raise
+            if not force:
+                raise InvalidState(f"{exc} (an unregistered VM's files, left by rmvm "
+                                   "without -p; mkvm -f deletes them)") from None
+            self._vbox("registervm", m.group(1), node=node)
+            self._vbox("unregistervm", node, "--delete", node=node)
+            return self._vbox(*args, node=node)
 
     def _host_fact(self) -> str | None:
         h = self.endpoint.host
@@ -736,6 +756,8 @@ class VboxDriver(HypervisorDriver):
         parts += [self._framed(["VBoxManage", "showvminfo", s.node, "--machinereadable"])
                   for s in specs]
         chunks = self._chunks("; ".join(parts))
+        if len(chunks) != len(specs) + 2:
+            raise PermanentError(f"{self.where}: the metrics command's output ended early")
         (hrc, host), (mrc, query), rest = chunks[0], chunks[1], chunks[2:]
         ncpu = vp.host_cpu_count(host) if hrc == 0 else None
         rows: dict[str, dict[str, float]] = {}

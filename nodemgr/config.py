@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import configparser
 import os
-from dataclasses import dataclass, field
+from collections import namedtuple
 
 from nodemgr.errors import ConfigError
 
@@ -21,9 +21,12 @@ SYSTEM_CONF = "/etc/nodemgr/nodemgr.conf"
 DEFAULT_DB_URL = "sqlite:////var/lib/nodemgr/nodemgr.sqlite"
 
 
-@dataclass(frozen=True)
-class Config:
-    """Settings read at start-up.
+_Config = namedtuple("Config", "db_url tftpdir installdir source site_seed")
+
+
+class Config(_Config):
+    """Settings read at start-up (immutable; a named tuple, not a dataclass: ``dataclasses``
+    imports ``inspect``, ~10 ms of every command's cold start).
 
     Attributes:
         db_url: database URL, ``sqlite:///relative``, ``sqlite:////absolute`` or
@@ -36,11 +39,13 @@ class Config:
             :func:`nodemgr.settings.lookup` while the table has no such row.
     """
 
-    db_url: str = DEFAULT_DB_URL
-    tftpdir: str = "/tftpboot"
-    installdir: str = "/install"
-    source: str | None = None
-    site_seed: dict[str, str] = field(default_factory=dict)
+    __slots__ = ()
+
+    def __new__(cls, db_url: str = DEFAULT_DB_URL, tftpdir: str = "/tftpboot",
+                installdir: str = "/install", source: str | None = None,
+                site_seed: dict[str, str] | None = None):
+        return super().__new__(cls, db_url, tftpdir, installdir, source,
+                               {} if site_seed is None else site_seed)
 
 
 def conf_path() -> str | None:

@@ -40,8 +40,8 @@ import math
 import os
 import re
 import stat
+from collections import namedtuple
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
 
 from nodemgr.errors import NodemgrError, NoderangeError
 from nodemgr.tables.schema import TABLES
@@ -142,9 +142,9 @@ def attribute(name: str, aliases: Mapping[str, str] | None = None) -> str:
     return full
 
 
-@dataclass(frozen=True)
-class Selector:
-    """One attribute criterion, e.g. ``nodetype.os=~^rhel``.
+class Selector(namedtuple("Selector", "text attr op value pattern", defaults=(None,))):
+    """One attribute criterion, e.g. ``nodetype.os=~^rhel`` (immutable; a named tuple, not
+    a dataclass: ``dataclasses`` imports ``inspect``, ~10 ms of a cold start).
 
     Attributes:
         text: as written.
@@ -154,11 +154,17 @@ class Selector:
         pattern: the compiled regex for ``=~``/``!~``.
     """
 
-    text: str
-    attr: str
-    op: str
-    value: str
-    pattern: object = field(default=None, compare=False)  # a compiled ``regex`` pattern
+    __slots__ = ()
+
+    # equal (and hashed) by the first four fields: ``pattern`` is derived from them
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Selector) and self[:4] == other[:4]
+
+    def __ne__(self, other: object) -> bool:
+        return not self == other
+
+    def __hash__(self) -> int:
+        return hash(self[:4])
 
     def matches(self, value: str | None) -> bool:
         """Whether a node whose rendered value is *value* (None = unset, tested as "")

@@ -11,8 +11,8 @@ from __future__ import annotations
 
 import re
 import sys
+from collections import namedtuple
 from collections.abc import Sequence
-from dataclasses import dataclass
 
 from nodemgr import noderange
 from nodemgr.cli.common import glob_message, main_wrapper, open_store, parser
@@ -229,13 +229,11 @@ def nodels(argv: list[str] | None = None) -> int:
 
 
 # -- nodech / nodeadd ----------------------------------------------------------------------
-@dataclass(frozen=True)
-class Change:
-    """One assignment: ``attr`` (table.col), ``op`` (``=``, ``,=``, ``^=``), ``value``."""
+class Change(namedtuple("Change", "attr op value")):
+    """One assignment: ``attr`` (table.col), ``op`` (``=``, ``,=``, ``^=``), ``value``
+    (a named tuple: no ``dataclasses``, whose ``inspect`` import costs a cold start)."""
 
-    attr: str
-    op: str
-    value: str
+    __slots__ = ()
 
 
 def _parse_changes(words: Sequence[str]) -> tuple[list[Change], list[noderange.Selector]]:

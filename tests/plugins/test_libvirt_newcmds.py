@@ -305,3 +305,29 @@ def test_vitals_of_running_guests(real, l2_bridge):
         assert m.disk_read_bps is not None and m.disk_write_bps is not None  # the cdrom
     assert mp.net_tx_bps > 0 and mp.net_rx_bps is not None
     assert (mh.net_rx_bps, mh.net_tx_bps) == (None, None)  # no NIC: not given
+
+
+@pytest.mark.libvirtd
+@pytest.mark.slow
+def test_remote_display_parameters(real):
+    """console(display=True), for getrvidparms: the running guest's VNC port, where a real
+    VNC server answers with its RFB banner; no graphics → Unsupported; off → InvalidState."""
+    import socket
+
+    d = _real_driver(real)
+    vnc = _real_spec(real, "vnc", extra={"vidproto": "vnc"})
+    bare = _real_spec(real, "bare")
+    assert all(r.ok for r in d.create([vnc, bare]))
+    with pytest.raises(Exception) as exc:
+        d.console(vnc, display=True)
+    assert type(exc.value).__name__ == "InvalidState"
+    assert [r.message for r in d.power([vnc, bare], "on")] == ["on", "on"]
+    cons = d.console(vnc, display=True)
+    assert (cons.kind, cons.host) == ("vnc", "127.0.0.1") and cons.port >= 5900
+    assert cons.command == f"virt-viewer -c {real.uri} {vnc.node}"
+    with socket.create_connection((cons.host, cons.port), timeout=10) as sock:
+        assert sock.recv(12).startswith(b"RFB ")
+    with pytest.raises(Exception) as exc:
+        d.console(bare, display=True)
+    assert type(exc.value).__name__ == "Unsupported"
+    assert str(exc.value).startswith(f"{bare.node} has no VNC or SPICE display")

@@ -1474,17 +1474,42 @@ class LibvirtDriver(HypervisorDriver):
 
     # -- rcons, getcons --------------------------------------------------------------------
 
-    def console(self, spec: VmSpec, *, open_stream: bool = False) -> Console:
+    def console(self, spec: VmSpec, *, open_stream: bool = False,
+                display: bool = False) -> Console:
         """The VM's serial console: ``Console(kind="serial", host=<endpoint host>,
         command="virsh -c <uri> console <vm>")``; with *open_stream* its
         :class:`~nodemgr.plugins.libvirt.console.LibvirtConsoleStream` (libvirt's console
-        stream on a connection of its own: the bytes travel in the libvirt connection). Raises NotFound (no such
-        domain), Unsupported (the definition has no ``<console>``/``<serial>``),
-        InvalidState (open_stream on a VM that is not running)."""
+        stream on a connection of its own: the bytes travel in the libvirt connection).
+        With *display* (``getrvidparms``) the running domain's remote display instead:
+        ``Console(kind="vnc"|"spice", host=<listen address, or the endpoint's host when it
+        listens on every address>, port, password (the graphics ``passwd``, when set),
+        command="virt-viewer -c <uri> <vm>")``. Raises NotFound (no such domain),
+        Unsupported (no ``<console>``/``<serial>``; with *display*, no VNC/SPICE
+        graphics), InvalidState (a stream or a display of a VM that is not running)."""
         try:
+            if display:
+                return self._display(spec)
             return self._console(spec, open_stream)
         except self.lv.libvirtError as exc:
             raise self.translate(exc) from exc
+
+    def _display(self, spec: VmSpec) -> Console:
+        dom = self._require(spec.node)
+        if not dom.isActive():
+            raise InvalidState(f"{spec.node} is off: its display port is assigned when it "
+                               "starts")
+        root = ET.fromstring(dom.XMLDesc(self.lv.VIR_DOMAIN_XML_SECURE))
+        gfx = next((g for g in root.findall("devices/graphics")
+                    if g.get("type") in ("vnc", "spice")), None)
+        if gfx is None:
+            raise Unsupported(f"{spec.node} has no VNC or SPICE display (vm.vidproto none); "
+                              "use rcons for its serial console")
+        listen = gfx.get("listen") or ""
+        host = listen if listen not in ("", "0.0.0.0", "::") else (self.endpoint.host or listen)
+        port = int(gfx.get("port") or -1)
+        return Console(kind=gfx.get("type"), host=host or None,
+                       port=port if port > 0 else None, password=gfx.get("passwd") or None,
+                       command=f"virt-viewer -c {self.endpoint.uri} {spec.node}")
 
     def _console(self, spec: VmSpec, open_stream: bool) -> Console:
         dom = self._require(spec.node)

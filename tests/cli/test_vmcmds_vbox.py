@@ -255,3 +255,12 @@ def test_revacuate_says_why_the_vms_stay(vbox, capsys):
     assert rc == 1 and f"vb1: Error: {NO_MIGRATE}\n" in err
     assert f"vbhost: Error: still running: vb1 ({NO_MIGRATE})\n" in err
     assert info(h, "vb1").state == "running"
+
+
+def test_mkvm_places_a_vm_without_host_by_free_memory(vbox, capsys):
+    h, url = vbox["h"], vbox["url"]
+    assert nodecmds.nodeadd(["vb9", "groups=vbvms", "nodehm.mgt=vbox", "vm.nics=vboxnet0",
+                             "vm.migrationdest=vbpool", "vm.memory=128"]) == 0
+    capsys.readouterr()
+    assert run(vmcmds.mkvm, ["vb9"], capsys) == (0, "", "")
+    assert rows(url, "vm")["vb9"]["host"] == "vbhost" and "vb9" in registered(h)

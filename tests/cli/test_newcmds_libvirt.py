@@ -14,7 +14,7 @@ import xml.etree.ElementTree as ET
 import pytest
 
 from nodemgr.cli import nodecmds, tablecmds, vmcmds
-from nodemgr.tables.store import Store
+from tests.cli.test_newcmds import rows
 from tests.cli.test_vmcmds_libvirt import site  # noqa: F401 - the fixture
 from tests.plugins.conftest import mig_hosts  # noqa: F401 - the fixture
 
@@ -25,10 +25,6 @@ def run(cmd, argv, capsys):
     rc = cmd(argv)
     out, err = capsys.readouterr()
     return rc, out, err
-
-
-def rows(url, name, key="node"):
-    return {r[key]: r for r in Store(url).select(name)}
 
 
 def test_rvitals_and_rinv(site, capsys):  # noqa: F811
@@ -116,6 +112,17 @@ def test_rscan_writes_a_domain_made_behind_nodemgrs_back(site, capsys):  # noqa:
     assert b not in out  # never made: not on the host
 
 
+def add_hosts(hosts, ports) -> None:
+    """Hypervisor nodes (group ``hypervisor``, type qemu, driver kvm) for the private
+    libvirtd instances *hosts*, reached over TCP, migration streams on *ports*."""
+    for h, port in zip(hosts, ports, strict=True):
+        assert nodecmds.nodeadd([h.name, "groups=hypervisor,all", "hypervisor.type=qemu",
+                                 "nodehm.mgt=kvm"]) == 0
+        assert tablecmds.chtab([f"node={h.name}", f"hostconn.uri={h.tcp_uri}",
+                                f"hostconn.options=migrate_uri=tcp://127.0.0.1:{port};"
+                                "listen_address=127.0.0.1"]) == 0
+
+
 def _bridge_of(conn, name: str) -> str:
     xml = ET.fromstring(conn.lookupByName(name).XMLDesc(0))
     return xml.find("devices/interface/source").get("bridge")
@@ -147,12 +154,7 @@ def test_getcons_and_rcons_show_the_firmware(site, capsys, monkeypatch):  # noqa
 
 def test_revacuate_moves_running_vms_to_migrationdest(cli_env, mig_hosts, capsys):  # noqa: F811
     a, b = mig_hosts
-    for h, port in ((a, 49491), (b, 49492)):
-        assert nodecmds.nodeadd([h.name, "groups=hypervisor,all", "hypervisor.type=qemu",
-                                 "nodehm.mgt=kvm"]) == 0
-        assert tablecmds.chtab([f"node={h.name}", f"hostconn.uri={h.tcp_uri}",
-                                f"hostconn.options=migrate_uri=tcp://127.0.0.1:{port};"
-                                "listen_address=127.0.0.1"]) == 0
+    add_hosts(mig_hosts, (49491, 49492))
     assert nodecmds.nodeadd(["nmtest-ev1,nmtest-ev2", "groups=all", "nodehm.mgt=kvm",
                              f"vm.host={a.name}", "vm.migrationdest=hypervisor",
                              "vm.memory=64", "vm.bootorder=hd"]) == 0

@@ -8,8 +8,9 @@ import json
 
 import pytest
 
-from nodemgr.cli import nodecmds, tablecmds, vmcmds
+from nodemgr.cli import nodecmds, vmcmds
 from nodemgr.tables.store import Store
+from tests.cli.test_newcmds_libvirt import add_hosts
 from tests.plugins.conftest import mig_hosts  # noqa: F401 - the fixture
 
 pytestmark = [pytest.mark.slow, pytest.mark.libvirtd]
@@ -19,12 +20,7 @@ def test_rmigrate_chooses_target_migrates_live_and_updates_vm_host(cli_env, mig_
     import libvirt
 
     a, b = mig_hosts
-    for h, port in ((a, 49481), (b, 49482)):
-        assert nodecmds.nodeadd([h.name, "groups=hypervisor,all", "hypervisor.type=qemu",
-                                 "nodehm.mgt=kvm"]) == 0
-        assert tablecmds.chtab([f"node={h.name}", f"hostconn.uri={h.tcp_uri}",
-                                f"hostconn.options=migrate_uri=tcp://127.0.0.1:{port};"
-                                "listen_address=127.0.0.1"]) == 0
+    add_hosts(mig_hosts, (49481, 49482))
     assert nodecmds.nodeadd(["nmtest-rmig", "groups=all", "nodehm.mgt=kvm",
                              f"vm.host={a.name}", "vm.migrationdest=hypervisor",
                              "vm.memory=64", "vm.bootorder=hd"]) == 0

@@ -126,9 +126,6 @@ def _libvirt() -> Any:
     return _LIBVIRT
 
 
-_reason = reason
-
-
 def _effective_uri(uri: str) -> str:
     """``qemu+ssh`` URIs get ``no_tty=1`` (as xCAT): never hang on a password prompt."""
     parts = urlsplit(uri)
@@ -196,10 +193,10 @@ class LibvirtDriver(HypervisorDriver):
             else:
                 conn = lv.open(uri)
         except lv.libvirtError as exc:
-            reason = _reason(exc)
+            why = reason(exc)
             if exc.get_error_code() in (lv.VIR_ERR_AUTH_FAILED, lv.VIR_ERR_AUTH_CANCELLED):
-                raise PermanentError(f"Cannot communicate via libvirt to {label}: {reason}") from exc
-            raise Unreachable(f"Cannot communicate via libvirt to {label}: {reason}") from exc
+                raise PermanentError(f"Cannot communicate via libvirt to {label}: {why}") from exc
+            raise Unreachable(f"Cannot communicate via libvirt to {label}: {why}") from exc
         if conn is None:
             raise Unreachable(f"Cannot communicate via libvirt to {label}: connection failed")
         return conn
@@ -238,21 +235,18 @@ class LibvirtDriver(HypervisorDriver):
         if _LIBVIRT is None or not isinstance(exc, _LIBVIRT.libvirtError):
             return None
         lv = self.lv
-        code, domain, reason = exc.get_error_code(), exc.get_error_domain(), _reason(exc)
+        code, domain, why = exc.get_error_code(), exc.get_error_domain(), reason(exc)
         if code == lv.VIR_ERR_NO_DOMAIN:
-            return NotFound(reason)
+            return NotFound(why)
         if code == lv.VIR_ERR_OPERATION_INVALID:
-            return InvalidState(reason)
+            return InvalidState(why)
         lost = code in (lv.VIR_ERR_NO_CONNECT, lv.VIR_ERR_INVALID_CONN)
         if not lost and (domain in (lv.VIR_FROM_RPC, lv.VIR_FROM_REMOTE)
                          or code in (lv.VIR_ERR_RPC, lv.VIR_ERR_SYSTEM_ERROR)):
             lost = not self._alive()
         if lost:
-            return Unreachable(f"Cannot communicate via libvirt to {self.label}: {reason}")
-        return PermanentError(reason)
-
-    def _is(self, exc: Any, *codes: int) -> bool:
-        return isinstance(exc, self.lv.libvirtError) and exc.get_error_code() in codes
+            return Unreachable(f"Cannot communicate via libvirt to {self.label}: {why}")
+        return PermanentError(why)
 
     # -- small helpers ---------------------------------------------------------------------
 
@@ -618,7 +612,7 @@ class LibvirtDriver(HypervisorDriver):
                 changed |= self._remove_disk(dom, dev, active, config, define, errs,
                                              purge=dev in purge)
             except lv.libvirtError as exc:
-                errs.append(f"Unable to remove device {dev}: {_reason(exc)}")
+                errs.append(f"Unable to remove device {dev}: {reason(exc)}")
 
         if change.cdrom or change.eject:
             path = self.storage.cdrom_path(change.cdrom) if change.cdrom else None
@@ -712,11 +706,11 @@ class LibvirtDriver(HypervisorDriver):
                 try:
                     dom.attachDeviceFlags(disk_xml(disk), live_flags)
                 except lv.libvirtError as exc:
-                    reason = _reason(exc)
-                    if "No more available PCI" in reason:
+                    why = reason(exc)
+                    if "No more available PCI" in why:
                         errs.append(f"Exhausted Virtio limits trying to add {vol.path()}")
                     else:
-                        errs.append(f"Unable to attach {vol.path()} because of {reason}")
+                        errs.append(f"Unable to attach {vol.path()} because of {why}")
                     self.storage.cleanup([vol])
                     continue
                 changed = True
@@ -775,9 +769,9 @@ class LibvirtDriver(HypervisorDriver):
             except lv.libvirtError as exc:
                 # "Tray of device '...' is not open" (remove-medium) or "Tray of the device is
                 # not open" (insert-medium)
-                if "tray of" not in _reason(exc).lower():
+                if "tray of" not in reason(exc).lower():
                     raise
-                raise Transient(_reason(exc)) from exc
+                raise Transient(reason(exc)) from exc
 
         try:
             retry(attempt, schedule=(MEDIA_DELAY_S,) * (MEDIA_RETRIES - 1))
@@ -806,7 +800,7 @@ class LibvirtDriver(HypervisorDriver):
             else:
                 vol.resize(new, lv.VIR_STORAGE_VOL_RESIZE_SHRINK if new < capacity else 0)
         except lv.libvirtError as exc:
-            return f"Resizing disk {dev} failed, {_reason(exc)}", False
+            return f"Resizing disk {dev} failed, {reason(exc)}", False
         return f"Resized disk {dev}", True
 
     # -- rpower ----------------------------------------------------------------------------
@@ -1010,9 +1004,9 @@ class LibvirtDriver(HypervisorDriver):
         except self.lv.libvirtError as exc:
             if not self._alive():
                 raise Unreachable(f"Cannot communicate via libvirt to {self.label}: "
-                                  f"{_reason(exc)}") from exc
+                                  f"{reason(exc)}") from exc
             raise PermanentError(f"Failed migration of {spec.node} from {self.label} to "
-                                 f"{target.host or target.uri}: {_reason(exc)}") from exc
+                                 f"{target.host or target.uri}: {reason(exc)}") from exc
 
     def _migrate_vm(self, spec: VmSpec, target: Endpoint, dconn: Any, same: bool) -> NodeResult:
         lv = self.lv
@@ -1066,7 +1060,7 @@ class LibvirtDriver(HypervisorDriver):
             ddom = dconn.lookupByName(node)
         except lv.libvirtError as exc:
             raise PermanentError(f"Failed migration of {node} from {self.label} to {dst}: "
-                                 f"not found on the target after migration ({_reason(exc)})") from exc
+                                 f"not found on the target after migration ({reason(exc)})") from exc
         if not ddom.isActive():
             raise PermanentError(f"Failed migration of {node} from {self.label} to {dst}: "
                                  "not running on the target after migration")

@@ -331,3 +331,25 @@ def test_remote_display_parameters(real):
         d.console(bare, display=True)
     assert type(exc.value).__name__ == "Unsupported"
     assert str(exc.value).startswith(f"{bare.node} has no VNC or SPICE display")
+
+
+@pytest.mark.libvirtd
+@pytest.mark.slow
+def test_lost_connection_fails_every_node(real):
+    """The new methods share the base loop: a connection that dies under the driver is
+    Unreachable (every node not yet reported fails with that one line), never a
+    per-node libvirt message."""
+    from nodemgr.plugins.base import Unreachable
+
+    d = _real_driver(real)
+    specs = [_real_spec(real, "u1"), _real_spec(real, "u2")]
+    for call in (lambda: d.inventory(specs), lambda: d.vitals(specs, 0.1),
+                 lambda: d.set_boot(specs, "net")):
+        d._conn.close()  # the connection dies under the driver
+        with pytest.raises(Unreachable, match="^Cannot communicate via libvirt to localhost"):
+            list(call())
+        d.close()
+        d.connect()
+    with pytest.raises(Unreachable):
+        d._conn.close()
+        d.scan()

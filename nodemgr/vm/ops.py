@@ -126,6 +126,20 @@ def _traits(driver: str):
     return traits_of(driver)
 
 
+def _targets(run: Run, command: str, **kwargs):
+    """:func:`nodemgr.vmspec.vm_targets` for *command*: a node whose family cannot run
+    it (``Traits.cannot``) gets the family's reason as its error, before any call."""
+    from nodemgr.vmspec import vm_targets
+
+    targets = vm_targets(run.res, **kwargs)
+    for t in targets:
+        if t.error is None and t.driver:
+            why = _traits(t.driver).why_not(command)
+            if why:
+                t.error = why
+    return targets
+
+
 def _host_nodes(run: Run, targets) -> dict[int, object]:
     """Positions of targets that are hypervisor/manager nodes (no endpoint of their own
     as a VM, and a hypervisor row or hostconn.uri), mapped to their host targets."""
@@ -167,9 +181,7 @@ def power(run: Run, action: str) -> Iterator[NodeResult]:
     endpoint answers; a host reached through its manager: the manager's view of it) and
     refuses other actions; a VM without a host is ``off`` for ``stat``.
     """
-    from nodemgr.vmspec import vm_targets
-
-    targets = vm_targets(run.res, need_host=False)
+    targets = _targets(run, "rpower", need_host=False)
     adopted = adopt_hosts(run, targets) if action in ("on", "boot") else {}
     local = {}
     for i, host in _host_nodes(run, targets).items():
@@ -211,9 +223,7 @@ def create(run: Run, *, disk_sizes_mib: Sequence[int] = (), memory_mib: int | No
     creating disks of *disk_sizes_mib* (MiB). MACs and UUIDs are generated unless the
     family assigns them; *memory_mib*, *cpus* and *bootparams* are recorded on success."""
     from nodemgr.vm.identity import fill_identity
-    from nodemgr.vmspec import vm_targets
-
-    targets = vm_targets(run.res, disk_sizes_mib=list(disk_sizes_mib), memory_mib=memory_mib,
+    targets = _targets(run, "mkvm", disk_sizes_mib=list(disk_sizes_mib), memory_mib=memory_mib,
                          cpus=cpus, need_host=False)
     adopted = adopt_hosts(run, targets)
     for t in targets:
@@ -245,9 +255,7 @@ def create(run: Run, *, disk_sizes_mib: Sequence[int] = (), memory_mib: int | No
 def remove(run: Run, *, force: bool = False, purge: bool = False) -> Iterator[NodeResult]:
     """``rmvm``: remove each VM from its host (``force`` stops it first, ``purge`` deletes
     its disks); the stored definition is dropped, the node's definition kept."""
-    from nodemgr.vmspec import vm_targets
-
-    targets = vm_targets(run.res)
+    targets = _targets(run, "rmvm")
     results = run.stream(targets, lambda drv, group: drv.remove(
         [t.spec for t in group], force=force, purge=purge))
     yield from run.commit_all(results, lambda r: Facts(cleared={"definition"}))
@@ -258,9 +266,7 @@ def remove(run: Run, *, force: bool = False, purge: bool = False) -> Iterator[No
 
 def change(run: Run, change: VmChange) -> Iterator[NodeResult]:
     """``chvm``: apply *change* to each VM; new cpus/memory are recorded on success."""
-    from nodemgr.vmspec import vm_targets
-
-    targets = vm_targets(run.res)
+    targets = _targets(run, "chvm")
     results = run.stream(targets, lambda drv, group: drv.change([t.spec for t in group],
                                                                 change), validate=True)
     yield from run.commit_all(results, lambda r: Facts(cpus=change.cpus,
@@ -273,9 +279,7 @@ def change(run: Run, change: VmChange) -> Iterator[NodeResult]:
 def listing(run: Run, *, details: bool = False) -> Iterator[NodeResult]:
     """``lsvm``: for a hypervisor or manager node, its VMs (``name: state``; with
     *details*, also uuid, memory, cpus, MACs, disks); for a VM, its details."""
-    from nodemgr.vmspec import vm_targets
-
-    targets = vm_targets(run.res, need_host=False)
+    targets = _targets(run, "lsvm", need_host=False)
     hosts = _host_nodes(run, targets)
     for i, t in enumerate(targets):
         if i in hosts:
@@ -325,11 +329,11 @@ def migrate(run: Run, target: str | None = None, *, force: bool = False) -> Iter
     VMs chooses itself when neither is given. One migration at a time. With *force*, a VM
     whose source host is unreachable is just recorded on the target."""
     from nodemgr import noderange
-    from nodemgr.vmspec import host_endpoint, vm_targets
+    from nodemgr.vmspec import host_endpoint
 
     if target:
         noderange.expand(target, run.resolver)  # the target must be a known node
-    targets = vm_targets(run.res)
+    targets = _targets(run, "rmigrate")
     dest, local = {}, {}
     for t in targets:
         if t.error or t.endpoint is None:
@@ -371,7 +375,7 @@ def evacuate(run: Run) -> Iterator[NodeResult]:
     manager's choice for a family that places VMs. One result per VM (``vm: migrated to
     h2`` / its error), then one for the host: ``no running VM`` or which stayed and why.
     """
-    from nodemgr.vmspec import host_endpoint, host_target, is_host_node, vm_targets
+    from nodemgr.vmspec import host_endpoint, host_target, is_host_node
 
     for host in run.nodes:
         if not is_host_node(run.res, host):
@@ -386,7 +390,7 @@ def evacuate(run: Run) -> Iterator[NodeResult]:
         names = _vm_nodes(run, host, running)
         stayed: dict[str, str] = {}
         sub = _subrun(run, [n for n in names.values() if n])
-        targets = vm_targets(sub.res)
+        targets = _targets(sub, "revacuate")
         free: dict[str, int] = {}
         dest, local = {}, {}
         for vm, node in names.items():
@@ -541,12 +545,10 @@ def make_master(run: Run, master: str, *, detached: bool = False,
                 force: bool = False) -> Iterator[NodeResult]:
     """``clonevm -t``: make master *master* from the run's one VM; records the
     ``vmmaster`` row and its definition; the VM is based on it unless *detached*."""
-    from nodemgr.vmspec import vm_targets
-
     if len(run.nodes) != 1:
         raise UsageError("-t makes one master from exactly one VM")
     detached = detached or force
-    targets = vm_targets(run.res)
+    targets = _targets(run, "clonevm")
 
     def call(drv, group):
         for t in group:
@@ -568,7 +570,7 @@ def clone(run: Run, master: str, *, detached: bool = False) -> Iterator[NodeResu
     without its own nics/storage takes the master's; new MACs and UUIDs unless the family
     assigns them."""
     from nodemgr.vm.identity import fill_identity
-    from nodemgr.vmspec import driver_of, vm_targets
+    from nodemgr.vmspec import driver_of
 
     row = writeback.read_master(run.store, master)
     own = {n for n in run.nodes
@@ -581,7 +583,7 @@ def clone(run: Run, master: str, *, detached: bool = False) -> Iterator[NodeResu
         for col in ("nics", "storage", "storagemodel"):
             if not at.get(f"vm.{col}") and row.get(col):
                 at[f"vm.{col}"] = row[col]
-    targets = vm_targets(run.res)
+    targets = _targets(run, "clonevm")
     extra = {}
     for t in targets:
         if t.spec is not None and t.error is None:
@@ -605,12 +607,10 @@ def vitals(run: Run, items: Sequence[str] = ("all",),
     A figure the family cannot give is said so on its line; a node that gave none of the
     asked figures fails."""
     from nodemgr.vm import report
-    from nodemgr.vmspec import vm_targets
-
     bad = [i for i in items if i not in VITALS]
     if bad:
         raise UsageError(f"unknown vitals item '{bad[0]}' (one of {', '.join(VITALS)})")
-    targets = vm_targets(run.res)
+    targets = _targets(run, "rvitals")
     results = run.stream(targets, lambda drv, group: drv.vitals([t.spec for t in group],
                                                                 interval_s))
     for r in run.commit_all(results):
@@ -620,12 +620,10 @@ def vitals(run: Run, items: Sequence[str] = ("all",),
 def inventory(run: Run, items: Sequence[str] = ("all",)) -> Iterator[NodeResult]:
     """``rinv``: each VM's inventory; *items* from :data:`INVENTORY`."""
     from nodemgr.vm import report
-    from nodemgr.vmspec import vm_targets
-
     bad = [i for i in items if i not in INVENTORY]
     if bad:
         raise UsageError(f"unknown inventory item '{bad[0]}' (one of {', '.join(INVENTORY)})")
-    targets = vm_targets(run.res)
+    targets = _targets(run, "rinv")
     results = run.stream(targets, lambda drv, group: drv.inventory([t.spec for t in group]))
     for r in run.commit_all(results):
         yield report.inventory(r, items)
@@ -634,11 +632,9 @@ def inventory(run: Run, items: Sequence[str] = ("all",)) -> Iterator[NodeResult]
 def set_boot(run: Run, device: str) -> Iterator[NodeResult]:
     """``rsetboot``: make *device* (:data:`BOOT_DEVICES`) each VM's first boot device from
     its next start."""
-    from nodemgr.vmspec import vm_targets
-
     if device not in BOOT_DEVICES:
         raise UsageError(f"unknown boot device '{device}' (one of {', '.join(BOOT_DEVICES)})")
-    targets = vm_targets(run.res)
+    targets = _targets(run, "rsetboot")
     results = run.stream(targets, lambda drv, group: drv.set_boot([t.spec for t in group],
                                                                   device))
     for r in run.commit_all(results):
@@ -654,9 +650,7 @@ def consoles(run: Run, *, kind: str | None = None) -> Iterator[NodeResult]:
     """``getcons`` / ``getrvidparms``: how to reach each VM's console. *kind*
     ``display`` keeps only remote displays (VNC/SPICE), ``serial`` only serial consoles."""
     from nodemgr.vm import report
-    from nodemgr.vmspec import vm_targets
-
-    targets = vm_targets(run.res)
+    targets = _targets(run, "getrvidparms" if kind == "display" else "getcons")
 
     def call(drv, group):
         for t in group:
@@ -678,14 +672,10 @@ def open_console(run: Run, node: str):
         UsageError (no VM target), DriverError (the driver's one-line reason).
     """
     from nodemgr.plugins.registry import load_driver
-    from nodemgr.vmspec import vm_targets
 
-    (t,) = vm_targets(run.res)
+    (t,) = _targets(run, "rcons")
     if t.error:
-        raise UsageError(t.error)
-    why = _traits(t.driver).why_not("rcons")
-    if why:
-        raise UsageError(f"{node}: {why}")
+        raise UsageError(f"{node}: {t.error}")
     drv = load_driver(t.driver)(t.endpoint, run.timeout)
     try:
         drv.connect()

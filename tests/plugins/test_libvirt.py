@@ -649,7 +649,7 @@ class TestCloneOnTestDriver:
         assert cols(r)["vm.master"] == "gold"
         pool = drv.conn.storagePoolLookupByName("images")
         assert "gold.vda.qcow2" in pool.listVolumes()
-        mdef = r.data["master_definition"]
+        mdef = r.facts.master_definition
         root = ET.fromstring(mdef)
         assert root.findtext("name") == "gold" and root.find("uuid") is None
         assert root.find("devices/interface/mac") is None
@@ -855,13 +855,13 @@ class TestRealLibvirtd:
         assert _qcow2_backing(real.dir / f"{src.node}.vda.qcow2") == str(mfile)
         assert cols(r)["vm.master"] == master
         clone = _real_spec(real, "c1", uuid="5e5e5e5e-0000-4000-8000-000000000001")
-        c = one(d.clone_from_master([clone], master, r.data["master_definition"]))
+        c = one(d.clone_from_master([clone], master, r.facts.master_definition))
         assert c.ok, c.message
         cfile = real.dir / f"{clone.node}.vda.qcow2"
         assert _qcow2_backing(cfile) == str(mfile)
         assert real.conn.lookupByName(clone.node).UUIDString() == clone.uuid
         full = _real_spec(real, "c2")
-        c = one(d.clone_from_master([full], master, r.data["master_definition"], detached=True))
+        c = one(d.clone_from_master([full], master, r.facts.master_definition, detached=True))
         assert c.ok and _qcow2_backing(real.dir / f"{full.node}.vda.qcow2") is None
         assert [x.message for x in d.power([clone, src], "on")] == ["on", "on"]
         res = list(d.remove([clone, src, full], force=True, purge=True))

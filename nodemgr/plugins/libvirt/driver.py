@@ -1078,8 +1078,7 @@ class LibvirtDriver(HypervisorDriver):
         a capacity of M MB)`` lines). Unless detached, the VM's disks are then replaced by
         thin qcow2 overlays on the master copies (identical content, so this is xCAT's
         rebase without qemu-img) and the facts carry ``master`` and the VM's new
-        ``definition``. ``facts.master_definition`` (also ``data["master_definition"]``,
-        which the command pops before printing) is the master's XML: no UUID, no MACs,
+        ``definition``. ``facts.master_definition`` is the master's XML: no UUID, no MACs,
         name = master, disks = the copies."""
         return next(self.each_node([spec], self._make_master, master, detached, force))
 
@@ -1167,7 +1166,7 @@ class LibvirtDriver(HypervisorDriver):
             first = next(iter(sources.values()))
             storage = "dir://" + first.rpartition("/")[0]
         return NodeResult(node=node, message="\n".join(lines), facts=facts,
-                          data={"master_definition": master_xml, "master": master,
+                          data={"master": master,
                                 "master_disks": sorted(sources.values()), "storage": storage})
 
     def clone_from_master(self, specs: Sequence[VmSpec], master: str, master_definition: str | None,

@@ -223,6 +223,7 @@ def _read_until(stream, needles, deadline_s=90.0) -> bytes:
         chunk = stream.read(1.0)
         if chunk is None:
             break
+        assert len(chunk) <= 4096  # ConsoleStream.read: up to 4 KiB
         buf += chunk
     return buf
 
@@ -255,6 +256,7 @@ def test_serial_console_shows_the_firmware(real, l2_bridge):
     finally:
         cons.stream.close()
     cons.stream.close()  # twice is harmless
+    assert cons.stream.read(0.1) is None
 
 
 @pytest.mark.libvirtd

@@ -68,6 +68,7 @@ class LibvirtConsoleStream(ConsoleStream):
         self._chunks: queue.Queue[bytes | None] = queue.Queue()
         self._closed = False
         self._eof = False
+        self._buf = b""
         self._lock = threading.Lock()
         stream.eventAddCallback(lv.VIR_STREAM_EVENT_READABLE | lv.VIR_STREAM_EVENT_ERROR
                                 | lv.VIR_STREAM_EVENT_HANGUP, self._on_event, None)
@@ -98,32 +99,34 @@ class LibvirtConsoleStream(ConsoleStream):
             pass
         self._chunks.put(None)
     def read(self, timeout: float) -> bytes | None:
-        """Up to a few KiB the guest printed (every chunk already received), waiting at
-        most *timeout* seconds for the first; b"" when nothing came in time, None once
+        """Up to 4 KiB the guest printed (what has arrived, joined), waiting at most
+        *timeout* seconds for the first bytes; b"" when nothing came in time, None once
         the console closed (domain stopped, console taken by another client with force,
-        or :meth:`close`)."""
-        if self._eof:
+        or :meth:`close`) and everything before was read."""
+        if self._closed:
             return None
-        try:
-            first = self._chunks.get(timeout=max(timeout, 0.0))
-        except queue.Empty:
-            return b""
-        out = [first] if first is not None else []
-        eof = first is None
-        while not eof and sum(map(len, out)) < CHUNK:
-            try:
-                more = self._chunks.get_nowait()
-            except queue.Empty:
-                break
-            if more is None:
-                eof = True
-            else:
-                out.append(more)
-        if eof:
-            self._eof = True
-            if not out:
+        if not self._buf:
+            if self._eof:
                 return None
-        return b"".join(out)
+            try:
+                first = self._chunks.get(timeout=max(timeout, 0.0))
+            except queue.Empty:
+                return b""
+            if first is None:
+                self._eof = True
+                return None
+            self._buf = first
+            while len(self._buf) < CHUNK:
+                try:
+                    more = self._chunks.get_nowait()
+                except queue.Empty:
+                    break
+                if more is None:
+                    self._eof = True
+                    break
+                self._buf += more
+        out, self._buf = self._buf[:CHUNK], self._buf[CHUNK:]
+        return out
 
     def write(self, data: bytes) -> None:
         """Send *data* (keystrokes) to the guest's console. Raises OSError once closed."""

@@ -23,7 +23,7 @@ import re
 
 from nodemgr.errors import UsageError
 
-VIRT_TYPES = ("kvm", "qemu", "xen")
+VIRT_TYPES = ("kvm", "qemu", "xen", "vbox")
 _NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_.-]*$")
 _MAC = re.compile(r"^[0-9a-f]{2}(:[0-9a-f]{2}){5}$")
 

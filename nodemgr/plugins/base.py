@@ -439,7 +439,8 @@ class Console:
 
     Attributes:
         kind: ``serial`` (a byte stream: :attr:`stream` is set when opened by ``rcons``),
-            ``vnc`` or ``spice`` (a remote display: host/port/password).
+            ``vnc``, ``spice`` or ``rdp`` (a remote display: host/port/password;
+            ``rdp`` is VirtualBox's VRDE).
         host: address to connect to (remote display), or the hypervisor.
         port: TCP port (remote display).
         password: one-time ticket/password (remote display), never logged.

@@ -146,7 +146,7 @@ def callback_base(store, master: str | None = None) -> str:
     Raises:
         NetworkError: no callbackurl, no *master* and no ``site.master``.
     """
-    url = settings.get(store, "callbackurl")
+    url = settings.get(store, "callbackurl", _conf())
     if url:
         return url
     master = master or store.site("master")
@@ -199,6 +199,28 @@ class _Plan:
     answer: str | None = None                    # answer file text (installs with one)
 
 
+_conf_cache: tuple[tuple, object] | None = None
+
+
+def _conf():
+    """:func:`nodemgr.config.load`, parsed again only when the file in effect (its path,
+    size, modification time) or ``$NODEMGR_DB`` changed: a callback makes two call
+    contexts, each reading three settings that may fall back to the file, and parsing
+    it was a third of a callback's CPU time."""
+    global _conf_cache
+    from nodemgr import config
+
+    path = config.conf_path()
+    try:
+        st = os.stat(path) if path else None
+    except OSError:
+        st = None
+    key = (path, st and (st.st_mtime_ns, st.st_size, st.st_ino), os.environ.get("NODEMGR_DB"))
+    if _conf_cache is None or _conf_cache[0] != key:
+        _conf_cache = (key, config.load())
+    return _conf_cache[1]
+
+
 class _Ctx:
     """Per-call caches: site values, osimage rows, TFTP trees."""
 
@@ -207,9 +229,14 @@ class _Ctx:
         self.resolver = resolver
         self.site_master = store.site("master")
         self._masters: networks.MasterResolver | None = None
-        self.callbackurl = settings.get(store, "callbackurl")
-        self.httpport = settings.get(store, "httpport")
-        self.site_tftpdir = settings.get(store, "tftpdir")
+        with store.site_cache():  # (site read once; the file only if site lacks a value)
+            values = {k: store.site(k) for k in ("callbackurl", "httpport", "tftpdir")}
+            if not all(values.values()):
+                conf = _conf()
+                values = {k: v or settings.get(store, k, conf) for k, v in values.items()}
+        self.callbackurl = values["callbackurl"]
+        self.httpport = values["httpport"]
+        self.site_tftpdir = values["tftpdir"]
         self.tokens = tokens.enabled(store)
         self.nodestatus = (store.site("nodestatus") or "y").lower() not in ("n", "no", "0")
         self._images: dict[str, tuple] = {}
@@ -229,7 +256,7 @@ class _Ctx:
     def answers(self) -> autoinst.AnswerFiles:
         """The call's :class:`~nodemgr.netboot.autoinst.AnswerFiles` (made on first use)."""
         if self._answers is None:
-            self._answers = autoinst.AnswerFiles(self.store)
+            self._answers = autoinst.AnswerFiles(self.store, _conf())
         return self._answers
 
     def master(self, a: dict) -> str:

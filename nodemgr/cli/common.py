@@ -175,6 +175,7 @@ class Parser(argparse.ArgumentParser):
                          formatter_class=_Formatter, add_help=False)
         self.noderange = noderange
         self.words: list[str] = []
+        self._checking = False
         if help:
             self.add_argument("-h", "--help", "-?", action=_Help,
                               help="print this help and exit")
@@ -264,16 +265,8 @@ class Parser(argparse.ArgumentParser):
         global _last
         self.words = list(sys.argv[1:] if args is None else args)
         _last = self
-        unknown = self._unknown_options(self.words)
-        if unknown:  # named first, as Getopt::Long does, before missing arguments
-            s = "s" if len(unknown) > 1 else ""
-            self.error(f"Unknown option{s}: {' '.join(unknown)}")
         ns, extra = parse(self.words, namespace)
         if extra:
-            unknown = [w for w in extra if w.startswith("-") and w != "-"]
-            if unknown:
-                s = "s" if len(unknown) > 1 else ""
-                self.error(f"Unknown option{s}: {' '.join(unknown)}")
             s = "s" if len(extra) > 1 else ""
             self.error(f"unexpected argument{s}: {' '.join(extra)}")
         return ns
@@ -295,6 +288,15 @@ class Parser(argparse.ArgumentParser):
         """Raise ``UsageError``: *message* (or, when the words look shell-expanded, the
         glob message instead), then the usage block; ``main_wrapper`` prints it after
         ``Error:`` and exits 1."""
+        if not self._checking:
+            self._checking = True  # _parse_optional may call error() itself
+            try:
+                unknown = self._unknown_options(self.words)
+            finally:
+                self._checking = False
+            if unknown:  # named first, as Getopt::Long does, before missing arguments
+                s = "s" if len(unknown) > 1 else ""
+                message = f"Unknown option{s}: {' '.join(unknown)}"
         if self.takes_noderange and looks_globbed(self.words):
             message = glob_message(self.words)
         raise UsageError(f"{message}\n{self.format_usage().rstrip()}")

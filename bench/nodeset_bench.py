@@ -55,12 +55,13 @@ def _nodes() -> list[str]:
     return [f"n{i:05d}" for i in range(N)]
 
 
-def _setup(work: Path):
+def _setup(work: Path, url: str | None = None):
+    """Tables for N nodes under *work* (SQLite ``nodeset.sqlite`` unless *url*)."""
     from nodemgr.netboot import mknb
     from nodemgr.tables.resolve import Resolver
     from nodemgr.tables.store import Store
 
-    store = Store(f"sqlite:///{work}/nodeset.sqlite")
+    store = Store(url or f"sqlite:///{work}/nodeset.sqlite")
     mknb.install_postscripts(str(work / "install"))
     with store.transaction():
         store.upsert("site", {"key": "tftpdir"}, {"value": str(work / "tftp")})

@@ -5,8 +5,9 @@ a) ``nodels n000001`` against a 100,000-node table vs the same against a 1,000-n
 b) ``nodeadd 'x[00001-10000]' groups=new,all nodehm.mgt=ipmi`` and then
    ``noderm 'x[00001-10000]'`` into / from a 100,000-node table vs a 1,000-node table
    (target <= 1.3x each);
-c) ``nodeadd`` of 100,000 new nodes (and ``noderm`` of them) on PostgreSQL vs SQLite
-   (target <= 2x).
+c) ``nodeadd`` of 100,000 new nodes (and ``noderm`` of them), ``tabrestore`` of a
+   100,000-row hosts dump and ``nodeset`` of 10,000 nodes (library call) on PostgreSQL
+   vs SQLite (target <= 2x each, issue 14 item 3).
 
 Every command is the real console script run as a subprocess (cold start included, the
 same on both sides), stdout to /dev/null; the tables are built in set-up with
@@ -144,9 +145,37 @@ def _add_rm_rounds(urls: dict[str, str], envs: dict[str, dict], order: list[str]
     return out
 
 
+def _nodeset_rows(t, work: Path, pg: _Pg, rounds: int) -> None:
+    """``nodeset <10,000 nodes> osimage=`` (library call, boot files on tmpfs when
+    writable) on PostgreSQL vs SQLite, fresh tables and trees each round, order
+    alternating (bench/nodeset_bench.py's set-up)."""
+    import tempfile
+
+    import nodeset_bench as nb
+
+    from nodemgr.netboot.nodeset import nodeset
+
+    nb.N = 10_000
+    base = "/dev/shm" if os.access("/dev/shm", os.W_OK) else str(work)
+    walls: dict[str, list[float]] = {"sqlite": [], "pg": []}
+    for i in range(rounds):
+        for side in (("sqlite", "pg") if i % 2 == 0 else ("pg", "sqlite")):
+            with tempfile.TemporaryDirectory(prefix="nodemgr-bench-", dir=base) as tmp:
+                store, res = nb._setup(Path(tmp), pg.url() if side == "pg" else None)
+                t0 = time.perf_counter()
+                out = nodeset(store, res, nb._nodes(), f"osimage={nb.IMG}")
+                walls[side].append(time.perf_counter() - t0)
+                store.close()
+                if not all(r.ok for r in out):
+                    raise RuntimeError(f"nodeset on {side}: {out[0].message}")
+    _pair_rows(t, "nodeset 10k osimage=, PostgreSQL", "nodeset 10k osimage=, SQLite",
+               list(zip(walls["pg"], walls["sqlite"], strict=True)), 2.0, "SQLite")
+
+
 def run(t, work: Path, *, quick: bool = False) -> None:
     """Add the rows to bench table *t* (``bench.Table``)."""
     sys.path.insert(0, str(ROOT))
+    sys.path.insert(0, str(ROOT / "bench"))
     rounds = 3 if quick else 5
     bulk = 20_000 if quick else 100_000
     sq = {n: f"sqlite:///{work}/scale-{n}.sqlite" for n in (SMALL, LARGE)}
@@ -208,6 +237,21 @@ def run(t, work: Path, *, quick: bool = False) -> None:
                    [(a[0], b[0]) for a, b in pairs], 2.0, "SQLite")
         _pair_rows(t, f"noderm {bulk // 1000}k, PostgreSQL", f"noderm {bulk // 1000}k, SQLite",
                    [(a[1], b[1]) for a, b in pairs], 2.0, "SQLite")
+        dump = work / "hosts-dump.csv"
+        with open(dump, "w") as f:  # what tabdump hosts writes for `bulk` nodes
+            f.write("#node,ip,hostnames,otherinterfaces,comments,disable\n")
+            for i in range(bulk):
+                f.write(f'"b{i:06d}","10.{i >> 16 & 255}.{i >> 8 & 255}.{i & 255}",,,,\n')
+        walls: dict[str, list[float]] = {"sqlite": [], "pg": []}
+        for i in range(rounds):
+            for side in (("sqlite", "pg") if i % 2 == 0 else ("pg", "sqlite")):
+                walls[side].append(_timed(_cmd("tabrestore", str(dump)), envs2[side]))
+                if _count(urls[side], "hosts") != bulk:
+                    raise RuntimeError(f"tabrestore on {side}: wrong row count")
+        _pair_rows(t, f"tabrestore of a {bulk // 1000}k hosts dump, PostgreSQL",
+                   f"tabrestore of a {bulk // 1000}k hosts dump, SQLite",
+                   list(zip(walls["pg"], walls["sqlite"], strict=True)), 2.0, "SQLite")
+        _nodeset_rows(t, work, pg, rounds)
     finally:
         pg.close()
 

@@ -434,6 +434,9 @@ def main() -> int:
         import scale_bench  # bench/scale_bench.py: key-sized work, bulk writes (issue 14)
 
         scale_bench.run(t, work, quick=args.quick)
+        import tables_bench  # bench/tables_bench.py: per-size rows and slopes (issue 14)
+
+        tables_bench.run(t, work)
     t.emit("")
     t.emit(f"bench took {time.monotonic() - t0:.0f} s; commands run with byte-code caches "
            "(PYTHONDONTWRITEBYTECODE unset for them)")

@@ -237,7 +237,8 @@ def run(t, work: Path, *, quick: bool = False) -> None:
                    [(a[0], b[0]) for a, b in pairs], 2.0, "SQLite")
         _pair_rows(t, f"noderm {bulk // 1000}k, PostgreSQL", f"noderm {bulk // 1000}k, SQLite",
                    [(a[1], b[1]) for a, b in pairs], 2.0, "SQLite")
-        dump = work / "hosts-dump.csv"
+        (work / "dump").mkdir(exist_ok=True)
+        dump = work / "dump" / "hosts.csv"  # tabrestore takes the table from the name
         with open(dump, "w") as f:  # what tabdump hosts writes for `bulk` nodes
             f.write("#node,ip,hostnames,otherinterfaces,comments,disable\n")
             for i in range(bulk):

@@ -692,9 +692,12 @@ class HypervisorDriver:
         ``facts.bootdev`` = device, ``facts.definition`` when the definition changed."""
         self._unsupported("rsetboot")
 
-    def console(self, spec: VmSpec, *, open_stream: bool = False) -> Console:
+    def console(self, spec: VmSpec, *, open_stream: bool = False,
+                display: bool = False) -> Console:
         """How to reach *spec*'s console; with *open_stream*, a serial console opened for
-        ``rcons`` (:attr:`Console.stream`). Raises NotFound, Unsupported (no serial
+        ``rcons`` (:attr:`Console.stream`); with *display*, its remote display (VNC, SPICE,
+        RDP) for ``getrvidparms`` when the family has both (a family with one kind of
+        console ignores it). Raises NotFound, Unsupported (no serial
         console: the message says what there is instead)."""
         self._unsupported("rcons")
 

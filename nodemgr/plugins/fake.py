@@ -576,7 +576,8 @@ class FakeDriver(HypervisorDriver):
         vm["bootorder"] = list(order or spec.bootorder)
         return NodeResult(spec.node, facts=Facts(bootdev=device))
 
-    def console(self, spec: VmSpec, *, open_stream: bool = False) -> Console:
+    def console(self, spec: VmSpec, *, open_stream: bool = False,
+                display: bool = False) -> Console:
         """A serial console that prints a firmware banner and echoes what it is sent
         (endpoint option ``console=none``: no console, Unsupported)."""
         self._round_trip("console")

@@ -655,7 +655,8 @@ def consoles(run: Run, *, kind: str | None = None) -> Iterator[NodeResult]:
     def call(drv, group):
         for t in group:
             try:
-                yield report.console(t.node, drv.console(t.spec), kind)
+                yield report.console(t.node, drv.console(t.spec, display=kind == "display"),
+                                     kind)
             except DriverError as exc:
                 yield drv.failed(t.node, exc)
 

@@ -1423,7 +1423,12 @@ class LibvirtDriver(HypervisorDriver):
             states = self._all_states()
             out = []
             for dom in self.conn.listAllDomains(0):
-                doc = DomainXml(self._inactive_xml(dom))
+                try:
+                    doc = DomainXml(self._inactive_xml(dom))
+                except lv.libvirtError as exc:
+                    if exc.get_error_code() == lv.VIR_ERR_NO_DOMAIN:
+                        continue  # undefined between the listing and now: not there
+                    raise
                 out.append(VmInfo(name=dom.name(), state=state_word(states.get(dom.name())),
                                   uuid=dom.UUIDString(), memory_mib=doc.memory_kib() // 1024,
                                   cpus=doc.vcpus(), macs=doc.macs(),

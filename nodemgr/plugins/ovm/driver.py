@@ -713,7 +713,8 @@ class OvmDriver(HypervisorDriver):
         return NodeResult(spec.node, message=device, facts=Facts(bootdev=device),
                           data={"bootdev": device, "boot_device": want})
 
-    def console(self, spec: VmSpec, *, open_stream: bool = False) -> Console:
+    def console(self, spec: VmSpec, *, open_stream: bool = False,
+                display: bool = False) -> Console:
         """The VM's VNC display: the address of the server it runs on, the ``vncPort`` the
         manager reports and the VNC password (``getVncPassword``). Raises Unsupported with
         *open_stream* (no serial console), InvalidState when the VM is not running (the

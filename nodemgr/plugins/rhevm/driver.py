@@ -832,7 +832,8 @@ class RhevmDriver(HypervisorDriver):
 
         return self.each_node(specs, one)
 
-    def console(self, spec: VmSpec, *, open_stream: bool = False) -> Console:
+    def console(self, spec: VmSpec, *, open_stream: bool = False,
+                display: bool = False) -> Console:
         """The VM's remote display (``getrvidparms``): protocol (``vnc``/``spice``),
         address and port of the running VM, and a one-time password from the engine's
         ``ticket`` action (valid 120 s). v4: ``GET vms/{id}/graphicsconsoles?current=true``

@@ -998,7 +998,8 @@ class VboxDriver(HypervisorDriver):
                           facts=Facts(bootdev=device))
 
     # getcons / getrvidparms ------------------------------------------------------------------------
-    def console(self, spec: VmSpec, *, open_stream: bool = False) -> Console:
+    def console(self, spec: VmSpec, *, open_stream: bool = False,
+                display: bool = False) -> Console:
         """The VM's VRDE server (RDP): ``Console(kind="rdp")`` with its address (the host's
         when VRDE listens on every address) and port (the one it listens on while running,
         else the first configured). VirtualBox has no serial console over SSH: with

@@ -780,7 +780,8 @@ class XenDriver(HypervisorDriver):
                           facts=Facts(bootdev=device))
 
     # rcons / getcons -----------------------------------------------------------------------------
-    def console(self, spec: VmSpec, *, open_stream: bool = False) -> Console:
+    def console(self, spec: VmSpec, *, open_stream: bool = False,
+                display: bool = False) -> Console:
         """The running domain's serial console: ``xl console <vm>`` on the dom0 (what
         ``Console.command`` gives as an ``ssh`` line); with *open_stream*, that command on
         an SSH channel with a pty (:class:`~nodemgr.plugins.xen.console.XenConsole`;

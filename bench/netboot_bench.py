@@ -206,6 +206,28 @@ class ByHand:
         self.lock = os.open(db_path + ".writer.lock", os.O_RDWR | os.O_CREAT)
         self.pxe = f"{tftpdir}/pxelinux.cfg"
 
+    #: the largest auditlog.recid (the store's integer expression, which its index uses)
+    MAX_RECID = "SELECT MAX(CAST(recid AS INTEGER)) FROM auditlog"
+
+    def _boot(self, run, node: str) -> str:
+        """Inside the transaction, after the token: the chain read, the boot file written
+        under its temporary name (returned), chain/bootparams/status updated, the audit
+        row. *run*: ``execute(sql, params)`` with ``?`` placeholders."""
+        run("SELECT currstate FROM chain WHERE node = ?", (node,)).fetchone()
+        tmp = f"{self.pxe}/.{node}.tmp"
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+        os.write(fd, self.BOOT)
+        os.close(fd)
+        run("UPDATE chain SET currstate = 'boot', currchain = NULL WHERE node = ?", (node,))
+        run("UPDATE bootparams SET kernel = NULL, initrd = NULL, kcmdline = NULL "
+            "WHERE node = ?", (node,))
+        run("UPDATE nodelist SET status = 'booted', statustime = ? WHERE node = ?",
+            (time.strftime("%m-%d-%Y %H:%M:%S"), node))
+        recid = run(self.MAX_RECID, ()).fetchone()[0]
+        run("INSERT INTO auditlog (recid, command, noderange, status) VALUES "
+            "(?, 'installfinished', ?, 'allowed')", (str((recid or 0) + 1), node))
+        return tmp
+
     def __call__(self, node: str, ip: str, token: str) -> int:
         """Handle one callback; returns the HTTP status (200, 403, 404)."""
         import fcntl
@@ -235,20 +257,7 @@ class ByHand:
                 db.execute("ROLLBACK")
                 return 403
             db.execute("DELETE FROM nodetoken WHERE node = ? AND tokenhash = ?", (node, th[0]))
-            db.execute("SELECT currstate FROM chain WHERE node = ?", (node,)).fetchone()
-            tmp = f"{self.pxe}/.{node}.tmp"
-            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
-            os.write(fd, self.BOOT)
-            os.close(fd)
-            db.execute("UPDATE chain SET currstate = 'boot', currchain = NULL WHERE node = ?",
-                       (node,))
-            db.execute("UPDATE bootparams SET kernel = NULL, initrd = NULL, kcmdline = NULL "
-                       "WHERE node = ?", (node,))
-            db.execute("UPDATE nodelist SET status = 'booted', statustime = ? WHERE node = ?",
-                       (time.strftime("%m-%d-%Y %H:%M:%S"), node))
-            recid = db.execute("SELECT MAX(CAST(recid AS INTEGER)) FROM auditlog").fetchone()[0]
-            db.execute("INSERT INTO auditlog (recid, command, noderange, status) VALUES "
-                       "(?, 'installfinished', ?, 'allowed')", (str((recid or 0) + 1), node))
+            tmp = self._boot(db.execute, node)
             db.execute("COMMIT")
             os.replace(tmp, f"{self.pxe}/{node}")
         finally:
@@ -256,12 +265,13 @@ class ByHand:
         return 200
 
 
-class ByHandPg:
+class ByHandPg(ByHand):
     """:class:`ByHand` on PostgreSQL (psycopg 3, autocommit outside the transaction): the
     same reads, the same transaction and boot file, the writers queued on the same
     session-level advisory lock as nodemgr's ``Store.writer_lock``."""
 
-    BOOT = ByHand.BOOT
+    MAX_RECID = ("SELECT MAX(CASE WHEN recid ~ '^[0-9]{1,18}$' THEN CAST(recid AS BIGINT) "
+                 "END) FROM auditlog")
 
     def __init__(self, url: str, tftpdir: str) -> None:
         import zlib
@@ -300,22 +310,7 @@ class ByHandPg:
                     return 403
                 db.execute("DELETE FROM nodetoken WHERE node = %s AND tokenhash = %s",
                            (node, th[0]))
-                db.execute("SELECT currstate FROM chain WHERE node = %s", (node,)).fetchone()
-                tmp = f"{self.pxe}/.{node}.tmp"
-                fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
-                os.write(fd, self.BOOT)
-                os.close(fd)
-                db.execute("UPDATE chain SET currstate = 'boot', currchain = NULL "
-                           "WHERE node = %s", (node,))
-                db.execute("UPDATE bootparams SET kernel = NULL, initrd = NULL, "
-                           "kcmdline = NULL WHERE node = %s", (node,))
-                db.execute("UPDATE nodelist SET status = 'booted', statustime = %s "
-                           "WHERE node = %s", (time.strftime("%m-%d-%Y %H:%M:%S"), node))
-                recid = db.execute(
-                    "SELECT MAX(CASE WHEN recid ~ '^[0-9]{1,18}$' THEN CAST(recid AS BIGINT) "
-                    "END) FROM auditlog").fetchone()[0]
-                db.execute("INSERT INTO auditlog (recid, command, noderange, status) VALUES "
-                           "(%s, 'installfinished', %s, 'allowed')", (str((recid or 0) + 1), node))
+                tmp = self._boot(lambda sql, p: db.execute(sql.replace("?", "%s"), p), node)
             os.replace(tmp, f"{self.pxe}/{node}")
         finally:
             db.execute("SELECT pg_advisory_unlock(%s)", (self.key,))

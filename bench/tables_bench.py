@@ -126,7 +126,8 @@ def run(t, work: Path, *, large: bool | None = None, runs: int = 3) -> None:
     # (label, command name) -> size -> walls
     walls: dict[tuple[str, str], dict[int, list[float]]] = {}
     for n in sizes:
-        dump = work / f"hosts-{n}.csv"
+        (work / f"dump-{n}").mkdir()
+        dump = work / f"dump-{n}" / "hosts.csv"  # tabrestore takes the table from the name
         for label, steps in _cases(n, dump):
             for r in range(runs + (1 if n == sizes[0] else 0)):  # a warm-up on the first size
                 for argv, out in steps:
